@@ -1,0 +1,312 @@
+package channel
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/pubsub"
+)
+
+// ConnectInfo describes a connection attempt. The Connect callback reads it
+// and may set ID, Assigns and CorrelationID; everything else is read-only.
+type ConnectInfo struct {
+	// Params are the connect params decoded Plug-style: nested keys
+	// (user[id]=7) become nested maps, values are strings, "vsn" included.
+	Params map[string]any
+	// Header is the HTTP request header of the upgrade (or LongPoll) request.
+	Header http.Header
+	// RemoteAddr is the peer's address as net/http reports it.
+	RemoteAddr string
+	// AuthToken is the Phoenix 1.8 auth token (from Sec-WebSocket-Protocol
+	// "base64url.bearer.phx.<b64>"), "" when the client sent none.
+	AuthToken string
+	// Serializer is the wire format negotiated from vsn.
+	Serializer Serializer
+	// Request is the HTTP request, for anything else (cookies, TLS state). It
+	// must not be used after Connect returns.
+	Request *http.Request
+
+	// ID is the socket id (Phoenix's id/1), "" for none. A broadcast of event
+	// "disconnect" to the topic ID closes every connection with this id.
+	ID string
+	// Assigns are copied into every channel joined on the connection.
+	Assigns map[string]any
+	// CorrelationID identifies the connection in logs. It is pre-filled with
+	// an id offered by the client (connect param "correlation_id" or header
+	// X-Correlation-ID, if valid) or a fresh one; Connect may replace it.
+	CorrelationID string
+}
+
+// Conn is one client connection, whatever its transport. It owns the
+// connection's joined channels and the goroutines that run them.
+type Conn struct {
+	srv  *Server
+	t    Transport
+	info ConnectInfo
+	ctx  context.Context
+	stop context.CancelFunc
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	chans  map[string]*proc
+	closed bool
+
+	finishOnce sync.Once
+	wg         sync.WaitGroup // channel mailbox goroutines
+	idSub      *connIDSub
+}
+
+// ID returns the socket id set by Connect ("" for none).
+func (c *Conn) ID() string { return c.info.ID }
+
+// CorrelationID returns the connection's correlation id.
+func (c *Conn) CorrelationID() string { return c.info.CorrelationID }
+
+// Params returns the connect params. The map must not be modified.
+func (c *Conn) Params() map[string]any { return c.info.Params }
+
+// Assigns returns the assigns set by Connect. The map must not be modified.
+func (c *Conn) Assigns() map[string]any { return c.info.Assigns }
+
+// Header returns the header of the connecting HTTP request.
+func (c *Conn) Header() http.Header { return c.info.Header }
+
+// RemoteAddr returns the peer address.
+func (c *Conn) RemoteAddr() string { return c.info.RemoteAddr }
+
+// AuthToken returns the auth token the client sent, "" for none.
+func (c *Conn) AuthToken() string { return c.info.AuthToken }
+
+// Serializer returns the connection's wire format.
+func (c *Conn) Serializer() Serializer { return c.info.Serializer }
+
+// Context returns a context canceled when the connection ends. It carries
+// the correlation id.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Logger returns the connection's logger; records logged with
+// Context() carry the correlation id.
+func (c *Conn) Logger() *slog.Logger { return c.log }
+
+// Close closes the connection with a WebSocket close code and reason. Its
+// channels terminate without phx_close frames. It does not block.
+func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
+
+// Channels returns the number of joined channels.
+func (c *Conn) Channels() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.chans)
+}
+
+// PushRaw sends a frame [joinRef, null, topic, event, payload] as it is,
+// without checking that the topic is joined or the join_ref current. It is
+// a low-level tool for tests and protocol experiments; channels use
+// Socket.Push.
+func (c *Conn) PushRaw(joinRef, topic, event string, payload any) error {
+	b, bin, err := encodePayload(payload)
+	if err != nil {
+		return err
+	}
+	c.send(&Frame{f: frame{kind: kindPush, binary: bin, joinRef: joinRef, topic: topic, event: event, payload: b}})
+	return nil
+}
+
+func (c *Conn) send(f *Frame) { c.t.Send(f) }
+
+func (c *Conn) reply(joinRef, ref, topic, status string, response []byte, binary bool) {
+	c.send(&Frame{f: frame{kind: kindReply, binary: binary, joinRef: joinRef, ref: ref, topic: topic, status: status, payload: response}})
+}
+
+var (
+	respUnmatched   = []byte(`{"reason":"unmatched topic"}`)
+	respTooMany     = []byte(`{"reason":"too many channels joined"}`)
+	respJoinCrashed = []byte(`{"reason":"join crashed"}`)
+)
+
+// Receive handles one inbound message. A transport calls it from a single
+// goroutine in arrival order. Joins run synchronously, as in Phoenix: the
+// join reply is queued before Receive returns. Other events are handed to
+// the channel's mailbox; when the mailbox is full Receive waits, which
+// pushes back on the client that floods it.
+func (c *Conn) Receive(m *Message) {
+	if m.Topic == TopicPhoenix && m.Event == EventHeartbeat {
+		c.reply("", m.Ref, TopicPhoenix, "ok", emptyObject, false)
+		return
+	}
+	switch m.Event {
+	case EventJoin:
+		c.join(m)
+	case EventLeave:
+		c.leave(m)
+	default:
+		c.push(m)
+	}
+}
+
+func (c *Conn) join(m *Message) {
+	pattern, factory, ok := c.srv.router.Match(m.Topic)
+	if !ok {
+		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	old := c.chans[m.Topic]
+	if old != nil {
+		delete(c.chans, m.Topic)
+	}
+	n := len(c.chans)
+	c.mu.Unlock()
+	if old != nil {
+		old.detach()
+	}
+	defer func() {
+		if old != nil {
+			old.stop(ErrDuplicateJoin, stopClose, "")
+		}
+	}()
+	if n >= c.srv.opts.MaxChannels {
+		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respTooMany, false)
+		return
+	}
+	p := newProc(c, pattern, factory(), m)
+	reply := p.join(m)
+	if reply.Status != "ok" {
+		p.abandon()
+		c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		p.abandon()
+		return
+	}
+	c.chans[m.Topic] = p
+	c.mu.Unlock()
+	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
+	p.activate()
+}
+
+// sendReply encodes a handler's Reply. An unencodable response is logged
+// and answered with an error reply so the client is not left waiting.
+func (c *Conn) sendReply(joinRef, ref, topic string, r Reply) {
+	if r.IsZero() {
+		return
+	}
+	b, bin, err := encodePayload(r.Response)
+	if err != nil {
+		c.log.LogAttrs(c.ctx, slog.LevelError, "cannot encode reply", slog.String("topic", topic), slog.Any("error", err))
+		c.reply(joinRef, ref, topic, "error", []byte(`{"reason":"unencodable reply"}`), false)
+		return
+	}
+	c.reply(joinRef, ref, topic, r.Status, b, bin)
+}
+
+func (c *Conn) leave(m *Message) {
+	c.mu.Lock()
+	p := c.chans[m.Topic]
+	if p == nil {
+		c.mu.Unlock()
+		c.reply(m.JoinRef, m.Ref, m.Topic, "ok", emptyObject, false)
+		return
+	}
+	if m.JoinRef != "" && m.JoinRef != p.joinRef {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.chans, m.Topic)
+	c.mu.Unlock()
+	p.detach()
+	p.stop(ErrLeft, stopLeave, m.Ref)
+}
+
+func (c *Conn) push(m *Message) {
+	c.mu.Lock()
+	p := c.chans[m.Topic]
+	c.mu.Unlock()
+	if p == nil {
+		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)
+		return
+	}
+	if m.JoinRef != "" && m.JoinRef != p.joinRef {
+		c.log.LogAttrs(c.ctx, slog.LevelDebug, "dropped message with stale join_ref",
+			slog.String("topic", m.Topic), slog.String("event", m.Event), slog.String("join_ref", m.JoinRef))
+		return
+	}
+	p.enqueueIn(m)
+}
+
+// unregister removes p from the table if it is still the registered
+// channel of its topic.
+func (c *Conn) unregister(p *proc) {
+	c.mu.Lock()
+	if c.chans[p.topic] == p {
+		delete(c.chans, p.topic)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Finish ends the connection after its transport is done: every channel
+// terminates (reason ErrConnClosed, no frames sent), and Finish waits for
+// the channels' goroutines. The transport calls it once; later calls are
+// no-ops.
+func (c *Conn) Finish() {
+	c.finishOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		procs := make([]*proc, 0, len(c.chans))
+		for _, p := range c.chans {
+			procs = append(procs, p)
+		}
+		clear(c.chans)
+		c.mu.Unlock()
+		if c.idSub != nil {
+			c.srv.hub.remove(c.ctx, c.info.ID, c.idSub)
+		}
+		for _, p := range procs {
+			p.detach()
+			p.stop(ErrConnClosed, stopSilent, "")
+		}
+		c.stop()
+		c.wg.Wait()
+		c.srv.removeConn(c)
+	})
+}
+
+// connIDSub receives broadcasts to the socket id: "disconnect" closes the
+// connection with 1001; other events are ignored, as in Phoenix.
+type connIDSub struct{ c *Conn }
+
+func (s *connIDSub) deliver(_ *Frame, msg *pubsub.Message) {
+	if msg.Event == "disconnect" {
+		s.c.log.LogAttrs(s.c.ctx, slog.LevelInfo, "disconnect broadcast closes connection", slog.String("socket_id", s.c.info.ID))
+		s.c.Close(CloseGoingAway, "disconnect")
+	}
+}
+
+func (s *connIDSub) subID() string { return "" }
+
+func newConnLogger(base *slog.Logger, info *ConnectInfo) *slog.Logger {
+	return base.With(slog.String("correlation_id", info.CorrelationID))
+}
+
+// connContext derives the connection context: canceled when the connection
+// ends, carrying the correlation id.
+func connContext(parent context.Context, id string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	return correlation.WithID(ctx, id), cancel
+}

@@ -1,0 +1,370 @@
+package channel
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/pubsub"
+)
+
+// Options configure a Server. The zero value of every field means its
+// default.
+type Options struct {
+	// Router maps topics to channels. Required.
+	Router *Router
+	// PubSub carries broadcasts. Defaults to a private pubsub.NewMemory, which
+	// the Server closes on Close/Shutdown; a PubSub passed in is not closed.
+	PubSub pubsub.PubSub
+	// Logger receives the server's logs; every record about a connection or
+	// channel carries correlation_id. Defaults to discarding.
+	Logger *slog.Logger
+	// Connect authorizes a connection (Phoenix's connect/3) and may set
+	// info.ID, info.Assigns and info.CorrelationID. Returning an error refuses
+	// it: HTTP 403, or the status of an *HTTPError. A panic refuses with 403.
+	// Defaults to accepting every connection.
+	Connect func(ctx context.Context, info *ConnectInfo) error
+	// AllowedOrigins lists the origins that may connect from a browser, in
+	// Phoenix's check_origin syntax: "https://example.com",
+	// "//example.com:8080", "//*.example.com" (scheme, host and port are
+	// compared only when given; "*." matches the domain and its subdomains).
+	// "*" allows every origin. Requests without an Origin header (non-browser
+	// clients) and same-host origins are always allowed. Defaults to same-host only.
+	AllowedOrigins []string
+	// CheckOrigin, if set, replaces the AllowedOrigins check.
+	CheckOrigin func(r *http.Request) bool
+	// IdleTimeout closes a connection (code 1002) that sent no frame for this
+	// long. phoenix.js heartbeats every 30 s by default. Defaults to 60 s.
+	IdleTimeout time.Duration
+	// MaxFrameSize is the largest inbound message in bytes; a larger one
+	// closes the connection with 1009. Defaults to 10 000 000.
+	MaxFrameSize int64
+	// MaxChannels is the most channels one connection may join; the next join
+	// gets "too many channels joined". Defaults to 100.
+	MaxChannels int
+	// MaxQueueBytes bounds the outbound bytes queued for one connection.
+	// A connection that falls this far behind is closed with
+	// CloseSlowConsumer (3008) and counted in Stats. Defaults to 1 MiB.
+	MaxQueueBytes int
+	// MailboxSize bounds the messages waiting for one channel. Client pushes
+	// beyond it wait (the connection's reads pause); broadcasts to
+	// intercepting channels and infos beyond it are dropped and logged.
+	// Defaults to 1024.
+	MailboxSize int
+	// Compression enables permessage-deflate when the client offers it.
+	// It costs memory per connection and CPU per message. Defaults to off.
+	Compression bool
+	// CorrelationIDLength is the length in hex characters of generated
+	// connection correlation ids. Defaults to 16.
+	CorrelationIDLength int
+}
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = 10_000_000
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = 100
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 1 << 20
+	}
+	if c.MailboxSize <= 0 {
+		c.MailboxSize = 1024
+	}
+	if c.CorrelationIDLength <= 0 {
+		c.CorrelationIDLength = correlation.DefaultLength
+	}
+	return c
+}
+
+// Server is a Phoenix socket endpoint: an http.Handler serving the
+// WebSocket transport at <mount path>/websocket. Mount it under any prefix:
+//
+//	mux.Handle("/socket/", srv) // ws://host/socket/websocket
+type Server struct {
+	opts    Options
+	router  *Router
+	ps      pubsub.PubSub
+	ownPS   bool
+	hub     *hub
+	origins *originChecker
+	log     *slog.Logger
+	nodeID  string
+	procN   atomic.Uint64
+
+	mu     sync.Mutex
+	conns  map[*Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // connection goroutines (transport owners)
+
+	stats serverStats
+}
+
+type serverStats struct {
+	connections  atomic.Int64
+	accepted     atomic.Uint64
+	refused      atomic.Uint64
+	slowClosed   atomic.Uint64
+	malformed    atomic.Uint64
+	mailboxDrops atomic.Uint64
+}
+
+// Stats are counters of a Server.
+type Stats struct {
+	Connections  int64  // open connections
+	Accepted     uint64 // connections accepted since start
+	Refused      uint64 // connections refused (origin, vsn, Connect)
+	SlowClosed   uint64 // connections closed with CloseSlowConsumer
+	Malformed    uint64 // connections closed for malformed frames
+	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
+}
+
+// NewServer returns a Server. It panics if opts.Router is nil.
+func NewServer(opts *Options) *Server {
+	o := opts.withDefaults()
+	if o.Router == nil {
+		panic("channel: NewServer needs Options.Router")
+	}
+	s := &Server{
+		opts:   o,
+		router: o.Router,
+		ps:     o.PubSub,
+		log:    o.Logger,
+		conns:  make(map[*Conn]struct{}),
+	}
+	if s.ps == nil {
+		s.ps = pubsub.NewMemory(nil)
+		s.ownPS = true
+	}
+	s.hub = newHub(s.ps)
+	s.origins = newOriginChecker(o.AllowedOrigins)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	s.nodeID = hex.EncodeToString(b[:])
+	return s
+}
+
+// PubSub returns the server's PubSub.
+func (s *Server) PubSub() pubsub.PubSub { return s.ps }
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Connections:  s.stats.connections.Load(),
+		Accepted:     s.stats.accepted.Load(),
+		Refused:      s.stats.refused.Load(),
+		SlowClosed:   s.stats.slowClosed.Load(),
+		Malformed:    s.stats.malformed.Load(),
+		MailboxDrops: s.stats.mailboxDrops.Load(),
+	}
+}
+
+// Subscribers returns the number of channels on this node joined to topic.
+func (s *Server) Subscribers(topic string) int { return s.hub.count(topic) }
+
+func (s *Server) nextProcID() string {
+	return s.nodeID + "." + strconv.FormatUint(s.procN.Add(1), 36)
+}
+
+// Broadcast sends event with payload to every client joined to topic on
+// every node (Phoenix's Endpoint.broadcast). A broadcast to a socket id
+// with event "disconnect" closes that id's connections. See Socket.Push for
+// payload encoding.
+func (s *Server) Broadcast(ctx context.Context, topic, event string, payload any) error {
+	return s.broadcast(ctx, topic, event, payload, "")
+}
+
+func (s *Server) broadcast(ctx context.Context, topic, event string, payload any, from string) error {
+	b, bin, err := encodePayload(payload)
+	if err != nil {
+		return err
+	}
+	msg := &pubsub.Message{Topic: topic, Event: event, Payload: b, Binary: bin}
+	if from != "" {
+		return s.ps.BroadcastFrom(ctx, from, msg)
+	}
+	return s.ps.Broadcast(ctx, msg)
+}
+
+// ServeHTTP serves the transports: a path ending in /websocket is the
+// WebSocket endpoint; anything else is 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/websocket"):
+		s.serveWebSocket(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// Attach runs the connect step for a transport that has decoded its
+// request into info (params, header, serializer...): it fills in the
+// correlation id, calls Options.Connect and registers the connection. The
+// transport then feeds Conn.Receive and calls Conn.Finish at the end. A
+// refused connection returns the Connect error (or ErrServerClosed).
+func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*Conn, error) {
+	if s.isClosed() {
+		return nil, ErrServerClosed
+	}
+	if info.Serializer == 0 {
+		info.Serializer = V2
+	}
+	if info.CorrelationID == "" {
+		info.CorrelationID = offeredCorrelationID(info)
+	}
+	if info.CorrelationID == "" {
+		info.CorrelationID = correlation.NewN(s.opts.CorrelationIDLength)
+	}
+	if s.opts.Connect != nil {
+		if err := s.callConnect(ctx, info); err != nil {
+			s.stats.refused.Add(1)
+			s.log.LogAttrs(ctx, slog.LevelInfo, "connection refused",
+				slog.String("correlation_id", info.CorrelationID), slog.String("remote_addr", info.RemoteAddr), slog.Any("error", err))
+			return nil, err
+		}
+	}
+	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
+	c.ctx, c.stop = connContext(ctx, c.info.CorrelationID)
+	c.log = newConnLogger(s.log, &c.info)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.stop()
+		return nil, ErrServerClosed
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	s.stats.accepted.Add(1)
+	if c.info.ID != "" {
+		c.idSub = &connIDSub{c: c}
+		if err := s.hub.add(c.ctx, c.info.ID, c.idSub); err != nil {
+			c.log.LogAttrs(c.ctx, slog.LevelError, "subscribe to socket id failed", slog.Any("error", err))
+		}
+	}
+	return c, nil
+}
+
+func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return s.opts.Connect(ctx, info)
+}
+
+// offeredCorrelationID returns a valid id the client offered.
+func offeredCorrelationID(info *ConnectInfo) string {
+	if v, ok := info.Params["correlation_id"].(string); ok && correlation.Valid(v) {
+		return v
+	}
+	if v := info.Header.Get(correlation.Header); correlation.Valid(v) {
+		return v
+	}
+	return ""
+}
+
+func (s *Server) removeConn(c *Conn) {
+	s.mu.Lock()
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.stats.connections.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// closeAll marks the server closed and closes every connection with code.
+func (s *Server) closeAll(code int, reason string) {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close(code, reason)
+	}
+}
+
+// Shutdown stops accepting connections, closes every open one with 1012
+// (service restart) so that clients reconnect to another node, and waits for
+// their goroutines to end or ctx to be done, whichever is first (returning
+// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
+// before http.Server.Shutdown: net/http does not track WebSocket connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeAll(CloseServiceRestart, "service restart")
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.closePubSub()
+}
+
+// Close closes every connection at once (code 1012 is sent if the socket
+// takes it without waiting) and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if n, ok := c.t.(interface{ closeNow() }); ok {
+			n.closeNow()
+		} else {
+			c.Close(CloseServiceRestart, "service restart")
+		}
+	}
+	s.wg.Wait()
+	return s.closePubSub()
+}
+
+func (s *Server) closePubSub() error {
+	if !s.ownPS {
+		return nil
+	}
+	if c, ok := s.ps.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil && !errors.Is(err, pubsub.ErrClosed) {
+			return fmt.Errorf("channel: close pubsub: %w", err)
+		}
+	}
+	return nil
+}

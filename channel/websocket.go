@@ -1,0 +1,493 @@
+package channel
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+const authTokenPrefix = "base64url.bearer.phx."
+
+// serveWebSocket performs the handshake in Phoenix's order (method, origin,
+// auth token, serializer, connect) and then runs the connection's read loop
+// on the request's goroutine.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if s.isClosed() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+
+	info := &ConnectInfo{
+		Params:     decodeParams(r.URL.RawQuery),
+		Header:     r.Header,
+		RemoteAddr: r.RemoteAddr,
+		Request:    r,
+	}
+	if !s.checkOrigin(r) {
+		s.refuse(w, r, http.StatusForbidden, "origin not allowed", slog.String("origin", r.Header.Get("Origin")))
+		return
+	}
+	info.AuthToken = authToken(r.Header)
+	ser, ok := negotiateSerializer(info.Params)
+	if !ok {
+		s.refuse(w, r, http.StatusForbidden, "unsupported vsn", slog.Any("vsn", info.Params["vsn"]))
+		return
+	}
+	info.Serializer = ser
+
+	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes}
+	conn, err := s.Attach(r.Context(), info, t)
+	if err != nil {
+		var he *HTTPError
+		switch {
+		case errors.As(err, &he):
+			w.WriteHeader(he.Status)
+			_, _ = io.WriteString(w, he.Body)
+		case errors.Is(err, ErrServerClosed):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusForbidden)
+		}
+		return
+	}
+	info.Request = nil
+	conn.info.Request = nil
+	t.conn = conn
+
+	mode := websocket.CompressionDisabled
+	if s.opts.Compression {
+		mode = websocket.CompressionContextTakeover
+	}
+	ws, err := websocket.Accept(&hijackWriter{ResponseWriter: w, t: t}, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{"phoenix"},
+		InsecureSkipVerify: true, // the origin was checked above, Phoenix-style
+		CompressionMode:    mode,
+	})
+	if err != nil {
+		conn.log.LogAttrs(conn.ctx, slog.LevelInfo, "websocket upgrade failed", slog.Any("error", err))
+		conn.Finish()
+		return
+	}
+	ws.SetReadLimit(s.opts.MaxFrameSize)
+	t.attach(ws)
+	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",
+		slog.String("remote_addr", info.RemoteAddr), slog.String("serializer", ser.String()))
+	t.readLoop()
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	if s.opts.CheckOrigin != nil {
+		return s.opts.CheckOrigin(r)
+	}
+	return s.origins.allow(r)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, why string, attrs ...slog.Attr) {
+	s.stats.refused.Add(1)
+	attrs = append(attrs, slog.String("remote_addr", r.RemoteAddr), slog.Int("status", status))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "connection refused: "+why, attrs...)
+	w.WriteHeader(status)
+}
+
+// authToken extracts the Phoenix 1.8 auth token from Sec-WebSocket-Protocol:
+// the single entry "base64url.bearer.phx.<standard base64, unpadded>".
+func authToken(h http.Header) string {
+	var found []string
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if strings.HasPrefix(p, authTokenPrefix) {
+				found = append(found, p[len(authTokenPrefix):])
+			}
+		}
+	}
+	if len(found) != 1 {
+		return ""
+	}
+	enc := strings.TrimRight(found[0], "=")
+	b, err := base64.RawStdEncoding.DecodeString(enc)
+	if err != nil {
+		if b, err = base64.RawURLEncoding.DecodeString(enc); err != nil {
+			return ""
+		}
+	}
+	return string(b)
+}
+
+// wsTransport is the WebSocket Transport: a bounded outbound queue drained
+// by a writer goroutine that exists only while there is something to write
+// and that writes everything queued with a single flush (corked socket).
+type wsTransport struct {
+	srv  *Server
+	conn *Conn
+	ws   *websocket.Conn
+	nc   *corkConn
+	ser  Serializer
+	max  int
+
+	lastRead atomic.Int64 // unix nanos of the last inbound frame
+	idle     *time.Timer
+
+	mu        sync.Mutex
+	queue     []outMsg
+	spare     []outMsg
+	bytes     int
+	writing   bool
+	closing   bool
+	finished  bool
+	closeCode int // a close requested before the upgrade completed
+	closeWhy  string
+	closeMu   sync.Once
+	wg        sync.WaitGroup // writer and closer goroutines
+}
+
+type outMsg struct {
+	b   []byte
+	bin bool
+}
+
+// attach completes the upgrade: frames queued and a close requested while
+// the handshake ran are acted on now.
+func (t *wsTransport) attach(ws *websocket.Conn) {
+	t.mu.Lock()
+	t.ws = ws
+	code, why := t.closeCode, t.closeWhy
+	if code == 0 && len(t.queue) > 0 && !t.writing {
+		t.writing = true
+		t.wg.Add(1)
+		go t.writeLoop()
+	}
+	t.mu.Unlock()
+	if code != 0 {
+		t.nc.serverClose.Store(true)
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			_ = ws.Close(websocket.StatusCode(code), why)
+		}()
+	}
+}
+
+// Send implements Transport.
+func (t *wsTransport) Send(f *Frame) {
+	b, bin, err := f.Encode(t.ser)
+	if err != nil {
+		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
+		return
+	}
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return
+	}
+	if t.bytes > 0 && t.bytes+len(b) > t.max {
+		t.mu.Unlock()
+		t.srv.stats.slowClosed.Add(1)
+		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelWarn, "slow consumer: outbound queue full, closing",
+			slog.Int("queued_bytes", t.bytes), slog.Int("limit", t.max))
+		t.Close(CloseSlowConsumer, "slow consumer")
+		return
+	}
+	t.queue = append(t.queue, outMsg{b: b, bin: bin})
+	t.bytes += len(b)
+	if !t.writing && t.ws != nil {
+		t.writing = true
+		t.wg.Add(1)
+		go t.writeLoop()
+	}
+	t.mu.Unlock()
+}
+
+func (t *wsTransport) writeLoop() {
+	defer t.wg.Done()
+	ctx := context.Background() // a blocked write is ended by closing the socket
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 || t.closing {
+			t.writing = false
+			t.mu.Unlock()
+			return
+		}
+		batch := t.queue
+		t.queue, t.spare = t.spare[:0], nil
+		t.mu.Unlock()
+
+		n := 0
+		t.nc.cork()
+		var err error
+		for i := range batch {
+			typ := websocket.MessageText
+			if batch[i].bin {
+				typ = websocket.MessageBinary
+			}
+			if err == nil {
+				err = t.ws.Write(ctx, typ, batch[i].b)
+			}
+			n += len(batch[i].b)
+			batch[i] = outMsg{}
+		}
+		if ferr := t.nc.uncork(); err == nil {
+			err = ferr
+		}
+		t.mu.Lock()
+		t.bytes -= n
+		if cap(batch) <= 1024 {
+			t.spare = batch[:0]
+		}
+		t.mu.Unlock()
+		if err != nil {
+			t.closeNow()
+			t.mu.Lock()
+			t.writing = false
+			t.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Close implements Transport: queued frames are dropped, the close frame is
+// sent on a goroutine owned by the transport.
+func (t *wsTransport) Close(code int, reason string) {
+	t.closeMu.Do(func() {
+		t.mu.Lock()
+		t.closing = true
+		t.queue = nil
+		ws := t.ws
+		if ws == nil {
+			t.closeCode, t.closeWhy = code, reason
+		}
+		t.mu.Unlock()
+		if ws == nil {
+			return
+		}
+		t.nc.serverClose.Store(true)
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			_ = ws.Close(websocket.StatusCode(code), reason)
+		}()
+	})
+}
+
+// closeNow drops the TCP connection without a close handshake.
+func (t *wsTransport) closeNow() {
+	t.mu.Lock()
+	t.closing = true
+	t.queue = nil
+	ws := t.ws
+	t.mu.Unlock()
+	if ws != nil {
+		_ = ws.CloseNow()
+	}
+}
+
+// readLoop reads frames until the connection ends, then finishes the Conn.
+func (t *wsTransport) readLoop() {
+	c := t.conn
+	idle := t.srv.opts.IdleTimeout
+	t.lastRead.Store(time.Now().UnixNano())
+	t.idle = time.AfterFunc(idle, t.checkIdle)
+	ctx := context.Background()
+	for {
+		typ, data, err := t.ws.Read(ctx)
+		if err != nil {
+			t.readEnded(err)
+			break
+		}
+		t.lastRead.Store(time.Now().UnixNano())
+		m, err := t.ser.decode(typ == websocket.MessageBinary, data)
+		if err != nil {
+			t.srv.stats.malformed.Add(1)
+			c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
+			t.Close(CloseInternalError, "malformed frame")
+			// Keep reading so the close handshake completes.
+			continue
+		}
+		t.mu.Lock()
+		closing := t.closing
+		t.mu.Unlock()
+		if closing {
+			continue
+		}
+		c.Receive(&m)
+	}
+	t.mu.Lock()
+	t.finished = true
+	t.mu.Unlock()
+	t.idle.Stop()
+	t.closeMu.Do(func() {}) // no close frame after the read side ended
+	t.closeNow()
+	c.Finish()
+	t.wg.Wait()
+}
+
+func (t *wsTransport) readEnded(err error) {
+	c := t.conn
+	code := websocket.CloseStatus(err)
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.log.LogAttrs(c.ctx, slog.LevelWarn, "frame too large, connection closed", slog.Int64("limit", t.srv.opts.MaxFrameSize))
+	case code != -1:
+		c.log.LogAttrs(c.ctx, slog.LevelDebug, "connection closed by client", slog.Int("code", int(code)))
+	default:
+		c.log.LogAttrs(c.ctx, slog.LevelDebug, "connection ended", slog.Any("error", err))
+	}
+}
+
+// checkIdle closes the connection if no frame arrived for IdleTimeout, and
+// otherwise re-arms the timer for the remaining time. Reads only store a
+// timestamp, so the hot path never touches the timer.
+func (t *wsTransport) checkIdle() {
+	t.mu.Lock()
+	done := t.finished
+	t.mu.Unlock()
+	if done {
+		return
+	}
+	idle := t.srv.opts.IdleTimeout
+	since := time.Since(time.Unix(0, t.lastRead.Load()))
+	if since < idle {
+		t.idle.Reset(idle - since)
+		return
+	}
+	c := t.conn
+	c.log.LogAttrs(c.ctx, slog.LevelInfo, "idle timeout, closing connection", slog.Duration("idle_timeout", idle))
+	t.Close(CloseProtocolError, "idle timeout")
+}
+
+// hijackWriter wraps the ResponseWriter so that the hijacked connection is
+// a corkConn, and replaces net/http's 4 KiB buffers with small ones: the
+// writer's buffer matters little because writes are corked anyway.
+type hijackWriter struct {
+	http.ResponseWriter
+	t *wsTransport
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("channel: ResponseWriter does not implement http.Hijacker")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := &corkConn{Conn: nc}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		cc.pending = append([]byte(nil), b...)
+	}
+	h.t.nc = cc
+	rw := bufio.NewReadWriter(bufio.NewReaderSize(cc, 1024), bufio.NewWriterSize(cc, 1024))
+	return cc, rw, nil
+}
+
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// corkConn is the hijacked net.Conn. While corked, writes collect in a
+// pooled buffer and go out in one syscall at uncork, so a batch of queued
+// frames costs one send. It also rewrites the echo of a client close frame
+// without a status code to 1002, as Bandit (Phoenix's default server) does.
+type corkConn struct {
+	net.Conn
+	pending []byte // bytes read by net/http before the hijack
+
+	serverClose atomic.Bool // the server started the close handshake
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte
+}
+
+var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+func (c *corkConn) flushLocked() error {
+	if c.buf == nil {
+		return nil
+	}
+	b := *c.buf
+	_, err := c.Conn.Write(b)
+	*c.buf = b[:0]
+	if cap(b) <= 256<<10 {
+		corkPool.Put(c.buf)
+	}
+	c.buf = nil
+	return err
+}
+
+// closeNoStatus is an unmasked close frame with an empty payload: what
+// coder/websocket echoes when the client's close frame had no code.
+var closeNoStatus = []byte{0x88, 0x00}
+
+// closeProtocolError is the close frame Bandit answers with instead.
+var closeProtocolError = []byte{0x88, 0x02, 0x03, 0xEA}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	if len(p) == 2 && p[0] == closeNoStatus[0] && p[1] == closeNoStatus[1] && !c.serverClose.Load() {
+		if _, err := c.write(closeProtocolError); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.write(p)
+}
+
+func (c *corkConn) write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		return c.Conn.Write(p)
+	}
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+	if len(*c.buf) >= 64<<10 {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,90 @@
+// Package pubsub is the message bus behind pyre's broadcasts.
+//
+// A PubSub delivers a Message published on a topic to every Subscriber of
+// that topic on every node that shares the bus. The in-memory implementation
+// returned by NewMemory is the default and serves a single process; the
+// sub-packages redis and nats carry messages between nodes. Every
+// implementation must pass the conformance suite in package pubsubtest.
+//
+// # Contract
+//
+//   - Subscriber.Deliver must not block: it is called on the publisher's
+//     goroutine (in-memory) or on the adapter's receive loop (brokers). A
+//     subscriber that needs to do work queues the message in a bounded queue
+//     of its own and applies its own slow-consumer policy. Because Deliver never
+//     blocks, a slow subscriber can never block a publisher.
+//   - Messages published by one goroutine on one node reach each subscriber in
+//     publish order. There is no ordering across publishers.
+//   - Delivery is at most once: nothing is buffered for a subscriber that is
+//     not subscribed, nothing is replayed.
+//   - A Message and its Payload are shared by all subscribers and must be
+//     treated as read-only by everyone, publisher included, once published.
+//   - Subscribing the same Subscriber twice to one topic delivers once
+//     (subscriptions are a set); Unsubscribe of an unknown pair is a no-op.
+//   - Broadcast returns after local delivery; an error means the message may
+//     not have reached other nodes (local subscribers have it already).
+package pubsub
+
+import (
+	"context"
+	"errors"
+)
+
+// Message is one broadcast on a topic.
+type Message struct {
+	// Topic is the Phoenix topic, any non-empty string.
+	Topic string
+	// Event is the event name.
+	Event string
+	// Payload is the encoded payload: JSON text, or raw bytes when Binary.
+	Payload []byte
+	// Binary reports whether Payload is opaque binary data rather than JSON.
+	Binary bool
+	// From is the opaque id of the sender for broadcast_from semantics, or "".
+	// It is carried unchanged to every node; a subscriber that stands for the
+	// sender (or for several receivers, one of which is the sender) skips it.
+	// Ids must be unique across nodes (pyre's channel layer uses a random
+	// node prefix).
+	From string
+}
+
+// Subscriber receives messages of the topics it is subscribed to.
+type Subscriber interface {
+	// Deliver hands msg to the subscriber. It must not block and must not
+	// modify msg. It may be called concurrently for different topics.
+	Deliver(msg *Message)
+}
+
+// SubscriberFunc adapts a function to the Subscriber interface. Because a
+// func value is not comparable, a SubscriberFunc must be subscribed through a
+// pointer (&f) so that Unsubscribe can find it again.
+type SubscriberFunc func(msg *Message)
+
+// Deliver calls f(msg).
+func (f *SubscriberFunc) Deliver(msg *Message) { (*f)(msg) }
+
+// PubSub is the message bus. Implementations are safe for concurrent use.
+type PubSub interface {
+	// Subscribe adds s to the subscribers of topic. It returns once local
+	// delivery to s is set up; for a broker adapter the subscription to the
+	// broker may complete later (and is retried while the broker is away).
+	Subscribe(ctx context.Context, topic string, s Subscriber) error
+	// Unsubscribe removes s from the subscribers of topic.
+	Unsubscribe(ctx context.Context, topic string, s Subscriber) error
+	// Broadcast delivers msg to every subscriber of msg.Topic on every node.
+	Broadcast(ctx context.Context, msg *Message) error
+	// BroadcastFrom is Broadcast with msg.From set to from, so that the
+	// sender's own subscriber can skip the message.
+	BroadcastFrom(ctx context.Context, from string, msg *Message) error
+}
+
+// Errors returned by implementations.
+var (
+	// ErrClosed is returned by every method after the PubSub was closed.
+	ErrClosed = errors.New("pubsub: closed")
+	// ErrInvalidTopic is returned for an empty topic.
+	ErrInvalidTopic = errors.New("pubsub: invalid topic")
+	// ErrUnavailable wraps errors from a broker that cannot be reached: the
+	// message was delivered locally but not to other nodes.
+	ErrUnavailable = errors.New("pubsub: broker unavailable")
+)
