@@ -358,6 +358,9 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 		}()
 		p.ch.Terminate(context.WithoutCancel(p.ctx), p.sock, reason)
 	}()
+	if hook := c.srv.opts.OnTerminate; hook != nil {
+		hook(p.sock, reason)
+	}
 	p.cancel()
 }
 

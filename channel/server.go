@@ -65,6 +65,10 @@ type Options struct {
 	// Compression enables permessage-deflate when the client offers it.
 	// It costs memory per connection and CPU per message. Defaults to off.
 	Compression bool
+	// OnTerminate, if set, is called after a channel's Terminate with the
+	// same reason, on the channel's goroutine: for metrics and tests
+	// (channeltest observes terminations through it). It must not block.
+	OnTerminate func(s *Socket, reason error)
 	// CorrelationIDLength is the length in hex characters of generated
 	// connection correlation ids. Defaults to 16.
 	CorrelationIDLength int
