@@ -1,0 +1,7 @@
+export * from "./wait.js"
+export * from "./frames.js"
+export * from "./recorder.js"
+export * from "./raw.js"
+export * from "./server.js"
+export * from "./clients.js"
+export * from "./fixture.js"
