@@ -171,3 +171,9 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
+
+func newBenchHTTP(srv *Server) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	return httptest.NewServer(mux)
+}
