@@ -1,0 +1,59 @@
+package brokertest
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// ping sends one inline command and returns the first reply line.
+func ping(t *testing.T, addr, cmd string) (string, error) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(cmd)); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func TestRedisKillRestart(t *testing.T) {
+	b := StartRedis(t)
+	got, err := ping(t, b.Addr(), "PING\r\n")
+	if err != nil || got != "+PONG" {
+		t.Fatalf("PING: %q %v", got, err)
+	}
+	if b.Addr() == "127.0.0.1:6379" {
+		t.Fatal("used the shared port")
+	}
+	b.Kill()
+	if _, err := ping(t, b.Addr(), "PING\r\n"); err == nil {
+		t.Fatal("still answering after Kill")
+	}
+	b.Restart()
+	if got, err := ping(t, b.Addr(), "PING\r\n"); err != nil || got != "+PONG" {
+		t.Fatalf("after Restart: %q %v", got, err)
+	}
+}
+
+func TestNATSStarts(t *testing.T) {
+	b := StartNATS(t)
+	got, err := ping(t, b.Addr(), "")
+	if err != nil || !strings.HasPrefix(got, "INFO ") || !strings.Contains(got, `"max_payload":4194304`) {
+		t.Fatalf("greeting: %q %v", got, err)
+	}
+	if !strings.HasPrefix(b.URL(), "nats://127.0.0.1:") {
+		t.Fatalf("URL %q", b.URL())
+	}
+}
