@@ -35,6 +35,16 @@ for (const client of clients) {
       assert.equal(info.response.socket_id, null, "no user_id param → no socket id")
     })
 
+    it("2 (§1.2): arrays become maps with numeric keys, empty strings stay empty", async () => {
+      const s = await fx.session()
+      const { socket, rec } = await s.connect({ params: { user: { id: 7, tags: ["x", "y"] }, empty: "" } })
+      const u = new URL(rec.events.find((e) => e.type === "attempt").url)
+      assert.equal(u.search, "?user%5Bid%5D=7&user%5Btags%5D%5B0%5D=x&user%5Btags%5D%5B1%5D=y&empty=&vsn=2.0.0")
+      const { channel } = await s.join(socket, "room:info")
+      const info = await outcome(channel.push("info", {}))
+      assert.deepEqual(info.response.params, { user: { id: "7", tags: { 0: "x", 1: "y" } }, empty: "", vsn: "2.0.0" })
+    })
+
     it("2 (test app): user_id param gives socket id users:<id>", async () => {
       const s = await fx.session()
       const { socket } = await s.connect({ params: { user_id: "7" } })
@@ -130,7 +140,7 @@ describe("raw: handshake", () => {
     c.sendRaw(JSON.stringify({ topic: "phoenix", event: "heartbeat", payload: {}, ref: "2" }))
     const hb = await c.rec.waitFor((e) => e.type === "recv" && e.json?.ref === "2", { label: "V1 heartbeat reply" })
     assert.equal(canon(hb.text), '{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"2","topic":"phoenix"}')
-    c.sendRaw(JSON.stringify({ topic: "room:v1", event: "new_msg", payload: { body: "hi" }, ref: "3", join_ref: "1" }))
+    c.sendRaw(JSON.stringify({ topic: "room:v1", event: "new_msg", payload: { body: "hi" }, ref: "3" }))
     await c.rec.waitFor((e) => e.type === "recv" && e.json?.ref === "3", { label: "V1 new_msg reply" })
     for (const e of c.rec.received()) {
       assert.equal(e.binary, false)

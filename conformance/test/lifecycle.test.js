@@ -172,7 +172,7 @@ describe("raw: connection lifecycle", () => {
   })
 
   for (const [sent, want] of [[undefined, 1002], [1000, 1000], [1001, 1000], [3000, 1000], [4000, 1000]]) {
-    it(`44: client close ${sent ?? "without code"} → server answers ${want}`, async () => {
+    it(`${sent === undefined || sent === 1000 ? "44" : "§4.6 (Bandit rule)"}: client close ${sent ?? "without code"} → server answers ${want}`, async () => {
       const s = await fx.session()
       const c = await s.raw()
       if (sent === undefined) c.close(); else c.close(sent)

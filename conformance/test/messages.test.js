@@ -146,6 +146,27 @@ describe("raw: pushes and join_ref", () => {
     assert.ok(after.some((e) => e.msg?.event === "new_msg" && e.msg.payload.body === "null"))
   })
 
+  it("22 (§9): on one topic a V1 subscriber gets the object form, V2 subscribers the same array bytes", async () => {
+    const s = await fx.session()
+    const T = "room:22-mixed"
+    const v1 = await s.raw("")
+    const a = await s.raw()
+    const b = await s.raw()
+    v1.sendRaw(JSON.stringify({ topic: T, event: "phx_join", payload: {}, ref: "1" }))
+    await v1.rec.waitFor((e) => e.type === "recv" && e.json?.ref === "1", { label: "V1 join reply" })
+    for (const c of [a, b]) {
+      c.send("1", "1", T, "phx_join", {})
+      await c.waitMsg({ ref: "1" })
+    }
+    a.send("1", "2", T, "new_msg", { body: "mixed" })
+    const fa = await a.waitMsg({ event: "new_msg" })
+    const fb = await b.waitMsg({ event: "new_msg" })
+    const f1 = await v1.rec.waitFor((e) => e.type === "recv" && e.json?.event === "new_msg", { label: "V1 broadcast" })
+    assert.equal(canon(fa.text), v2(null, null, T, "new_msg", { body: "mixed" }))
+    assert.equal(fb.text, fa.text)
+    assert.equal(canon(f1.text), JSON.stringify({ event: "new_msg", payload: { body: "mixed" }, ref: null, topic: T }))
+  })
+
   it("27: push to a never-joined topic → [null,R,T,\"phx_reply\",{unmatched topic, error}]", async () => {
     const s = await fx.session()
     const c = await s.raw()
