@@ -164,6 +164,31 @@ describe("raw: handshake", () => {
     assert.equal(nullOrigin.status, 403, "an Origin without a host is rejected (§1.5)")
   })
 
+  it("§1.5: origin list entries compare only the parts they name; *.x matches x and its subdomains", async () => {
+    const s = await fx.session(["-allowed-origins", "//*.other.com,https://example.com,//another.com:888"])
+    const cases = [
+      ["https://a.other.com", 101], ["http://other.com", 101], ["http://xother.com", 403],
+      ["http://example.com", 403], ["https://example.com:8443", 101],
+      ["http://another.com:888", 101], ["http://another.com:889", 403], ["http://another.com", 403],
+    ]
+    for (const [origin, want] of cases) {
+      const res = await httpUpgrade(`${s.server.wsUrl}?vsn=2.0.0`, { headers: { Origin: origin } })
+      assert.equal(res.status, want, `Origin ${origin}`)
+    }
+  })
+
+  it("§1.4 step 5: offered subprotocols that include phoenix get phoenix echoed; none acceptable → 403", async () => {
+    const s = await fx.session()
+    const url = `${s.server.wsUrl}?vsn=2.0.0`
+    const both = await httpUpgrade(url, { headers: { "Sec-WebSocket-Protocol": "foo, phoenix" } })
+    assert.equal(both.status, 101)
+    assert.equal(both.headers["sec-websocket-protocol"], "phoenix")
+    // With auth tokens enabled the allowed list is ["phoenix"]; Phoenix refuses
+    // a client whose offer contains nothing from it.
+    const foo = await httpUpgrade(url, { headers: { "Sec-WebSocket-Protocol": "foo" } })
+    assert.equal(foo.status, 403)
+  })
+
   it("7: a connect refused by the app gets HTTP 403 with an empty body", async () => {
     const s = await fx.session()
     const res = await httpUpgrade(`${s.server.wsUrl}?refuse=true&vsn=2.0.0`)

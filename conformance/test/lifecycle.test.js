@@ -1,7 +1,7 @@
 // Checklist items 38–44: connection lifecycle and close codes.
 import { describe, it } from "node:test"
 import assert from "node:assert/strict"
-import { loadClients, useFixture, RAW, outcome, recvMsg, quietWindow, withTimeout, encodeClientPush } from "../lib/index.js"
+import { loadClients, useFixture, RAW, outcome, recvMsg, quietWindow, withTimeout, encodeClientPush, canon, reply } from "../lib/index.js"
 
 const clients = await loadClients()
 const closeOf = (rec, conn) => rec.waitFor((e) => e.type === "close" && e.conn === conn, { timeout: 5000, label: `close of conn ${conn}` })
@@ -138,6 +138,14 @@ describe("raw: connection lifecycle", () => {
       assert.equal(code, 1011)
     })
   }
+
+  it("§3.1: extra array elements after the fifth are ignored", async () => {
+    const s = await fx.session()
+    const c = await s.raw()
+    c.sendRaw(JSON.stringify([null, "1", "phoenix", "heartbeat", {}, "extra"]))
+    const r = await c.waitMsg({ ref: "1" })
+    assert.equal(canon(r.text), reply(null, "1", "phoenix", "ok", {}))
+  })
 
   it("41 (control): a valid kind-0 binary frame does not close the connection", async () => {
     const s = await fx.session()
