@@ -36,8 +36,10 @@ func RunCluster(t *testing.T, newCluster func(t *testing.T) (a, b pubsub.PubSub)
 
 // testExactlyOnce checks that a message published on a reaches the
 // subscribers of both nodes exactly once: in particular a does not deliver
-// the copy that comes back from the broker. The fence is sent by b after a's
-// messages were handed to the broker, so it arrives at a after any echo.
+// the copy that comes back from the broker. Each collector waits for two
+// fences: a's, sent after the messages (b receives it after them), and b's,
+// sent once a's messages were handed to the broker (a receives it after any
+// echo of them).
 func testExactlyOnce(t *testing.T, a, b pubsub.PubSub, prefix string) {
 	const n = 50
 	topic := prefix + "room:once"
@@ -54,10 +56,11 @@ func testExactlyOnce(t *testing.T, a, b pubsub.PubSub, prefix string) {
 	for i := range n {
 		mustBroadcast(t, a, &pubsub.Message{Topic: topic, Event: fmt.Sprintf("0/%d", i), Payload: []byte(`{}`)})
 	}
+	endA := f.send(t, a)
 	Sync(t, a)
-	end := f.send(t, b)
+	endB := f.send(t, b)
 	for _, c := range []*Collector{onA, onA2, onB} {
-		checkPerPublisher(t, c.name, c.Until(t, end), 1, n)
+		checkPerPublisher(t, c.name, c.UntilAll(t, endA, endB), 1, n)
 	}
 }
 

@@ -1,12 +1,9 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,53 +17,7 @@ import (
 	"github.com/pyre-go/pyre/pubsub/redis"
 )
 
-// logBuffer is a concurrency-safe log sink that also forwards to t.Log
-// when the test fails.
-type logBuffer struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	notify chan struct{} // poked on every write
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
-	return l.buf.Write(p)
-}
-
-// waitFor waits until the log contains s.
-func (l *logBuffer) waitFor(t testing.TB, s string) {
-	t.Helper()
-	timer := time.NewTimer(pubsubtest.WaitTimeout)
-	defer timer.Stop()
-	for !strings.Contains(l.String(), s) {
-		select {
-		case <-l.notify:
-		case <-timer.C:
-			t.Fatalf("log never said %q", s)
-		}
-	}
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{notify: make(chan struct{}, 1)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("adapter log:\n%s", lb.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
+func testLogger(t testing.TB) (*slog.Logger, *brokertest.LogBuffer) { return brokertest.NewLogger(t) }
 
 // fastOptions detect failures and reconnect quickly, for tests.
 func fastOptions(url string, log *slog.Logger) redis.Options {
@@ -262,7 +213,7 @@ func TestFrozenBroker(t *testing.T) {
 	assert.Equal(t, "frozen", ca.Next(t).Event)
 	// The health check notices the silence; from then on Broadcast fails
 	// without contacting Redis.
-	logs.waitFor(t, "no traffic from Redis")
+	logs.WaitFor(t, "no traffic from Redis")
 	assert.False(t, na.Connected())
 	err = na.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "known-down"})
 	require.ErrorIs(t, err, pubsub.ErrUnavailable)
