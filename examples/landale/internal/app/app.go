@@ -1,0 +1,225 @@
+// Package app wires the Landale example together: the simulated world,
+// the event bus, the stream producer, the six channels on a pyre
+// channel.Server mounted at /socket, and the HTTP API and pages.
+package app
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/examples/landale/internal/api"
+	"github.com/pyre-go/pyre/examples/landale/internal/channels"
+	"github.com/pyre-go/pyre/examples/landale/internal/events"
+	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+	"github.com/pyre-go/pyre/examples/landale/internal/stream"
+	"github.com/pyre-go/pyre/examples/landale/internal/transcript"
+	"github.com/pyre-go/pyre/pubsub"
+)
+
+// AllowedOrigins is Landale's socket check_origin list (§1.1). The
+// server's own origin is allowed too (pyre always accepts same-host
+// origins), so the pages it serves can connect.
+var AllowedOrigins = []string{
+	"http://localhost:5173", "http://localhost:5174", "http://127.0.0.1:5173", "http://127.0.0.1:5174",
+	"http://localhost:8008", "http://saya:8008", "http://zelan:8008",
+	"https://saya.tailnet-dffc.ts.net:5173", "https://zelan.tailnet-dffc.ts.net:5173",
+	"https://demi.tailnet-dffc.ts.net:5173", "https://alys.tailnet-dffc.ts.net:5173",
+	"http://saya.local:5173", "http://zelan.local:5173", "http://demi.local:5173", "http://alys.local:5173",
+}
+
+// IdleTimeout is Landale's socket timeout: 90 s without a frame.
+const IdleTimeout = 90 * time.Second
+
+// Options configure an App. Zero values mean the defaults.
+type Options struct {
+	// PubSub carries broadcasts and events. Defaults to an in-memory PubSub
+	// that the App closes on Shutdown.
+	PubSub pubsub.PubSub
+	// Logger receives the logs. Defaults to discarding.
+	Logger *slog.Logger
+	// Web holds the pages. nil serves none.
+	Web fs.FS
+	// SlowDelay is how long a call to a slow service takes. Defaults to 6 s.
+	SlowDelay time.Duration
+	// Simulate sets initial service modes.
+	Simulate map[string]sim.Mode
+	// Demo starts the demo generator with the App.
+	Demo bool
+	// DemoRate is the generator's events per second. Defaults to 2.
+	DemoRate float64
+	// Environment is reported in telemetry. Defaults to "development".
+	Environment string
+	// ServiceTimeout bounds channel service calls. Defaults to 5 s.
+	ServiceTimeout time.Duration
+	// TickerInterval rotates the omnibar ticker. Defaults to 15 s.
+	TickerInterval time.Duration
+	// Guard protects service calls (circuit breakers); Breakers reports
+	// their states. Default: direct calls, no breakers.
+	Guard    channels.Guard
+	Breakers func() map[string]string
+}
+
+// App is the Landale example server.
+type App struct {
+	Ctl         *sim.Controller
+	Bus         *events.Bus
+	World       *sim.World
+	Producer    *stream.Producer
+	Transcripts *transcript.Store
+	Overlays    *channels.Tracker
+	Demo        *sim.Demo
+	Server      *channel.Server
+
+	ps      pubsub.PubSub
+	ownPS   bool
+	log     *slog.Logger
+	handler http.Handler
+	demoOn  bool
+
+	mu      sync.Mutex
+	baseCtx context.Context
+	stop    context.CancelFunc
+}
+
+// New builds the App; Start starts its background work.
+func New(opts *Options) (*App, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{ps: o.PubSub, log: o.Logger, demoOn: o.Demo}
+	if a.ps == nil {
+		a.ps = pubsub.NewMemory(&pubsub.MemoryOptions{Logger: o.Logger})
+		a.ownPS = true
+	}
+	a.Ctl = sim.NewController(o.SlowDelay)
+	if err := a.Ctl.Apply(o.Simulate); err != nil {
+		return nil, err
+	}
+	a.Bus = events.NewBus(a.ps, nil)
+	a.World = sim.NewWorld(a.Ctl, a.Bus, nil)
+	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
+	a.Transcripts = transcript.NewStore(0)
+	a.Overlays = channels.NewTracker()
+	deps := &channels.Deps{
+		Bus: a.Bus, World: a.World, Producer: a.Producer, Transcripts: a.Transcripts, Overlays: a.Overlays,
+		Guard: o.Guard, Environment: o.Environment, Started: time.Now(), ServiceTimeout: o.ServiceTimeout,
+		Logger: o.Logger,
+	}
+	a.Demo = sim.NewDemo(a.World, &sim.DemoOptions{Rate: o.DemoRate, Logger: o.Logger,
+		Transcribe: func(ctx context.Context, text string) { _ = channels.SubmitText(ctx, deps, text) }})
+	a.Server = channel.NewServer(&channel.Options{
+		Router:              channels.Router(deps),
+		PubSub:              a.ps,
+		Logger:              o.Logger,
+		AllowedOrigins:      AllowedOrigins,
+		IdleTimeout:         IdleTimeout,
+		Compression:         true,
+		CorrelationIDLength: 8,
+		Connect:             connect,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", a.Server)
+	mux.Handle("/", correlation.Middleware(api.New(api.Config{
+		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: o.Breakers, Demo: demoControl{a},
+		Web: o.Web, Stats: a.stats,
+	})))
+	a.handler = mux
+	return a, nil
+}
+
+// connect is UserSocket.connect/3: never refuses, gives the connection a
+// fresh 8-hex correlation id shared by its channels, and assigns the
+// environment param (default "production").
+func connect(_ context.Context, info *channel.ConnectInfo) error {
+	info.CorrelationID = correlation.NewN(8)
+	env, _ := info.Params["environment"].(string)
+	if env == "" {
+		env = "production"
+	}
+	assigns := make(map[string]any, len(info.Assigns)+2)
+	for k, v := range info.Assigns {
+		assigns[k] = v
+	}
+	assigns["environment"] = env
+	assigns["correlation_id"] = info.CorrelationID
+	info.Assigns = assigns
+	info.ID = "user_socket:" + info.CorrelationID
+	return nil
+}
+
+// Handler serves /socket/websocket, /api/* and the pages.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Start starts the stream producer and, if enabled, the demo generator.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	a.baseCtx, a.stop = context.WithCancel(context.WithoutCancel(ctx))
+	base := a.baseCtx
+	a.mu.Unlock()
+	if err := a.Producer.Start(base); err != nil {
+		return err
+	}
+	if a.demoOn {
+		a.Demo.Start(base)
+	}
+	return nil
+}
+
+// Shutdown stops the generator, closes every connection (pyre's graceful
+// 1012 close), then stops the producer and the PubSub it owns.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.Demo.Stop()
+	err := a.Server.Shutdown(ctx)
+	a.Producer.Close()
+	a.mu.Lock()
+	if a.stop != nil {
+		a.stop()
+	}
+	a.mu.Unlock()
+	if a.ownPS {
+		if c, ok := a.ps.(interface{ Close() error }); ok {
+			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
+				err = errors.Join(err, cerr)
+			}
+		}
+	}
+	return err
+}
+
+func (a *App) stats() map[string]any {
+	st := a.Server.Stats()
+	return map[string]any{
+		"connections":       st.Connections,
+		"producer_dropped":  a.Producer.Dropped(),
+		"mailbox_drops":     st.MailboxDrops,
+		"slow_consumers":    st.SlowClosed,
+		"connections_total": st.Accepted,
+	}
+}
+
+// demoControl adapts the generator to api.Demo, starting it under the
+// App's context.
+type demoControl struct{ a *App }
+
+func (d demoControl) Running() bool { return d.a.Demo.Running() }
+func (d demoControl) Rate() float64 { return d.a.Demo.Rate() }
+func (d demoControl) Stop()         { d.a.Demo.Stop() }
+func (d demoControl) Start() {
+	d.a.mu.Lock()
+	ctx := d.a.baseCtx
+	d.a.mu.Unlock()
+	if ctx != nil {
+		d.a.Demo.Start(ctx)
+	}
+}

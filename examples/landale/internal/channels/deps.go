@@ -1,0 +1,185 @@
+// Package channels holds the six channels of the Landale example, wired
+// onto pyre's channel package exactly as Landale's Phoenix UserSocket
+// routes them: DashboardChannel, ServicesChannel, EventsChannel,
+// OverlayChannel, StreamChannel and TranscriptionChannel.
+//
+// Each channel keeps Landale's reply style (ResponseBuilder envelopes,
+// raw maps, or {"message": ...}), topics, events, payloads and error texts;
+// the README of the example lists where it deliberately differs.
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/examples/landale/internal/events"
+	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+	"github.com/pyre-go/pyre/examples/landale/internal/stream"
+	"github.com/pyre-go/pyre/examples/landale/internal/transcript"
+)
+
+// Guard runs one call to a named service, typically through that
+// service's circuit breaker. It returns fn's error, or its own when it
+// refuses the call.
+type Guard interface {
+	Do(ctx context.Context, service string, fn func(ctx context.Context) error) error
+}
+
+// DirectGuard calls fn without any protection.
+type DirectGuard struct{}
+
+// Do calls fn.
+func (DirectGuard) Do(ctx context.Context, _ string, fn func(context.Context) error) error {
+	return fn(ctx)
+}
+
+// Deps are what the channels need. Zero fields get the defaults of
+// Defaults.
+type Deps struct {
+	Bus         *events.Bus
+	World       *sim.World
+	Producer    *stream.Producer
+	Transcripts *transcript.Store
+	Overlays    *Tracker
+	// Guard protects service calls. Defaults to DirectGuard.
+	Guard Guard
+	// Environment is the server's configured environment, reported in
+	// telemetry. Defaults to "development".
+	Environment string
+	// Started is when the server started (uptimes). Defaults to now.
+	Started time.Time
+	// ServiceTimeout bounds a service call from a channel. Defaults to 5 s.
+	ServiceTimeout time.Duration
+	// RateLimit is the number of dashboard commands accepted per
+	// RateWindow and join. Defaults to 50 per 10 s.
+	RateLimit  int
+	RateWindow time.Duration
+	// Logger receives the channels' own logs. Defaults to discarding.
+	Logger *slog.Logger
+}
+
+// ServerVersion is the version reported in envelopes and telemetry.
+const ServerVersion = "0.1.0"
+
+func (d *Deps) withDefaults() *Deps {
+	c := *d
+	if c.Guard == nil {
+		c.Guard = DirectGuard{}
+	}
+	if c.Environment == "" {
+		c.Environment = "development"
+	}
+	if c.Started.IsZero() {
+		c.Started = time.Now()
+	}
+	if c.ServiceTimeout <= 0 {
+		c.ServiceTimeout = 5 * time.Second
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = 50
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Overlays == nil {
+		c.Overlays = NewTracker()
+	}
+	return &c
+}
+
+// Errors of service calls made by channels.
+var (
+	// ErrServiceTimeout: the call took longer than Deps.ServiceTimeout.
+	ErrServiceTimeout = errors.New("channels: service call timed out")
+	// ErrServiceCrashed: the call panicked (Landale: {:error, :service_crashed}).
+	ErrServiceCrashed = errors.New("channels: service crashed")
+)
+
+// call runs fn for service through the guard, bounded by the service
+// timeout, containing panics.
+func (d *Deps) call(ctx context.Context, service string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d.ServiceTimeout)
+	defer cancel()
+	err := d.Guard.Do(ctx, service, func(ctx context.Context) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				d.Logger.LogAttrs(ctx, slog.LevelError, "service call panicked", slog.String("service", service),
+					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				err = ErrServiceCrashed
+			}
+		}()
+		return fn(ctx)
+	})
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("%w: %s", ErrServiceTimeout, service)
+	}
+	return err
+}
+
+// errorText is Landale's format_error: a ServiceError's message, the
+// Elixir form of a timeout or crash, or the error's text.
+func errorText(err error) string {
+	var se *sim.ServiceError
+	switch {
+	case errors.As(err, &se):
+		return se.Message
+	case errors.Is(err, ErrServiceTimeout):
+		return ":timeout"
+	case errors.Is(err, ErrServiceCrashed):
+		return ":service_crashed"
+	}
+	return err.Error()
+}
+
+// isoNow is DateTime.utc_now() as JSON.
+func isoNow() string { return events.FormatTime(time.Now()) }
+
+// envelope is ResponseBuilder.success: {"success":true,"data":D,"meta":{...}}.
+func envelope(data any) map[string]any {
+	return map[string]any{
+		"success": true,
+		"data":    data,
+		"meta":    map[string]any{"timestamp": isoNow(), "server_version": ServerVersion},
+	}
+}
+
+// errEnvelope is ResponseBuilder.error: {"success":false,"error":{...}}.
+func errEnvelope(code, message string) map[string]any {
+	return map[string]any{
+		"success": false,
+		"error":   map[string]any{"code": code, "message": message, "timestamp": isoNow()},
+	}
+}
+
+func okEnvelope(data any) channel.Reply { return channel.OK(envelope(data)) }
+
+func errEnvelopeReply(code, message string) channel.Reply {
+	return channel.ErrorReply(errEnvelope(code, message))
+}
+
+// pong is ChannelHelpers.handle_ping's data.
+func pong() map[string]any { return map[string]any{"pong": true, "timestamp": time.Now().Unix()} }
+
+// envelopePing answers ping with the envelope, ignoring the payload.
+func envelopePing() channel.Middleware {
+	return channel.Ping(func(context.Context, *channel.Socket, *channel.Message) channel.Reply {
+		return okEnvelope(pong())
+	})
+}
+
+// hooks returns Landale's ChannelBase hooks with the given ping (nil for
+// none).
+func hooks(ping channel.Middleware) []channel.Middleware {
+	if ping == nil {
+		return []channel.Middleware{channel.Correlation(), channel.LogUnhandled()}
+	}
+	return []channel.Middleware{channel.Correlation(), ping, channel.LogUnhandled()}
+}
