@@ -36,10 +36,11 @@ type Options struct {
 	// so. Defaults to 10 000.
 	MaxFrames int
 	// Wire makes the transport encode every outbound frame with the
-	// connection's serializer, as the WebSocket transport does, and fail
-	// the test when a frame cannot be encoded or is not valid JSON. Without
-	// it frames reach the test as they are, with no encoding step.
-	// Defaults to off.
+	// connection's serializer, as the WebSocket transport does, and report
+	// each frame that cannot be encoded or is not valid JSON with
+	// tb.Errorf (the test goes on; the frame is still kept). Without it
+	// frames reach the test as they are, with no encoding step. Defaults
+	// to off.
 	Wire bool
 }
 
@@ -224,7 +225,10 @@ func (e *Endpoint) Close() {
 	socks := slices.Clone(e.sockets)
 	e.mu.Unlock()
 	for _, s := range socks {
-		s.shutdown(false)
+		if !s.shutdown() {
+			e.tb.Errorf("channeltest: Close: a connection did not finish within %v: a channel callback is blocked", e.timeout)
+		}
+		s.unsubscribeAll()
 	}
 	if err := e.srv.Close(); err != nil {
 		e.tb.Errorf("channeltest: close server: %v", err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,9 +68,9 @@ func (j JSON) check() error {
 
 // Value returns a Matcher for a Go value: the payload must be equal, as
 // JSON, to what encoding/json makes of v, that is, to the payload a channel
-// pushing v would send. Struct tags apply, and a map[string]any with int
-// values matches the float64 numbers a decoder would produce. Extra or
-// missing fields are differences; use Subset to ignore extra ones.
+// pushing v would send. Struct tags apply, and numbers compare by value
+// whatever their Go types (map[string]any{"n": 1} matches {"n":1.0}). Extra
+// or missing fields are differences; use Subset to ignore extra ones.
 func Value(v any) Matcher { return newValueMatcher(v, false) }
 
 // Subset returns a Matcher that accepts a payload containing want: every
@@ -158,7 +157,8 @@ func (b binaryMatcher) String() string { return "binary " + hexPreview(b) }
 //	}))
 //
 // fn runs on the goroutine of the assertion, once per frame of the right
-// event (and topic) until one passes; it must not call the Socket.
+// event (and topic) until one passes, and again on near misses to write the
+// failure message; it must not call the Socket.
 func Check(fn func(t *CollectT, p channel.Payload)) Matcher { return checkMatcher{fn} }
 
 type checkMatcher struct {
@@ -170,7 +170,7 @@ func (c checkMatcher) MatchPayload(p channel.Payload) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if _, ok := v.(failNow); !ok {
-				err = fmt.Errorf("Check function panicked: %v\n%s", v, debug.Stack())
+				err = fmt.Errorf("Check function panicked: %v", v)
 				return
 			}
 		}
@@ -193,9 +193,33 @@ type CollectT struct {
 
 type failNow struct{}
 
-// Errorf records a failure.
+// Errorf records a failure. The "Error Trace" of a testify message is
+// left out: it points into channeltest, and the assertion's own failure
+// names the test's line.
 func (c *CollectT) Errorf(format string, args ...any) {
-	c.errs = append(c.errs, strings.TrimSpace(fmt.Sprintf(format, args...)))
+	c.errs = append(c.errs, strings.TrimSpace(dropErrorTrace(fmt.Sprintf(format, args...))))
+}
+
+// dropErrorTrace removes the "Error Trace:" field of a testify message:
+// its label line and the continuation lines after it.
+func dropErrorTrace(msg string) string {
+	if !strings.Contains(msg, "Error Trace:") {
+		return msg
+	}
+	lines := strings.Split(msg, "\n")
+	out := lines[:0]
+	skipping := false
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(l), "Error Trace:"):
+			skipping = true
+		case skipping && strings.HasPrefix(l, "\t") && strings.HasPrefix(strings.TrimLeft(l[1:], " "), "\t"):
+		default:
+			skipping = false
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // FailNow records a failure and stops the Check function.
@@ -235,7 +259,7 @@ func toMatcher(want any) Matcher {
 	return Value(want)
 }
 
-// checkMatcher reports a want that can never match (invalid JSON, a value
+// checkWant reports a want that can never match (invalid JSON, a value
 // encoding/json refuses), so assertions fail at once instead of timing out.
 func checkWant(m Matcher) error {
 	if c, ok := m.(interface{ check() error }); ok {
@@ -295,8 +319,13 @@ func AssertWire(tb testing.TB, f *channel.Frame, s channel.Serializer, want stri
 		tb.Fatalf("channeltest: AssertWire: want is not valid JSON: %v", err)
 		return false
 	}
-	if err := matchDecoded(channel.JSONPayload(b), w, false); err != nil {
-		tb.Fatalf("channeltest: %v frame differs\n  got:  %s\n  want: %s\n  %s", s, b, compact([]byte(want)), indent(err.Error(), "  "))
+	got, err := decodeJSON(b)
+	if err != nil {
+		tb.Fatalf("channeltest: %v frame is not valid JSON (%v): %s", s, err, truncate(string(b)))
+		return false
+	}
+	if d := diffJSON(got, w, false); d != "" {
+		tb.Fatalf("channeltest: %v frame differs\n  got:  %s\n  want: %s\n  %s", s, b, compact([]byte(want)), d)
 		return false
 	}
 	return true
@@ -315,16 +344,20 @@ func matchDecoded(p channel.Payload, want any, subset bool) error {
 	if err != nil {
 		return fmt.Errorf("payload is not valid JSON (%v): %s", err, truncate(string(raw)))
 	}
-	var d differ
-	d.subset = subset
-	d.diff("$", got, want)
-	if len(d.out) == 0 {
-		return nil
+	if d := diffJSON(got, want, subset); d != "" {
+		return errors.New("payload differs: " + d)
 	}
+	return nil
+}
+
+// diffJSON describes how decoded JSON values differ, "" if they do not.
+func diffJSON(got, want any, subset bool) string {
+	d := differ{subset: subset}
+	d.diff("$", got, want)
 	if d.more > 0 {
 		d.out = append(d.out, fmt.Sprintf("... and %d more differences", d.more))
 	}
-	return errors.New("payload differs: " + strings.Join(d.out, "; "))
+	return strings.Join(d.out, "; ")
 }
 
 // decodeJSON decodes one JSON value, keeping numbers exact.

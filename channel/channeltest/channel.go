@@ -1,0 +1,213 @@
+package channeltest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pyre-go/pyre/channel"
+)
+
+// Channel is a topic the Socket joined: the client side of one join, like
+// a phoenix.js channel. Its assertions only look at frames of this topic
+// and join_ref.
+type Channel struct {
+	s       *Socket
+	topic   string
+	joinRef string
+	reply   *channel.Frame
+}
+
+// Topic returns the joined topic.
+func (c *Channel) Topic() string { return c.topic }
+
+// JoinRef returns the join_ref of the join.
+func (c *Channel) JoinRef() string { return c.joinRef }
+
+// JoinReply returns the "ok" reply to the join; its Payload is what Join
+// returned.
+func (c *Channel) JoinReply() *channel.Frame { return c.reply }
+
+// Socket returns the Socket the channel was joined on.
+func (c *Channel) Socket() *Socket { return c.s }
+
+// Push sends event with payload to the channel, like phoenix.js
+// channel.push, with the next ref of the socket and the channel's
+// join_ref, and returns the Push to await its reply. Events of one socket
+// reach the server in the order they were pushed.
+//
+// payload is encoded with encoding/json (nil is {}); JSON, json.RawMessage
+// and channel.Payload are sent as they are, channel.Binary as a binary
+// payload.
+func (c *Channel) Push(event string, payload any) *Push {
+	c.s.tb.Helper()
+	p, ok := c.s.encode(payload)
+	if !ok {
+		return nil
+	}
+	ref := c.s.NextRef()
+	if !c.s.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: event, Payload: p}) {
+		return nil
+	}
+	return &Push{s: c.s, topic: c.topic, ref: ref, event: event}
+}
+
+// Leave leaves the channel, like phoenix.js channel.leave(): the server
+// replies "ok", sends phx_close, and the channel terminates with
+// channel.ErrLeft. Await the reply with AssertReply("ok", nil).
+func (c *Channel) Leave() *Push {
+	c.s.tb.Helper()
+	ref := c.s.NextRef()
+	if !c.s.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: channel.EventLeave, Payload: channel.JSONPayload([]byte("{}"))}) {
+		return nil
+	}
+	return &Push{s: c.s, topic: c.topic, ref: ref, event: channel.EventLeave}
+}
+
+// AssertPush waits for a push of event from this channel (or a broadcast
+// delivered on its topic) whose payload matches want (see Matcher), takes
+// it and returns it, like Phoenix's assert_push.
+func (c *Channel) AssertPush(event string, want any) *channel.Frame {
+	c.s.tb.Helper()
+	e := c.s.assert(c.s.pushQuery(c.topic, c.joinRef, event, want))
+	if e == nil {
+		return nil
+	}
+	return e.frame
+}
+
+// RefutePush fails the test if a push of event from this channel whose
+// payload matches want is waiting or arrives within window (0 means
+// Options.RefuteTimeout), like Phoenix's refute_push.
+func (c *Channel) RefutePush(event string, want any, window time.Duration) {
+	c.s.tb.Helper()
+	c.s.refute(c.s.pushQuery(c.topic, c.joinRef, event, want), window)
+}
+
+// AssertBroadcast waits for a broadcast of event on the channel's topic
+// whose payload matches want, takes it and returns it. The socket must be
+// subscribed to the topic: join with SubscribeAndJoin.
+func (c *Channel) AssertBroadcast(event string, want any) *Broadcast {
+	c.s.tb.Helper()
+	e := c.s.assert(c.s.broadcastQuery(c.topic, event, want))
+	if e == nil {
+		return nil
+	}
+	return e.bc
+}
+
+// RefuteBroadcast fails the test if a broadcast of event on the channel's
+// topic whose payload matches want is waiting or arrives within window (0
+// means Options.RefuteTimeout).
+func (c *Channel) RefuteBroadcast(event string, want any, window time.Duration) {
+	c.s.tb.Helper()
+	c.s.refute(c.s.broadcastQuery(c.topic, event, want), window)
+}
+
+// AssertClosed waits for the phx_close of this join: the channel stopped
+// normally (a handler returned channel.ErrStop, the client left, a
+// duplicate join replaced it) and phoenix.js will not rejoin.
+func (c *Channel) AssertClosed() *channel.Frame {
+	c.s.tb.Helper()
+	return c.assertControl(channel.EventClose)
+}
+
+// AssertError waits for the phx_error of this join: the channel crashed (a
+// handler panicked or returned an error) and phoenix.js would rejoin.
+func (c *Channel) AssertError() *channel.Frame {
+	c.s.tb.Helper()
+	return c.assertControl(channel.EventError)
+}
+
+func (c *Channel) assertControl(event string) *channel.Frame {
+	c.s.tb.Helper()
+	q := &query{
+		what: fmt.Sprintf("%s of %q (join_ref %q)", event, c.topic, c.joinRef),
+		want: Any,
+		match: func(e *entry) bool {
+			f := e.frame
+			return f.Kind() == channel.FramePush && f.Event() == event && f.Topic() == c.topic &&
+				f.JoinRef() == c.joinRef && f.Ref() == c.joinRef
+		},
+	}
+	e := c.s.assert(q)
+	if e == nil {
+		return nil
+	}
+	return e.frame
+}
+
+// AssertTerminated waits until the channel's Terminate has run and
+// returns the reason it was given. If want is not nil, the reason must
+// match it with errors.Is: channel.ErrLeft, channel.ErrConnClosed,
+// channel.ErrPanic (for a *channel.PanicError), channel.ErrStop, or an
+// application error. A refused join never terminates.
+func (c *Channel) AssertTerminated(want error) error {
+	c.s.tb.Helper()
+	var t termination
+	var found bool
+	c.s.await(c.s.ep.timeout, func() bool {
+		t, found = c.s.terminatedLocked(c.topic, c.joinRef)
+		return found
+	})
+	switch {
+	case !found:
+		c.s.tb.Fatalf("channeltest: channel %q (join_ref %q) did not terminate within %v\n%s", c.topic, c.joinRef, c.s.ep.timeout, c.s.report(nil))
+		return nil
+	case want != nil && !errors.Is(t.reason, want):
+		c.s.tb.Fatalf("channeltest: channel %q (join_ref %q) terminated with reason %q (%T), want %q", c.topic, c.joinRef, t.reason, t.reason, want)
+	}
+	return t.reason
+}
+
+// Push is a message the test sent; its reply can be awaited.
+type Push struct {
+	s     *Socket
+	topic string
+	ref   string
+	event string
+}
+
+// Ref returns the message's ref.
+func (p *Push) Ref() string { return p.ref }
+
+// Topic returns the message's topic.
+func (p *Push) Topic() string { return p.topic }
+
+// AssertReply waits for the reply to this push, takes it and returns it:
+// the reply must have the given status ("" accepts any) and a response
+// matching want (see Matcher), like Phoenix's assert_reply.
+//
+//	ch.Push("new_msg", map[string]any{"body": "hi"}).AssertReply("ok", channeltest.JSON(`{"id":1}`))
+func (p *Push) AssertReply(status string, want any) *channel.Frame {
+	p.s.tb.Helper()
+	e := p.s.assert(p.replyQuery(status, want))
+	if e == nil {
+		return nil
+	}
+	return e.frame
+}
+
+// RefuteReply fails the test if a reply to this push is waiting or arrives
+// within window (0 means Options.RefuteTimeout): for handlers that return
+// channel.NoReply.
+func (p *Push) RefuteReply(window time.Duration) {
+	p.s.tb.Helper()
+	p.s.refute(p.replyQuery("", nil), window)
+}
+
+func (p *Push) replyQuery(status string, want any) *query {
+	what := fmt.Sprintf("reply to %q on %q (ref %q)", p.event, p.topic, p.ref)
+	if status != "" {
+		what = fmt.Sprintf("%q %s", status, what)
+	}
+	return &query{
+		what:   what,
+		want:   toMatcher(want),
+		status: status,
+		match: func(e *entry) bool {
+			f := e.frame
+			return f.Kind() == channel.FrameReply && f.Topic() == p.topic && f.Ref() == p.ref
+		},
+	}
+}

@@ -1,0 +1,68 @@
+// Package channeltest unit-tests pyre channels without a network, the way
+// Phoenix.ChannelTest tests Phoenix channels.
+//
+// New starts an Endpoint: a real channel.Server with the application's
+// router, hooks and options, and an in-memory PubSub unless the test brings
+// its own. Its Sockets are in-process connections: their transport plugs
+// into the server through the same channel.Transport seam as the WebSocket
+// transport, so Connect, joins, hooks, channel mailboxes, fastlane
+// broadcasts, crashes and Terminate run exactly the production code. Only
+// the network and the frame encoding are left out (Options.Wire puts the
+// encoding back).
+//
+//	func TestRoom(t *testing.T) {
+//		ep := channeltest.New(t, app.Router(), nil)
+//		sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
+//		room := sock.SubscribeAndJoin("room:lobby", map[string]any{"token": "secret"})
+//
+//		room.Push("new_msg", map[string]any{"body": "hi"}).AssertReply("ok", nil)
+//		room.AssertBroadcast("new_msg", map[string]any{"body": "hi", "user_id": 7})
+//		room.AssertPush("new_msg", channeltest.JSON(`{"body":"hi","user_id":7}`))
+//		room.RefutePush("new_msg", nil, 0)
+//
+//		room.Leave().AssertReply("ok", nil)
+//		room.AssertTerminated(channel.ErrLeft)
+//	}
+//
+// # Phoenix names
+//
+//	socket(UserSocket, id, assigns)     Endpoint.Socket(&channel.ConnectInfo{ID: id, Assigns: assigns})
+//	connect(UserSocket, params)         Endpoint.Connect(&channel.ConnectInfo{Params: params})
+//	subscribe_and_join(socket, topic)   Socket.SubscribeAndJoin(topic, payload)
+//	join(socket, topic, payload)        Socket.Join, Socket.TryJoin, Socket.AssertJoinError
+//	push(socket, event, payload)        Channel.Push
+//	assert_reply ref, status, payload   Push.AssertReply(status, want)
+//	assert_push event, payload          Channel.AssertPush, Socket.AssertPush
+//	assert_broadcast event, payload     Channel.AssertBroadcast, Socket.AssertBroadcast
+//	refute_push / refute_broadcast      RefutePush, RefuteBroadcast, Push.RefuteReply
+//	leave(socket)                       Channel.Leave
+//	close(socket)                       Socket.Close
+//	Endpoint.broadcast(topic, ...)      Endpoint.Broadcast
+//	Process.monitor + assert_receive    Channel.AssertTerminated, AssertClosed, AssertError
+//
+// # Waiting and matching
+//
+// Every frame the server sends is kept in arrival order until an assertion
+// takes it. An assertion takes the first frame that matches and leaves the
+// others, as a selective receive does, and waits up to Options.Timeout (1 s)
+// for one to arrive; a Refute assertion fails if a matching frame is
+// waiting or arrives within its window (Options.RefuteTimeout, 100 ms).
+// There are no other sleeps. Failure messages list the frames that did
+// arrive, show how the payloads of near misses differ, and say whether
+// channels terminated or the connection closed.
+//
+// Expected payloads (want arguments) are Go values compared as the JSON a
+// channel would send, JSON text compared structurally, Subset patterns,
+// channel.Binary bytes, or Check functions that may use testify; nil matches
+// anything. See Matcher. Assertions return the matching frame, so its
+// payload can also be checked with testify or decoded with Decode.
+//
+// Assertions fail with tb.Fatalf and belong on the test's goroutine. Inside
+// a testing/synctest bubble the timeouts and refute windows take no real
+// time: create the Endpoint inside the bubble.
+//
+// The test cannot reach the channel's own *channel.Socket, so there is no
+// equivalent yet of send(socket.channel_pid, msg) or of reading
+// socket.assigns after a join; test through the client's view (pushes,
+// replies, broadcasts) and through PubSub topics the channel subscribes to.
+package channeltest
