@@ -309,6 +309,8 @@ func TestHandshakeRefusals(t *testing.T) {
 	}
 	evil := &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}
 	assert.Equal(t, http.StatusForbidden, e.dialStatus(t, "vsn=2.0.0", evil))
+	assert.Equal(t, http.StatusForbidden, e.dialStatus(t, "vsn=2.0.0", &websocket.DialOptions{Subprotocols: []string{"foo"}}))
+	assert.Equal(t, http.StatusSwitchingProtocols, e.dialStatus(t, "vsn=2.0.0", &websocket.DialOptions{Subprotocols: []string{"foo", "phoenix"}}))
 	good := &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://good.example"}}}
 	assert.Equal(t, http.StatusSwitchingProtocols, e.dialStatus(t, "vsn=2.0.0", good))
 	assert.Equal(t, http.StatusForbidden, e.dialStatus(t, "vsn=2.0.0&mode=refuse", nil))
@@ -323,7 +325,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
-	assert.Equal(t, uint64(8), e.srv.Stats().Refused)
+	assert.Equal(t, uint64(9), e.srv.Stats().Refused)
 }
 
 func TestConnectInfoAndAuthToken(t *testing.T) {
@@ -416,7 +418,15 @@ func TestClientCloseAnsweredLikeBandit(t *testing.T) {
 	for _, tc := range []struct {
 		send websocket.StatusCode
 		want websocket.StatusCode
-	}{{websocket.StatusNormalClosure, websocket.StatusNormalClosure}, {websocket.StatusNoStatusRcvd, websocket.StatusProtocolError}} {
+	}{
+		{websocket.StatusNormalClosure, websocket.StatusNormalClosure},
+		{websocket.StatusNoStatusRcvd, websocket.StatusProtocolError},
+		{websocket.StatusGoingAway, websocket.StatusNormalClosure},
+		{websocket.StatusInternalError, websocket.StatusNormalClosure},
+		{3000, websocket.StatusNormalClosure},
+		{4000, websocket.StatusNormalClosure},
+		{websocket.StatusServiceRestart, websocket.StatusProtocolError},
+	} {
 		c := e.dial(t, "vsn=2.0.0", nil)
 		var got websocket.StatusCode = -1
 		// coder/websocket reports the peer's answer as the close error of Close.

@@ -45,6 +45,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.AuthToken = authToken(r.Header)
+	if !acceptableSubprotocols(r.Header) {
+		s.refuse(w, r, http.StatusForbidden, "no acceptable subprotocol", slog.String("offered", r.Header.Get("Sec-WebSocket-Protocol")))
+		return
+	}
 	ser, ok := negotiateSerializer(info.Params)
 	if !ok {
 		s.refuse(w, r, http.StatusForbidden, "unsupported vsn", slog.Any("vsn", info.Params["vsn"]))
@@ -129,6 +133,26 @@ func authToken(h http.Header) string {
 		}
 	}
 	return string(b)
+}
+
+// acceptableSubprotocols applies Phoenix's subprotocol check with auth tokens
+// on: a client that offers protocols (besides the auth token) must offer
+// "phoenix", the one this server speaks and echoes.
+func acceptableSubprotocols(h http.Header) bool {
+	offered := false
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case p == "" || strings.HasPrefix(p, authTokenPrefix):
+			case p == "phoenix":
+				return true
+			default:
+				offered = true
+			}
+		}
+	}
+	return !offered
 }
 
 // wsTransport is the WebSocket Transport: a bounded outbound queue drained
@@ -410,6 +434,7 @@ type corkConn struct {
 	pending []byte // bytes read by net/http before the hijack
 
 	serverClose atomic.Bool // the server started the close handshake
+	scan        frameScanner
 
 	mu     sync.Mutex
 	corked bool
@@ -419,12 +444,16 @@ type corkConn struct {
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (c *corkConn) Read(p []byte) (int, error) {
+	var n int
+	var err error
 	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
+		n = copy(p, c.pending)
 		c.pending = c.pending[n:]
-		return n, nil
+	} else {
+		n, err = c.Conn.Read(p)
 	}
-	return c.Conn.Read(p)
+	c.scan.feed(p[:n])
+	return n, err
 }
 
 func (c *corkConn) cork() {
@@ -454,21 +483,85 @@ func (c *corkConn) flushLocked() error {
 	return err
 }
 
-// closeNoStatus is an unmasked close frame with an empty payload: what
-// coder/websocket echoes when the client's close frame had no code.
-var closeNoStatus = []byte{0x88, 0x00}
-
-// closeProtocolError is the close frame Bandit answers with instead.
-var closeProtocolError = []byte{0x88, 0x02, 0x03, 0xEA}
-
+// Write answers a client's close frame the way Bandit (Phoenix's default
+// server) does rather than echoing it as coder/websocket does: 1000 when the
+// client's code is 1000-1003, 1007-1011 or >= 3000, otherwise (including no
+// code) 1002. Close frames the server starts itself pass unchanged.
 func (c *corkConn) Write(p []byte) (int, error) {
-	if len(p) == 2 && p[0] == closeNoStatus[0] && p[1] == closeNoStatus[1] && !c.serverClose.Load() {
-		if _, err := c.write(closeProtocolError); err != nil {
+	if len(p) >= 2 && p[0] == 0x88 && int(p[1]&0x7f)+2 == len(p) && c.scan.peerClosed.Load() && !c.serverClose.Load() {
+		code := 0
+		if len(p) >= 4 {
+			code = int(p[2])<<8 | int(p[3])
+		}
+		answer := CloseProtocolError
+		if (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || code >= 3000 {
+			answer = CloseNormal
+		}
+		if _, err := c.write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)}); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	}
 	return c.write(p)
+}
+
+// frameScanner follows the frame headers of the inbound byte stream, only
+// to notice the client's close frame (coder/websocket answers it before the
+// application hears of it).
+type frameScanner struct {
+	hdr        [14]byte
+	hn, need   int
+	skip       uint64
+	peerClosed atomic.Bool
+}
+
+func (s *frameScanner) feed(p []byte) {
+	if s.need == 0 {
+		s.need = 2
+	}
+	for len(p) > 0 {
+		if s.skip > 0 {
+			n := uint64(len(p))
+			if n > s.skip {
+				n = s.skip
+			}
+			s.skip -= n
+			p = p[n:]
+			continue
+		}
+		s.hdr[s.hn] = p[0]
+		s.hn++
+		p = p[1:]
+		if s.hn == 2 {
+			switch s.hdr[1] & 0x7f {
+			case 126:
+				s.need += 2
+			case 127:
+				s.need += 8
+			}
+			if s.hdr[1]&0x80 != 0 {
+				s.need += 4
+			}
+		}
+		if s.hn < 2 || s.hn < s.need {
+			continue
+		}
+		var n uint64
+		switch l := s.hdr[1] & 0x7f; l {
+		case 126:
+			n = uint64(s.hdr[2])<<8 | uint64(s.hdr[3])
+		case 127:
+			for _, b := range s.hdr[2:10] {
+				n = n<<8 | uint64(b)
+			}
+		default:
+			n = uint64(l)
+		}
+		if s.hdr[0]&0x0f == 0x8 {
+			s.peerClosed.Store(true)
+		}
+		s.skip, s.hn, s.need = n, 0, 2
+	}
 }
 
 func (c *corkConn) write(p []byte) (int, error) {
