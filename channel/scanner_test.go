@@ -8,8 +8,8 @@ import (
 
 func TestFrameScannerFindsCloseAcrossSplits(t *testing.T) {
 	text := append([]byte{0x81, 0x80 | 126, 0x01, 0x00, 1, 2, 3, 4}, make([]byte, 256)...) // masked 256-byte text
-	ping := []byte{0x89, 0x80, 9, 9, 9, 9}                                                   // masked empty ping
-	closeFrame := []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2}                        // masked close 1000
+	ping := []byte{0x89, 0x80, 9, 9, 9, 9}                                                 // masked empty ping
+	closeFrame := []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2}                       // masked close 1000
 	stream := append(append(append([]byte{}, text...), ping...), closeFrame...)
 	for _, chunk := range []int{1, 3, 7, len(stream)} {
 		var s frameScanner
