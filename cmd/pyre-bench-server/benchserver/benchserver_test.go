@@ -1,0 +1,214 @@
+package benchserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestPayloadShapeAndSize(t *testing.T) {
+	for _, size := range []int{64, 128, 1000} {
+		b := AppendPayload(nil, 1764000000123456789, 42, size)
+		assert.Len(t, b, size)
+		var v struct {
+			TS  int64  `json:"ts"`
+			Seq int    `json:"seq"`
+			Pad string `json:"pad"`
+		}
+		require.NoError(t, json.Unmarshal(b, &v), string(b))
+		assert.Equal(t, int64(1764000000123456789), v.TS)
+		assert.Equal(t, 42, v.Seq)
+		assert.Equal(t, strings.Repeat("x", len(v.Pad)), v.Pad)
+		assert.True(t, strings.HasPrefix(string(b), `{"ts":1764000000123456789,"seq":42,"pad":"`))
+	}
+	assert.Len(t, AppendPayload(nil, 1, 2, 32), 32)
+	// Too small for the fields: as short as possible, still valid.
+	b := AppendPayload(nil, 1764000000123456789, 2, 32)
+	assert.JSONEq(t, `{"ts":1764000000123456789,"seq":2,"pad":""}`, string(b))
+}
+
+func TestPaceKeepsTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var stamps []time.Duration
+		var seqs []int
+		res := Pace(context.Background(), 10, 2, 64, func(_ context.Context, p []byte) error {
+			var v struct {
+				TS  int64 `json:"ts"`
+				Seq int   `json:"seq"`
+			}
+			require.NoError(t, json.Unmarshal(p, &v))
+			stamps = append(stamps, time.Unix(0, v.TS).Sub(start))
+			seqs = append(seqs, v.Seq)
+			return nil
+		})
+		assert.Equal(t, 20, res.Published)
+		assert.Zero(t, res.Skipped)
+		assert.Zero(t, res.Errors)
+		assert.Zero(t, res.MaxLagMs)
+		for i, d := range stamps {
+			assert.Equal(t, time.Duration(i)*100*time.Millisecond, d, "slot %d", i)
+			assert.Equal(t, i, seqs[i])
+		}
+		assert.InDelta(t, 1.9, res.ElapsedS, 1e-9, "ends after the last slot")
+	})
+}
+
+func TestPaceSkipsWhatDoesNotFitTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Each publish takes 250 ms: only 4 of 10 slots fit in 1 s.
+		res := Pace(context.Background(), 10, 1, 64, func(context.Context, []byte) error {
+			time.Sleep(250 * time.Millisecond)
+			return nil
+		})
+		assert.Equal(t, 4, res.Published)
+		assert.Equal(t, 6, res.Skipped)
+		// Slot 3 was due at 300 ms and went out at 750 ms; slot 4 (due 400 ms,
+		// reached at 1 s) fell outside the window and is not a lag.
+		assert.InDelta(t, 450, res.MaxLagMs, 1e-6)
+	})
+}
+
+func TestPaceCountsErrorsAndStopsOnCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		res := Pace(ctx, 10, 10, 64, func(context.Context, []byte) error {
+			n++
+			if n == 5 {
+				cancel()
+			}
+			if n%2 == 0 {
+				return errors.New("boom")
+			}
+			return nil
+		})
+		assert.Equal(t, 5, n)
+		assert.Equal(t, 3, res.Published)
+		assert.Equal(t, 2, res.Errors)
+		assert.Equal(t, "boom", res.FirstErr)
+		assert.Equal(t, 95, res.Skipped)
+	})
+}
+
+func TestPublishValidation(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	for q, want := range map[string]int{
+		"": http.StatusBadRequest,
+		"channel=room:a&rate=0&seconds=1&size=64":      http.StatusBadRequest,
+		"channel=room:a&rate=1&seconds=601&size=64":    http.StatusBadRequest,
+		"channel=room:a&rate=1&seconds=1&size=31":      http.StatusBadRequest,
+		"channel=&rate=1&seconds=1&size=64":            http.StatusBadRequest,
+		"channel=room:a&rate=100001&seconds=1&size=64": http.StatusBadRequest,
+	} {
+		resp, err := http.Post(hs.URL+"/publish?"+q, "text/plain", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, q)
+	}
+	resp, err := http.Get(hs.URL + "/publish?channel=room:a&rate=1&seconds=1&size=64")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+// TestEndToEnd joins room:bench with a real WebSocket client, publishes
+// through /publish and checks the pushes, the echo reply and /debug/mem.
+func TestEndToEnd(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket/websocket?vsn=2.0.0", nil)
+	require.NoError(t, err)
+	defer ws.CloseNow()
+	write := func(s string) { require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte(s))) }
+	read := func() []any {
+		_, b, err := ws.Read(ctx)
+		require.NoError(t, err)
+		var v []any
+		require.NoError(t, json.Unmarshal(b, &v), string(b))
+		require.Len(t, v, 5)
+		return v
+	}
+	write(`["1","1","room:bench","phx_join",{}]`)
+	assert.Equal(t, []any{"1", "1", "room:bench", "phx_reply", map[string]any{"status": "ok", "response": map[string]any{}}}, read())
+	write(`["1","2","room:bench","echo",{"ts":7}]`)
+	assert.Equal(t, []any{"1", "2", "room:bench", "phx_reply", map[string]any{"status": "ok", "response": map[string]any{"ts": 7.0}}}, read())
+
+	var wg sync.WaitGroup
+	var res PublishResult
+	wg.Go(func() {
+		resp, err := http.Post(hs.URL+"/publish?channel=room:bench&rate=20&seconds=1&size=100", "text/plain", nil)
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer resp.Body.Close()
+		assert.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	})
+	for i := range 20 {
+		v := read()
+		assert.Equal(t, []any{nil, nil, "room:bench", "msg"}, v[:4])
+		p := v[4].(map[string]any)
+		assert.Equal(t, float64(i), p["seq"])
+		assert.Greater(t, p["ts"], 1e18)
+		if i == 0 {
+			// A second loop while one runs is refused.
+			resp, err := http.Post(hs.URL+"/publish?channel=room:bench&rate=1&seconds=1&size=64", "text/plain", nil)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusConflict, resp.StatusCode)
+		}
+	}
+	wg.Wait()
+	assert.Equal(t, 20, res.Published)
+	assert.Equal(t, "room:bench", res.Channel)
+
+	resp, err := http.Get(hs.URL + "/debug/mem?gc=1")
+	require.NoError(t, err)
+	var mem map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&mem))
+	resp.Body.Close()
+	for _, k := range []string{"heap_alloc", "stack_inuse", "goroutines", "connections", "slow_closed", "rss_kb"} {
+		assert.Contains(t, mem, k)
+	}
+	assert.Equal(t, 1.0, mem["connections"])
+	assert.Equal(t, 1.0, mem["subscribers"])
+}
+
+func TestRunRefusesNonLoopbackAndServes(t *testing.T) {
+	err := Run(context.Background(), Config{Addr: "0.0.0.0:0"}, nil)
+	assert.ErrorIs(t, err, ErrNotLoopback)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Config{Addr: "127.0.0.1:0"}, func(a string) { addrc <- a }) }()
+	addr := <-addrc
+	resp, err := http.Get("http://" + addr + "/debug/mem")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	assert.NoError(t, <-done)
+}

@@ -1,0 +1,277 @@
+// Package benchserver is the pyre server the benchmarks measure: a trivial
+// "room:*" channel behind a channel.Server, plus the control endpoints of
+// the shared benchmark contract (../shared/bench/README.md):
+//
+//	GET  /socket/websocket?vsn=2.0.0            the Phoenix socket
+//	POST /publish?channel=C&rate=R&seconds=S&size=B
+//	     broadcasts R messages/s for at most S seconds on topic C through
+//	     Server.Broadcast (event "msg", payload {"ts":…,"seq":…,"pad":"x…"}
+//	     of B bytes) and answers a PublishResult when done
+//	GET  /debug/mem[?gc=1]                       runtime.MemStats (after a GC
+//	     with gc=1), goroutines, RSS and the pyre server's Stats
+//	GET  /debug/pprof/…                          net/http/pprof
+//
+// The room channel joins everyone and answers the event "echo" with
+// {"status":"ok","response":<the pushed payload>} (the rpc scenario).
+// cmd/pyre-bench-server runs it as a binary; cmd/pyrebench runs the same
+// code in a child process.
+package benchserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pyre-go/pyre/channel"
+)
+
+// Config configures the bench server. The zero value of a field means its
+// default.
+type Config struct {
+	// Addr is the listen address; it must be a 127.0.0.0/8 address (port 0
+	// picks a free port). Defaults to 127.0.0.1:8003.
+	Addr string
+	// Topic is the topic the benchmarks join. Topics matching "room:*" are
+	// always routed to the room channel; Topic is routed too when it does
+	// not. Defaults to "room:bench".
+	Topic string
+	// MaxQueueBytes is channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB).
+	MaxQueueBytes int
+	// MailboxSize is channel.Options.MailboxSize (0: pyre's default).
+	MailboxSize int
+	// IdleTimeout is channel.Options.IdleTimeout (0: pyre's default, 60 s).
+	IdleTimeout time.Duration
+	// Compression is channel.Options.Compression. Defaults to off.
+	Compression bool
+	// Pprof mounts net/http/pprof at /debug/pprof/. Defaults to off.
+	Pprof bool
+	// Logger receives pyre's and the HTTP server's logs. Defaults to discarding.
+	Logger *slog.Logger
+}
+
+// RegisterFlags defines the command-line flags of the bench server on fs,
+// storing into c; pyre-bench-server and "pyrebench serve" share them.
+func RegisterFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8003", "listen address (127.0.0.0/8 only; port 0 picks one)")
+	fs.StringVar(&c.Topic, "topic", "room:bench", "topic the benchmark joins (room:* is always routed)")
+	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 0, "channel.Options.MaxQueueBytes: outbound bytes queued per connection before it is closed with 3008 (0 = pyre default, 1 MiB)")
+	fs.IntVar(&c.MailboxSize, "mailbox-size", 0, "channel.Options.MailboxSize (0 = pyre default)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "channel.Options.IdleTimeout (0 = pyre default, 60s)")
+	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
+	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
+}
+
+// room is the benchmark channel: join always succeeds, "echo" replies with
+// the payload it got.
+type room struct {
+	channel.Base
+}
+
+func (r *room) Join(context.Context, *channel.Socket, channel.Payload) (any, error) { return nil, nil }
+
+func (r *room) HandleIn(_ context.Context, _ *channel.Socket, msg *channel.Message) (channel.Reply, error) {
+	if msg.Event == "echo" {
+		return channel.OK(msg.Payload), nil
+	}
+	return channel.NoReply, channel.ErrUnhandled
+}
+
+// Server is the bench server's HTTP handler and its pyre server.
+type Server struct {
+	cfg     Config
+	pyre    *channel.Server
+	mux     *http.ServeMux
+	publish sync.Mutex // one publish loop at a time
+}
+
+// New returns a Server for c.
+func New(c Config) *Server {
+	if c.Topic == "" {
+		c.Topic = "room:bench"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	router := channel.NewRouter()
+	router.Handle("room:*", func() channel.Channel { return &room{} })
+	if !strings.HasPrefix(c.Topic, "room:") {
+		router.Handle(c.Topic, func() channel.Channel { return &room{} })
+	}
+	s := &Server{
+		cfg: c,
+		pyre: channel.NewServer(&channel.Options{
+			Router:        router,
+			Logger:        c.Logger,
+			MaxQueueBytes: c.MaxQueueBytes,
+			MailboxSize:   c.MailboxSize,
+			IdleTimeout:   c.IdleTimeout,
+			Compression:   c.Compression,
+		}),
+		mux: http.NewServeMux(),
+	}
+	s.mux.Handle("/socket/", s.pyre)
+	s.mux.HandleFunc("/publish", s.handlePublish)
+	s.mux.HandleFunc("/debug/mem", s.handleMem)
+	if c.Pprof {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Pyre returns the pyre server.
+func (s *Server) Pyre() *channel.Server { return s.pyre }
+
+// Close closes every connection and waits for their goroutines.
+func (s *Server) Close() error { return s.pyre.Close() }
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	topic := q.Get("channel")
+	rate, err1 := strconv.Atoi(q.Get("rate"))
+	seconds, err2 := strconv.Atoi(q.Get("seconds"))
+	size, err3 := strconv.Atoi(q.Get("size"))
+	if topic == "" || err1 != nil || err2 != nil || err3 != nil ||
+		rate < 1 || rate > MaxRate || seconds < 1 || seconds > MaxSeconds || size < MinSize || size > MaxSize {
+		http.Error(w, fmt.Sprintf("need channel, 1<=rate<=%d, 1<=seconds<=%d, %d<=size<=%d",
+			MaxRate, MaxSeconds, MinSize, MaxSize), http.StatusBadRequest)
+		return
+	}
+	if !s.publish.TryLock() {
+		http.Error(w, "a publish loop is already running", http.StatusConflict)
+		return
+	}
+	defer s.publish.Unlock()
+	res := Pace(r.Context(), rate, seconds, size, func(ctx context.Context, payload []byte) error {
+		return s.pyre.Broadcast(ctx, topic, "msg", json.RawMessage(payload))
+	})
+	res.Channel = topic
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := s.pyre.Stats()
+	out := map[string]any{
+		"heap_alloc":    ms.HeapAlloc,
+		"heap_inuse":    ms.HeapInuse,
+		"heap_sys":      ms.HeapSys,
+		"stack_inuse":   ms.StackInuse,
+		"sys":           ms.Sys,
+		"num_gc":        ms.NumGC,
+		"goroutines":    runtime.NumGoroutine(),
+		"rss_kb":        selfRSSKB(),
+		"connections":   st.Connections,
+		"accepted":      st.Accepted,
+		"refused":       st.Refused,
+		"slow_closed":   st.SlowClosed,
+		"malformed":     st.Malformed,
+		"mailbox_drops": st.MailboxDrops,
+		"subscribers":   s.pyre.Subscribers(s.cfg.Topic),
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// selfRSSKB returns VmRSS of this process in KiB, -1 when unknown.
+func selfRSSKB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// ErrNotLoopback is returned by Run for a listen address outside 127.0.0.0/8.
+var ErrNotLoopback = errors.New("benchserver: listen address must be in 127.0.0.0/8")
+
+// Run listens on c.Addr, calls ready with the bound address, and serves
+// until ctx ends; then it closes every connection (code 1012) and stops.
+func Run(ctx context.Context, c Config, ready func(addr string)) error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8003"
+	}
+	ap, err := netip.ParseAddrPort(c.Addr)
+	if err != nil || !ap.Addr().Is4() || !ap.Addr().IsLoopback() {
+		return fmt.Errorf("%w: %q", ErrNotLoopback, c.Addr)
+	}
+	s := New(c)
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(logWriter{s.cfg.Logger}, "", 0),
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = s.Close()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.pyre.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
+	_ = s.Close()
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// logWriter sends net/http's error log (accept errors such as EMFILE) to
+// the slog logger.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+var _ io.Writer = logWriter{}
