@@ -76,6 +76,11 @@
 // related topics in a hash tag ("{room}:1") to put them on one slot. When a
 // slot migrates, Redis drops the sharded subscriptions and the adapter
 // reconnects that slot's connection to the new owner. With any other client
-// sharded mode uses one connection. Message order across topics that live
-// on different slots is not preserved in sharded cluster mode.
+// sharded mode uses one connection.
+//
+// Sharded cluster mode relaxes the pubsub ordering contract: messages from
+// one publisher stay in order per hash slot, but not across topics on
+// different slots (they travel through different shards and connections).
+// A Prefix with a hash tag ("{pyre}:") puts every topic on one slot, which
+// restores the order at the price of using a single shard.
 package redis

@@ -116,7 +116,7 @@ func freePort(t testing.TB) int {
 }
 
 func (b *Broker) start() error {
-	b.log = &logWriter{ready: make(chan struct{}), done: make(chan struct{}), marker: b.ready}
+	b.log = &logWriter{ready: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}, 1), marker: b.ready}
 	cmd := exec.Command(b.bin, b.args()...)
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	cmd.Dir = b.dir
@@ -198,9 +198,10 @@ func (b *Broker) stop() {
 // logWriter keeps the last 16 KiB of output and signals when marker shows
 // up in it.
 type logWriter struct {
-	marker string
-	ready  chan struct{} // closed when marker was seen
-	done   chan struct{} // closed when the process has exited
+	marker  string
+	ready   chan struct{} // closed when marker was seen
+	done    chan struct{} // closed when the process has exited
+	changed chan struct{} // poked on every write
 
 	mu      sync.Mutex
 	buf     []byte
@@ -211,6 +212,10 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
 	if len(w.buf) > 16<<10 {
 		w.buf = append([]byte(nil), w.buf[len(w.buf)-16<<10:]...)
 	}

@@ -57,3 +57,13 @@ func TestNATSStarts(t *testing.T) {
 		t.Fatalf("URL %q", b.URL())
 	}
 }
+
+func TestRedisCluster(t *testing.T) {
+	nodes := StartRedisCluster(t, 3)
+	for _, b := range nodes {
+		got, err := ping(t, b.Addr(), "CLUSTER INFO\r\n")
+		if err != nil || !strings.HasPrefix(got, "$") {
+			t.Fatalf("CLUSTER INFO: %q %v", got, err)
+		}
+	}
+}
