@@ -129,6 +129,9 @@ func asMap(p channel.Payload) map[string]any {
 	return m
 }
 
+// decodeInto decodes a JSON payload into v.
+func decodeInto(p channel.Payload, v any) error { return json.Unmarshal(p.Bytes(), v) }
+
 // decode returns a frame's payload as a map.
 func decode(t *testing.T, f *channel.Frame) map[string]any {
 	t.Helper()

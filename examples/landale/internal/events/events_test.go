@@ -142,6 +142,16 @@ func TestNormalizeSpecifics(t *testing.T) {
 		assert.Equal(t, map[string]any{"raw_data": in}, e["raw_data"])
 		assert.Equal(t, "obs", e["source"])
 	})
+	t.Run("datetimes keep their precision in UTC", func(t *testing.T) {
+		for in, want := range map[string]string{
+			"2024-01-01T12:00:00Z":          "2024-01-01T12:00:00Z",
+			"2024-01-01T12:00:00.500000Z":   "2024-01-01T12:00:00.500000Z",
+			"2024-01-01T12:00:00.123+02:00": "2024-01-01T10:00:00.123Z",
+		} {
+			e := Normalize("channel.follow", map[string]any{"followed_at": in}, fixNow)
+			assert.Equal(t, want, e["followed_at"], in)
+		}
+	})
 	t.Run("invalid datetimes become null", func(t *testing.T) {
 		e := Normalize("channel.follow", map[string]any{"followed_at": "yesterday"}, fixNow)
 		assert.Contains(t, e, "followed_at")

@@ -395,7 +395,18 @@ func normalizeTime(v any) any {
 	if err != nil {
 		return nil
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	// Keep the input's own precision, as Elixir's DateTime does.
+	digits := 0
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		for j := i + 1; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+			digits++
+		}
+	}
+	layout := "2006-01-02T15:04:05"
+	if digits > 0 {
+		layout += "." + strings.Repeat("0", min(digits, 9))
+	}
+	return t.UTC().Format(layout + "Z")
 }
 
 func firstString(d map[string]any, keys ...string) any {
