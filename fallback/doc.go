@@ -1,0 +1,36 @@
+// Package fallback runs a call to a service with a fallback for when the
+// service fails, and guards services with circuit breakers.
+//
+// It is the Go form of Landale's with_fallback, done properly: [Do] treats
+// an error, a panic and a timeout of the primary function alike, logs once
+// (with the caller's ctx, so a correlation id added by
+// correlation.NewHandler appears), and returns the fallback's value together
+// with a [Result] that says which path produced it.
+//
+// A [Breaker] stops calling a service that keeps failing: after
+// [Settings.FailureThreshold] consecutive failures it opens and [Call] goes
+// straight to the fallback (with [ErrOpen]) without calling the primary; after
+// [Settings.CoolDown] it lets a limited number of probe calls through
+// (half-open) and closes on the first success or opens again on a failure.
+// A [Registry] holds one breaker per service name, created on first use with
+// shared default settings, and reports all their states for dashboards.
+//
+//	reg := fallback.NewRegistry(&fallback.Settings{Timeout: 2 * time.Second, Logger: logger})
+//	res, err := fallback.Call(ctx, reg.Breaker("obs"), getOBSState, func(ctx context.Context, err error) (State, error) {
+//		return fallbackState(), nil
+//	})
+//
+// # Goroutines
+//
+// The primary runs on the caller's goroutine unless it can be interrupted
+// (a timeout is set or ctx can be canceled). Then it runs on a goroutine of
+// its own, so that Do can return at the deadline even if the primary ignores
+// its ctx. That goroutine exits as soon as the primary returns, and its late
+// result is discarded; it never outlives the primary. Calls through a
+// [Breaker] count these goroutines, and [Breaker.Wait] and [Registry.Wait]
+// wait for them, so an owner can make sure none is left at shutdown.
+//
+// Breakers start no goroutines and use no timers: the switch from open to
+// half-open happens at the first call (or [Breaker.State]) after the
+// cool-down.
+package fallback
