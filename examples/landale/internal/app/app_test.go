@@ -1,0 +1,240 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newServer(t *testing.T, opts *Options) (*App, *httptest.Server) {
+	t.Helper()
+	a, err := New(opts)
+	require.NoError(t, err)
+	require.NoError(t, a.Start(context.Background()))
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		assert.NoError(t, a.Shutdown(ctx))
+		srv.Close()
+	})
+	return a, srv
+}
+
+// client is a minimal Phoenix V2 client over a real WebSocket.
+type client struct {
+	t    *testing.T
+	c    *websocket.Conn
+	resp *http.Response
+	ref  int
+}
+
+func dial(t *testing.T, srv *httptest.Server, query string, header http.Header) (*client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket/websocket?vsn=2.0.0" + query
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: header, CompressionMode: websocket.CompressionContextTakeover})
+	if err != nil {
+		return nil, fmt.Errorf("%w (status %d)", err, statusOf(resp))
+	}
+	cl := &client{t: t, c: c, resp: resp}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return cl, nil
+}
+
+func statusOf(r *http.Response) int {
+	if r == nil {
+		return 0
+	}
+	return r.StatusCode
+}
+
+func (cl *client) send(joinRef any, topic, event string, payload any) string {
+	cl.t.Helper()
+	cl.ref++
+	ref := fmt.Sprint(cl.ref)
+	if joinRef == "self" {
+		joinRef = ref
+	}
+	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
+	require.NoError(cl.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(cl.t, cl.c.Write(ctx, websocket.MessageText, b))
+	return ref
+}
+
+// next reads frames until match accepts one.
+func (cl *client) next(match func(f []any) bool) []any {
+	cl.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, b, err := cl.c.Read(ctx)
+		require.NoError(cl.t, err)
+		var f []any
+		require.NoError(cl.t, json.Unmarshal(b, &f))
+		if match(f) {
+			return f
+		}
+	}
+}
+
+func (cl *client) reply(ref string) map[string]any {
+	cl.t.Helper()
+	f := cl.next(func(f []any) bool { return f[3] == "phx_reply" && f[1] == ref })
+	return f[4].(map[string]any)
+}
+
+func (cl *client) push(topic, event string) map[string]any {
+	cl.t.Helper()
+	f := cl.next(func(f []any) bool { return f[2] == topic && f[3] == event })
+	return f[4].(map[string]any)
+}
+
+func (cl *client) join(topic string, params map[string]any) {
+	cl.t.Helper()
+	r := cl.reply(cl.send("self", topic, "phx_join", params))
+	require.Equal(cl.t, "ok", r["status"], "join %s: %v", topic, r)
+}
+
+func TestSocketOrigins(t *testing.T) {
+	_, srv := newServer(t, nil)
+	for _, origin := range []string{"", "http://localhost:5173", "http://saya:8008", "http://localhost:8008",
+		"https://saya.tailnet-dffc.ts.net:5173", "http://127.0.0.1:5174", "http://zelan.local:5173", srv.URL} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		cl, err := dial(t, srv, "&environment=development", h)
+		require.NoError(t, err, origin)
+		assert.Equal(t, http.StatusSwitchingProtocols, cl.resp.StatusCode, origin)
+	}
+	for _, origin := range []string{"http://evil.example", "http://localhost:3000", "https://localhost:5173"} {
+		_, err := dial(t, srv, "", http.Header{"Origin": {origin}})
+		assert.ErrorContains(t, err, "status 403", origin)
+	}
+	resp, err := http.Get(srv.URL + "/socket/longpoll")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestSocketCompressionAndHeartbeat(t *testing.T) {
+	_, srv := newServer(t, nil)
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	assert.Contains(t, cl.resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	ref := cl.send(nil, "phoenix", "heartbeat", map[string]any{})
+	assert.Equal(t, map[string]any{"status": "ok", "response": map[string]any{}}, cl.reply(ref))
+	assert.Equal(t, 90*time.Second, IdleTimeout)
+}
+
+func TestConnectionsShareAnEightHexCorrelationID(t *testing.T) {
+	_, srv := newServer(t, nil)
+	ids := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		cl, err := dial(t, srv, "&environment=development&correlation_id=client-chosen", nil)
+		require.NoError(t, err)
+		cl.join("transcription:live", nil)
+		cl.join("transcription:session:s1", nil)
+		ref := cl.send("1", "transcription:live", "submit_transcription", map[string]any{
+			"timestamp": "2024-01-01T00:00:00Z", "duration": 1.5, "text": "hi", "stream_session_id": "s1"})
+		require.Equal(t, "ok", cl.reply(ref)["status"])
+		live := cl.push("transcription:live", "new_transcription")
+		sess := cl.push("transcription:session:s1", "new_transcription")
+		id, _ := live["correlation_id"].(string)
+		assert.Regexp(t, `^[0-9a-f]{8}$`, id)
+		assert.Equal(t, id, sess["correlation_id"])
+		ids[id] = true
+	}
+	assert.Len(t, ids, 2, "each connection has its own id")
+}
+
+func TestEnvironmentParamAndOverlayList(t *testing.T) {
+	_, srv := newServer(t, nil)
+	dev, err := dial(t, srv, "&environment=obs", nil)
+	require.NoError(t, err)
+	dev.join("overlay:obs", nil)
+	prod, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	prod.join("stream:overlays", map[string]any{"overlay_type": "omnibar"})
+
+	resp, err := http.Get(srv.URL + "/api/overlays")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Overlays []map[string]any `json:"overlays"`
+		Topics   []string         `json:"topics"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Len(t, body.Overlays, 2)
+	assert.Equal(t, "obs", body.Overlays[0]["environment"])
+	assert.Equal(t, "production", body.Overlays[1]["environment"])
+	assert.Equal(t, "omnibar", body.Overlays[1]["name"])
+	assert.Equal(t, []string{"overlay:obs", "stream:overlays"}, body.Topics)
+}
+
+func TestSimulateAndEventsThroughTheSocket(t *testing.T) {
+	a, srv := newServer(t, &Options{Simulate: map[string]sim.Mode{sim.Rainwave: sim.Failing}})
+	assert.Equal(t, sim.Failing, a.Ctl.Mode(sim.Rainwave))
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	cl.join("overlay:obs", nil)
+	cl.join("events:interactions", nil)
+
+	post := func(path, body string) int {
+		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, 200, post("/api/simulate", `{"service":"obs","mode":"down"}`))
+	lost := cl.push("overlay:obs", "obs_event")
+	assert.Equal(t, "obs.connection_lost", lost["type"])
+	ref := cl.send("1", "overlay:obs", "obs:status", nil)
+	assert.Equal(t, map[string]any{"status": "error", "response": map[string]any{"message": "OBS WebSocket not connected"}}, cl.reply(ref))
+
+	require.Equal(t, 200, post("/api/events", `{"type":"channel.follow","user_login":"follower","user_name":"Follower"}`))
+	f := cl.push("events:interactions", "follower")
+	assert.Equal(t, "Follower", f["user_name"])
+	require.Equal(t, 400, post("/api/events", `{"user_login":"x"}`))
+}
+
+func TestDemoRunsAndShutdownIsClean(t *testing.T) {
+	a, srv := newServer(t, &Options{Demo: true, DemoRate: 200})
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	cl.join("events:all", nil)
+	cl.next(func(f []any) bool { return f[2] == "events:all" && f[3] != "phx_reply" })
+	assert.True(t, a.Demo.Running())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { // a client keeps reading, so it answers the close handshake
+		for {
+			if _, _, err := cl.c.Read(ctx); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	require.NoError(t, a.Shutdown(ctx))
+	assert.Equal(t, websocket.StatusCode(1012), websocket.CloseStatus(<-closed), "clients are told to reconnect")
+	assert.False(t, a.Demo.Running())
+}
