@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/pubsub"
@@ -50,9 +51,10 @@ type Conn struct {
 	stop context.CancelFunc
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	chans  map[string]*proc
-	closed bool
+	mu      sync.Mutex
+	chans   map[string]*proc
+	closed  bool        // Finish ran
+	closing atomic.Bool // Close ran: the client is going away
 
 	finishOnce sync.Once
 	wg         sync.WaitGroup // channel mailbox goroutines
@@ -92,8 +94,41 @@ func (c *Conn) Context() context.Context { return c.ctx }
 func (c *Conn) Logger() *slog.Logger { return c.log }
 
 // Close closes the connection with a WebSocket close code and reason. Its
-// channels terminate without phx_close frames. It does not block.
-func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
+// channels terminate without phx_close frames: their contexts are canceled
+// at once, client messages still waiting for a full mailbox are dropped, and
+// Terminate runs when the transport finishes. It does not block. Transports
+// that close a connection on their own initiative call Close too.
+func (c *Conn) Close(code int, reason string) {
+	c.beginClose()
+	c.t.Close(code, reason)
+}
+
+// beginClose marks the connection as closing, cancels its context and wakes
+// a reader waiting for mailbox room, once.
+func (c *Conn) beginClose() {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.stop()
+	c.mu.Lock()
+	procs := make([]*proc, 0, len(c.chans))
+	for _, p := range c.chans {
+		procs = append(procs, p)
+	}
+	c.mu.Unlock()
+	for _, p := range procs {
+		p.wake()
+	}
+}
+
+// CloseSlowConsumer closes the connection with CloseSlowConsumer and counts
+// it in Stats.SlowClosed: the policy transports apply when their outbound
+// queue overflows.
+func (c *Conn) CloseSlowConsumer() {
+	c.srv.stats.slowClosed.Add(1)
+	c.log.LogAttrs(c.ctx, slog.LevelWarn, "slow consumer: outbound queue full, closing connection")
+	c.Close(CloseSlowConsumer, "slow consumer")
+}
 
 // Channels returns the number of joined channels.
 func (c *Conn) Channels() int {
@@ -192,6 +227,9 @@ func (c *Conn) join(m *Message) {
 	c.chans[m.Topic] = p
 	c.mu.Unlock()
 	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
+	if hook := c.srv.opts.OnJoin; hook != nil {
+		hook(p.sock)
+	}
 	p.activate()
 }
 
@@ -254,11 +292,8 @@ func (c *Conn) unregister(p *proc) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
+// isClosing reports whether the connection is closing or finished.
+func (c *Conn) isClosing() bool { return c.closing.Load() }
 
 // Finish ends the connection after its transport is done: every channel
 // terminates (reason ErrConnClosed, no frames sent), and Finish waits for
@@ -266,6 +301,7 @@ func (c *Conn) isClosed() bool {
 // no-ops.
 func (c *Conn) Finish() {
 	c.finishOnce.Do(func() {
+		c.closing.Store(true)
 		c.mu.Lock()
 		c.closed = true
 		procs := make([]*proc, 0, len(c.chans))

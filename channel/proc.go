@@ -191,10 +191,10 @@ func (p *proc) subID() string { return p.id }
 func (p *proc) enqueueIn(m *Message) {
 	limit := p.conn.srv.opts.MailboxSize
 	p.mu.Lock()
-	for len(p.box) >= limit && p.state.Load() != procDead && !p.conn.isClosed() {
+	for len(p.box) >= limit && p.state.Load() != procDead && !p.conn.isClosing() {
 		p.space.Wait()
 	}
-	if p.state.Load() == procDead {
+	if p.state.Load() == procDead || p.conn.isClosing() {
 		p.mu.Unlock()
 		return
 	}
@@ -222,6 +222,13 @@ func (p *proc) enqueueNoWait(m mail, what string) bool {
 	p.startLocked()
 	p.mu.Unlock()
 	return true
+}
+
+// wake releases a reader waiting for room in the mailbox.
+func (p *proc) wake() {
+	p.mu.Lock()
+	p.space.Broadcast()
+	p.mu.Unlock()
 }
 
 // stop queues the end of the channel behind the mail already queued. The

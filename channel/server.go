@@ -69,6 +69,11 @@ type Options struct {
 	// same reason, on the channel's goroutine: for metrics and tests
 	// (channeltest observes terminations through it). It must not block.
 	OnTerminate func(s *Socket, reason error)
+	// OnJoin, if set, is called after a successful join (after the join reply
+	// is queued, before the channel handles anything else) on the joining
+	// goroutine. It must not block. With OnTerminate it lets metrics and
+	// test harnesses follow channels.
+	OnJoin func(s *Socket)
 	// CorrelationIDLength is the length in hex characters of generated
 	// connection correlation ids. Defaults to 16.
 	CorrelationIDLength int
@@ -352,6 +357,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	for _, c := range conns {
 		if n, ok := c.t.(interface{ closeNow() }); ok {
+			c.beginClose()
 			n.closeNow()
 		} else {
 			c.Close(CloseServiceRestart, "service restart")

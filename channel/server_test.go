@@ -490,3 +490,22 @@ func TestSlowConsumerClosed3008(t *testing.T) {
 	_ = fast.c.CloseNow()
 	wg.Wait()
 }
+
+func TestCloseFreesReaderBlockedOnFullMailbox(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MailboxSize: 1})
+	c := e.dial(t, "vsn=2.0.0", nil)
+	c.join("1", "room:a", "{}")
+	c.send(`["1","2","room:a","block",{}]`) // the handler waits for its context
+	c.send(`["1","3","room:a","echo",{}]`)  // fills the mailbox
+	c.send(`[null,"4","phoenix","heartbeat",{}]`)
+	c.expectNext(`[null,"4","phoenix","phx_reply",{"response":{},"status":"ok"}]`)
+	c.send(`["1","5","room:a","echo",{}]`) // the reader waits for room...
+	c.send(`[null,"6","phoenix","heartbeat",{}]`)
+	c.quiet(100 * time.Millisecond) // ...so this heartbeat stays unanswered
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Shutdown(ctx) }()
+	assert.Equal(t, websocket.StatusServiceRestart, c.closeCode())
+	require.NoError(t, <-done, "shutdown must not hang on a blocked reader")
+}

@@ -222,11 +222,11 @@ func (t *wsTransport) Send(f *Frame) {
 		return
 	}
 	if t.bytes > 0 && t.bytes+len(b) > t.max {
+		queued := t.bytes
 		t.mu.Unlock()
-		t.srv.stats.slowClosed.Add(1)
-		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelWarn, "slow consumer: outbound queue full, closing",
-			slog.Int("queued_bytes", t.bytes), slog.Int("limit", t.max))
-		t.Close(CloseSlowConsumer, "slow consumer")
+		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelDebug, "outbound queue full",
+			slog.Int("queued_bytes", queued), slog.Int("limit", t.max))
+		t.conn.CloseSlowConsumer()
 		return
 	}
 	t.queue = append(t.queue, outMsg{b: b, bin: bin})
@@ -340,7 +340,7 @@ func (t *wsTransport) readLoop() {
 		if err != nil {
 			t.srv.stats.malformed.Add(1)
 			c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
-			t.Close(CloseInternalError, "malformed frame")
+			c.Close(CloseInternalError, "malformed frame")
 			// Keep reading so the close handshake completes.
 			continue
 		}
@@ -393,7 +393,7 @@ func (t *wsTransport) checkIdle() {
 	}
 	c := t.conn
 	c.log.LogAttrs(c.ctx, slog.LevelInfo, "idle timeout, closing connection", slog.Duration("idle_timeout", idle))
-	t.Close(CloseProtocolError, "idle timeout")
+	c.Close(CloseProtocolError, "idle timeout")
 }
 
 // hijackWriter wraps the ResponseWriter so that the hijacked connection is

@@ -41,11 +41,36 @@ func (e *testEndpoint) url(query string) string {
 	return "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/socket/websocket?" + query
 }
 
-// wsClient is a raw WebSocket client that speaks frames as strings.
+// wsClient is a raw WebSocket client that speaks frames as strings. A
+// goroutine reads continuously (so close handshakes complete) and hands
+// frames over a channel: a read with a timeout then never closes the
+// connection, as a canceled coder/websocket Read would.
 type wsClient struct {
-	t    *testing.T
-	c    *websocket.Conn
-	resp *http.Response
+	t      *testing.T
+	c      *websocket.Conn
+	resp   *http.Response
+	frames chan string
+	err    error // the read error, valid once frames is closed
+}
+
+func newWSClient(t *testing.T, c *websocket.Conn, resp *http.Response) *wsClient {
+	w := &wsClient{t: t, c: c, resp: resp, frames: make(chan string, 1<<16)}
+	go func() {
+		defer close(w.frames)
+		for {
+			typ, b, err := c.Read(context.Background())
+			if err != nil {
+				w.err = err
+				return
+			}
+			if typ == websocket.MessageBinary {
+				w.frames <- "bin:" + fmt.Sprintf("%x", b)
+			} else {
+				w.frames <- string(b)
+			}
+		}
+	}()
+	return w
 }
 
 const testTimeout = 5 * time.Second
@@ -57,8 +82,13 @@ func (e *testEndpoint) dial(t *testing.T, query string, opts *websocket.DialOpti
 	c, resp, err := websocket.Dial(ctx, e.url(query), opts)
 	require.NoError(t, err)
 	c.SetReadLimit(-1)
-	t.Cleanup(func() { _ = c.CloseNow() })
-	return &wsClient{t: t, c: c, resp: resp}
+	w := newWSClient(t, c, resp)
+	t.Cleanup(func() {
+		_ = c.CloseNow()
+		for range w.frames { // wait for the reader goroutine
+		}
+	})
+	return w
 }
 
 // dialStatus attempts an upgrade and returns the HTTP status of a refusal.
@@ -98,16 +128,17 @@ func (c *wsClient) read() string {
 }
 
 func (c *wsClient) tryRead(d time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	typ, b, err := c.c.Read(ctx)
-	if err != nil {
-		return "", err
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case s, ok := <-c.frames:
+		if !ok {
+			return "", c.err
+		}
+		return s, nil
+	case <-timer.C:
+		return "", context.DeadlineExceeded
 	}
-	if typ == websocket.MessageBinary {
-		return "bin:" + fmt.Sprintf("%x", b), nil
-	}
-	return string(b), nil
 }
 
 // expect reads frames until one equals want, failing with the frames seen.
