@@ -83,7 +83,9 @@ type HandshakeError struct {
 }
 
 // Error implements error.
-func (e *HandshakeError) Error() string { return fmt.Sprintf("wsc: upgrade refused: HTTP %d", e.Status) }
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("wsc: upgrade refused: HTTP %d", e.Status)
+}
 
 // Conn is a client WebSocket connection. ReadMessage must be called from
 // one goroutine at a time; WriteMessage may be called from any.
