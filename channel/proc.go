@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pyre-go/pyre/pubsub"
 )
@@ -40,6 +41,7 @@ type proc struct {
 	running   bool
 	pending   []*Frame // pushes made while joining, sent after the join reply
 	afterJoin []func(context.Context)
+	onStop    []func(context.Context)
 	subs      []*infoSub
 }
 
@@ -143,6 +145,13 @@ func (p *proc) join(m *Message) (r Reply) {
 
 // abandon releases a proc whose join did not succeed.
 func (p *proc) abandon() {
+	p.mu.Lock()
+	stops := p.onStop
+	p.onStop = nil
+	p.mu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		p.runStop(stops[i])
+	}
 	p.state.Store(procDead)
 	p.unsubscribeInfos()
 	p.cancel()
@@ -341,6 +350,13 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 		p.mu.Unlock()
 		return
 	}
+	stops := p.onStop
+	p.onStop = nil
+	p.mu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		p.runStop(stops[i])
+	}
+	p.mu.Lock()
 	p.state.Store(procDead)
 	p.box = nil
 	p.space.Broadcast()
@@ -370,6 +386,21 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 	}
 	p.cancel()
 }
+
+// runStop runs an OnStop function with a bounded context, containing panics.
+func (p *proc) runStop(fn func(context.Context)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), stopTimeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			p.logErr("OnStop function panicked", &PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	fn(ctx)
+}
+
+// stopTimeout bounds each OnStop function's context.
+const stopTimeout = 5 * time.Second
 
 func (p *proc) logErr(msg string, err error) {
 	attrs := []slog.Attr{slog.String("topic", p.topic), slog.String("channel", p.pattern), slog.Any("error", err)}

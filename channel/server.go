@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/fallback"
 	"github.com/pyre-go/pyre/pubsub"
 )
 
@@ -65,6 +66,11 @@ type Options struct {
 	// Compression enables permessage-deflate when the client offers it.
 	// It costs memory per connection and CPU per message. Defaults to off.
 	Compression bool
+	// Breakers holds the circuit breakers of WithFallback and
+	// PushInitialState, one per service name. Defaults to a registry with
+	// fallback's default settings (open after 5 consecutive failures, 30 s
+	// cool-down, no timeout) logging to Logger.
+	Breakers *fallback.Registry
 	// OnTerminate, if set, is called after a channel's Terminate with the
 	// same reason, on the channel's goroutine: for metrics and tests
 	// (channeltest observes terminations through it). It must not block.
@@ -113,15 +119,17 @@ func (o *Options) withDefaults() Options {
 //
 //	mux.Handle("/socket/", srv) // ws://host/socket/websocket
 type Server struct {
-	opts    Options
-	router  *Router
-	ps      pubsub.PubSub
-	ownPS   bool
-	hub     *hub
-	origins *originChecker
-	log     *slog.Logger
-	nodeID  string
-	procN   atomic.Uint64
+	opts        Options
+	router      *Router
+	ps          pubsub.PubSub
+	ownPS       bool
+	hub         *hub
+	origins     *originChecker
+	breakers    *fallback.Registry
+	ownBreakers bool
+	log         *slog.Logger
+	nodeID      string
+	procN       atomic.Uint64
 
 	mu     sync.Mutex
 	conns  map[*Conn]struct{}
@@ -169,6 +177,11 @@ func NewServer(opts *Options) *Server {
 	}
 	s.hub = newHub(s.ps)
 	s.origins = newOriginChecker(o.AllowedOrigins)
+	s.breakers = o.Breakers
+	s.ownBreakers = s.breakers == nil
+	if s.breakers == nil {
+		s.breakers = fallback.NewRegistry(&fallback.Settings{Logger: o.Logger})
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.nodeID = hex.EncodeToString(b[:])
@@ -341,6 +354,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if s.ownBreakers {
+		if err := s.breakers.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	return s.closePubSub()
 }

@@ -136,3 +136,22 @@ func (s *Socket) Subscribe(ctx context.Context, topics ...string) error {
 
 // PubSub returns the server's PubSub.
 func (s *Socket) PubSub() pubsub.PubSub { return s.p.conn.srv.ps }
+
+// OnStop registers fn to run when the channel terminates, on its mailbox
+// goroutine, before the final frames (reply to a leave, phx_close or
+// phx_error) and before Terminate; pushes made by fn still reach a client
+// that is there. Resources a channel starts (batchers, timers, goroutines)
+// stop here. Functions run in reverse order of registration; a panic in one
+// is logged and the others still run. Registered after the channel ended,
+// fn runs at once.
+func (s *Socket) OnStop(fn func(ctx context.Context)) {
+	p := s.p
+	p.mu.Lock()
+	if p.state.Load() != procDead {
+		p.onStop = append(p.onStop, fn)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.runStop(fn)
+}
