@@ -20,6 +20,7 @@ import (
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 	"github.com/pyre-go/pyre/examples/landale/internal/transcript"
+	"github.com/pyre-go/pyre/fallback"
 	"github.com/pyre-go/pyre/pubsub"
 )
 
@@ -60,11 +61,18 @@ type Options struct {
 	ServiceTimeout time.Duration
 	// TickerInterval rotates the omnibar ticker. Defaults to 15 s.
 	TickerInterval time.Duration
-	// Guard protects service calls (circuit breakers); Breakers reports
-	// their states. Default: direct calls, no breakers.
-	Guard    channels.Guard
-	Breakers func() map[string]string
+	// Breakers configures the circuit breaker of each service. Defaults to
+	// BreakerSettings. A service's breaker is reset (closed) whenever its
+	// simulated mode changes.
+	Breakers *fallback.Settings
 }
+
+// Breaker defaults of the example: open after 5 consecutive failures, probe
+// again after 10 s.
+const (
+	BreakerThreshold = 5
+	BreakerCoolDown  = 10 * time.Second
+)
 
 // App is the Landale example server.
 type App struct {
@@ -74,6 +82,7 @@ type App struct {
 	Producer    *stream.Producer
 	Transcripts *transcript.Store
 	Overlays    *channels.Tracker
+	Breakers    *channels.Breakers
 	Demo        *sim.Demo
 	Server      *channel.Server
 
@@ -111,9 +120,18 @@ func New(opts *Options) (*App, error) {
 	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
 	a.Transcripts = transcript.NewStore(0)
 	a.Overlays = channels.NewTracker()
+	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
+	if o.Breakers != nil {
+		bs = *o.Breakers
+	}
+	if bs.Logger == nil {
+		bs.Logger = o.Logger
+	}
+	a.Breakers = channels.NewBreakers(&bs)
+	a.Ctl.Watch(func(service string, _, _ sim.Mode) { a.Breakers.Reset(service) })
 	deps := &channels.Deps{
 		Bus: a.Bus, World: a.World, Producer: a.Producer, Transcripts: a.Transcripts, Overlays: a.Overlays,
-		Guard: o.Guard, Environment: o.Environment, Started: time.Now(), ServiceTimeout: o.ServiceTimeout,
+		Breakers: a.Breakers, Environment: o.Environment, Started: time.Now(), ServiceTimeout: o.ServiceTimeout,
 		Logger: o.Logger,
 	}
 	a.Demo = sim.NewDemo(a.World, &sim.DemoOptions{Rate: o.DemoRate, Logger: o.Logger,
@@ -131,7 +149,7 @@ func New(opts *Options) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", a.Server)
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
-		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: o.Breakers, Demo: demoControl{a},
+		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
 		Web: o.Web, Stats: a.stats,
 	})))
 	a.handler = mux
@@ -182,6 +200,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.Demo.Stop()
 	err := a.Server.Shutdown(ctx)
 	a.Producer.Close()
+	err = errors.Join(err, a.Breakers.Wait(ctx))
 	a.mu.Lock()
 	if a.stop != nil {
 		a.stop()

@@ -238,3 +238,32 @@ func TestDemoRunsAndShutdownIsClean(t *testing.T) {
 	assert.Equal(t, websocket.StatusCode(1012), websocket.CloseStatus(<-closed), "clients are told to reconnect")
 	assert.False(t, a.Demo.Running())
 }
+
+func TestBreakerStateInStatusAndResetBySimulate(t *testing.T) {
+	_, srv := newServer(t, nil)
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	cl.join("overlay:twitch", nil)
+	status := func() map[string]any {
+		resp, err := http.Get(srv.URL + "/api/status")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return body["services"].(map[string]any)["twitch"].(map[string]any)
+	}
+	simulate := func(mode string) {
+		resp, err := http.Post(srv.URL+"/api/simulate", "application/json", strings.NewReader(`{"service":"twitch","mode":"`+mode+`"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	simulate("failing")
+	for i := 0; i < BreakerThreshold; i++ {
+		r := cl.reply(cl.send("1", "overlay:twitch", "twitch:status", nil))
+		assert.Equal(t, "error", r["status"])
+	}
+	assert.Equal(t, map[string]any{"mode": "failing", "breaker": "open"}, status())
+	simulate("up")
+	assert.Equal(t, map[string]any{"mode": "up", "breaker": "closed"}, status())
+	assert.Equal(t, "ok", cl.reply(cl.send("1", "overlay:twitch", "twitch:status", nil))["status"])
+}

@@ -21,22 +21,8 @@ import (
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 	"github.com/pyre-go/pyre/examples/landale/internal/transcript"
+	"github.com/pyre-go/pyre/fallback"
 )
-
-// Guard runs one call to a named service, typically through that
-// service's circuit breaker. It returns fn's error, or its own when it
-// refuses the call.
-type Guard interface {
-	Do(ctx context.Context, service string, fn func(ctx context.Context) error) error
-}
-
-// DirectGuard calls fn without any protection.
-type DirectGuard struct{}
-
-// Do calls fn.
-func (DirectGuard) Do(ctx context.Context, _ string, fn func(context.Context) error) error {
-	return fn(ctx)
-}
 
 // Deps are what the channels need. Zero fields get the defaults of
 // Defaults.
@@ -46,8 +32,9 @@ type Deps struct {
 	Producer    *stream.Producer
 	Transcripts *transcript.Store
 	Overlays    *Tracker
-	// Guard protects service calls. Defaults to DirectGuard.
-	Guard Guard
+	// Breakers guard service calls with circuit breakers. nil calls the
+	// services unguarded.
+	Breakers *Breakers
 	// Environment is the server's configured environment, reported in
 	// telemetry. Defaults to "development".
 	Environment string
@@ -68,9 +55,6 @@ const ServerVersion = "0.1.0"
 
 func (d *Deps) withDefaults() *Deps {
 	c := *d
-	if c.Guard == nil {
-		c.Guard = DirectGuard{}
-	}
 	if c.Environment == "" {
 		c.Environment = "development"
 	}
@@ -103,12 +87,17 @@ var (
 	ErrServiceCrashed = errors.New("channels: service crashed")
 )
 
-// call runs fn for service through the guard, bounded by the service
+// call runs fn for service through its breaker, bounded by the service
 // timeout, containing panics.
 func (d *Deps) call(ctx context.Context, service string, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, d.ServiceTimeout)
-	defer cancel()
-	err := d.Guard.Do(ctx, service, func(ctx context.Context) (err error) {
+	return d.callTimeout(ctx, service, d.ServiceTimeout, fn)
+}
+
+// callTimeout is call with its own timeout (0 for none). The timeout is
+// applied inside the guarded call, so that a slow service counts as a
+// failure of that service; the error then matches ErrServiceTimeout.
+func (d *Deps) callTimeout(ctx context.Context, service string, timeout time.Duration, fn func(ctx context.Context) error) error {
+	err := d.Breakers.guarded(ctx, service, func(ctx context.Context) (err error) {
 		defer func() {
 			if v := recover(); v != nil {
 				d.Logger.LogAttrs(ctx, slog.LevelError, "service call panicked", slog.String("service", service),
@@ -116,10 +105,19 @@ func (d *Deps) call(ctx context.Context, service string, fn func(ctx context.Con
 				err = ErrServiceCrashed
 			}
 		}()
-		return fn(ctx)
+		if timeout <= 0 {
+			return fn(ctx)
+		}
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		err = fn(tctx)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && tctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w: %s after %v", ErrServiceTimeout, service, timeout)
+		}
+		return err
 	})
-	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		return fmt.Errorf("%w: %s", ErrServiceTimeout, service)
+	if errors.Is(err, fallback.ErrPanic) {
+		return errors.Join(ErrServiceCrashed, err)
 	}
 	return err
 }
@@ -135,8 +133,24 @@ func errorText(err error) string {
 		return ":timeout"
 	case errors.Is(err, ErrServiceCrashed):
 		return ":service_crashed"
+	case errors.Is(err, fallback.ErrOpen):
+		return ":circuit_open"
 	}
 	return err.Error()
+}
+
+// withFallback is Landale's with_fallback on a breaker: primary's value,
+// or fb's when primary fails, times out, panics or its breaker is open.
+func withFallback[T any](ctx context.Context, d *Deps, service string, primary func(ctx context.Context) (T, error), fb func(err error) T) T {
+	var v T
+	err := d.call(ctx, service, func(ctx context.Context) (err error) {
+		v, err = primary(ctx)
+		return err
+	})
+	if err != nil {
+		return fb(err)
+	}
+	return v
 }
 
 // isoNow is DateTime.utc_now() as JSON.

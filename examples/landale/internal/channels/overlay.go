@@ -62,15 +62,10 @@ func (c *Overlay) Terminate(context.Context, *channel.Socket, error) {
 
 func (c *Overlay) initialState(ctx context.Context) map[string]any {
 	status := func(service string, fn func(context.Context) (map[string]any, error)) map[string]any {
-		var st map[string]any
-		err := c.d.call(ctx, service, func(ctx context.Context) (err error) {
-			st, err = fn(ctx)
-			return err
-		})
-		if err != nil {
-			return map[string]any{"connected": false}
-		}
-		return map[string]any{"connected": true, "status": st}
+		return withFallback(ctx, c.d, service, func(ctx context.Context) (map[string]any, error) {
+			st, err := fn(ctx)
+			return map[string]any{"connected": true, "status": st}, err
+		}, func(error) map[string]any { return map[string]any{"connected": false} })
 	}
 	switch c.typ {
 	case "obs":

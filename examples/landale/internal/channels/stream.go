@@ -54,11 +54,8 @@ func (c *Stream) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 	case "stream:queue":
 		c.queue = true
 		c.AfterJoin(func(ctx context.Context) {
-			q, err := c.queueState(ctx)
-			if err != nil {
-				q = stream.FallbackQueueState()
-			}
-			_ = s.Push("queue_state", q)
+			_ = s.Push("queue_state", withFallback(ctx, c.d, sim.Stream, c.d.Producer.QueueState,
+				func(error) map[string]any { return stream.FallbackQueueState() }))
 		})
 	default:
 		return nil, errNoSuchStreamTopic
@@ -75,15 +72,9 @@ func (c *Stream) Terminate(context.Context, *channel.Socket, error) {
 
 // state returns the producer's state, or Landale's fallback layer state.
 func (c *Stream) state(ctx context.Context) map[string]any {
-	var st map[string]any
-	err := c.d.call(ctx, sim.Stream, func(ctx context.Context) (err error) {
-		st, err = c.d.Producer.State(ctx)
-		return err
-	})
-	if err != nil {
+	return withFallback(ctx, c.d, sim.Stream, c.d.Producer.State, func(error) map[string]any {
 		return stream.FallbackLayerState(time.Now())
-	}
-	return st
+	})
 }
 
 func (c *Stream) queueState(ctx context.Context) (map[string]any, error) {
@@ -102,10 +93,8 @@ func (c *Stream) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.M
 	case "request_state":
 		return channel.NoReply, push(s, "stream_state", c.state(ctx))
 	case "request_queue_state":
-		q, err := c.queueState(ctx)
-		if err != nil {
-			q = stream.FallbackRequestQueueState()
-		}
+		q := withFallback(ctx, c.d, sim.Stream, c.d.Producer.QueueState,
+			func(error) map[string]any { return stream.FallbackRequestQueueState() })
 		return channel.NoReply, push(s, "queue_state", q)
 	case "remove_queue_item":
 		return c.removeQueueItem(ctx, p), nil

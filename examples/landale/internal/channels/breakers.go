@@ -1,0 +1,151 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+	"github.com/pyre-go/pyre/fallback"
+)
+
+// Breakers holds one fallback.Breaker per service name (obs, twitch,
+// rainwave, ironmon, nurvus, stream) and remembers each service's last
+// failure, so that a call rejected by an open breaker fails fast with the
+// same error text the service last gave. It is safe for concurrent use.
+type Breakers struct {
+	settings fallback.Settings
+
+	mu      sync.Mutex
+	m       map[string]*fallback.Breaker
+	retired []*fallback.Breaker // replaced by Reset; still waited for
+	last    map[string]error
+}
+
+// NewBreakers returns an empty set of breakers made with s. When
+// s.IsFailure is nil, IsServiceFailure decides what counts as a failure.
+func NewBreakers(s *fallback.Settings) *Breakers {
+	var o fallback.Settings
+	if s != nil {
+		o = *s
+	}
+	if o.IsFailure == nil {
+		o.IsFailure = IsServiceFailure
+	}
+	return &Breakers{settings: o, m: map[string]*fallback.Breaker{}, last: map[string]error{}}
+}
+
+// IsServiceFailure reports whether err means the service is unwell (down,
+// failing, timed out, crashed, refusing connections, 5xx) rather than that the
+// request was wrong (unknown scene, bad station, not found), which does not
+// count against the breaker.
+func IsServiceFailure(err error) bool {
+	var ne *sim.NurvusError
+	switch {
+	case errors.Is(err, sim.ErrDown), errors.Is(err, sim.ErrFailing), errors.Is(err, ErrServiceTimeout),
+		errors.Is(err, ErrServiceCrashed):
+		return true
+	case errors.As(err, &ne):
+		return ne.Kind != sim.NurvusHTTP || ne.Status >= 500
+	}
+	return false
+}
+
+// Breaker returns the breaker of service, creating it closed on first use.
+func (b *Breakers) Breaker(service string) *fallback.Breaker {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br, ok := b.m[service]
+	if !ok {
+		br = fallback.NewBreaker(service, &b.settings)
+		b.m[service] = br
+	}
+	return br
+}
+
+// Reset replaces the breaker of service with a closed one. The simulation
+// calls it when a service's mode changes, so that every scenario starts
+// from a closed breaker.
+func (b *Breakers) Reset(service string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old, ok := b.m[service]; ok {
+		b.retired = append(b.retired, old)
+		delete(b.m, service)
+	}
+	delete(b.last, service)
+}
+
+// States returns the state of every breaker in use ("closed", "open",
+// "half-open"), by service name.
+func (b *Breakers) States() map[string]string {
+	b.mu.Lock()
+	list := make([]*fallback.Breaker, 0, len(b.m))
+	for _, br := range b.m {
+		list = append(list, br)
+	}
+	b.mu.Unlock()
+	out := make(map[string]string, len(list))
+	for _, br := range list {
+		out[br.Name()] = br.State().String()
+	}
+	return out
+}
+
+// Wait waits for every primary goroutine the breakers started, or ctx.
+func (b *Breakers) Wait(ctx context.Context) error {
+	b.mu.Lock()
+	list := append([]*fallback.Breaker{}, b.retired...)
+	for _, br := range b.m {
+		list = append(list, br)
+	}
+	b.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name() < list[j].Name() })
+	for _, br := range list {
+		if err := br.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Breakers) remember(service string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if IsServiceFailure(err) {
+		b.last[service] = err
+	}
+}
+
+func (b *Breakers) lastError(service string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last[service]
+}
+
+// guarded runs fn through the breaker of service (directly when b is nil)
+// and returns fn's error, or, when the breaker rejected the call, an error
+// matching fallback.ErrOpen and the service's last failure.
+func (b *Breakers) guarded(ctx context.Context, service string, fn func(ctx context.Context) error) error {
+	if b == nil {
+		return fn(ctx)
+	}
+	res, _ := fallback.Call(ctx, b.Breaker(service), func(ctx context.Context) (struct{}, error) {
+		err := fn(ctx)
+		if err != nil {
+			b.remember(service, err)
+		}
+		return struct{}{}, err
+	}, func(context.Context, error) (struct{}, error) { return struct{}{}, nil })
+	if res.Err == nil || !errors.Is(res.Err, fallback.ErrOpen) {
+		return res.Err
+	}
+	if last := b.lastError(service); last != nil {
+		return errors.Join(res.Err, last)
+	}
+	return res.Err
+}
