@@ -7,6 +7,10 @@
 // Usage:
 //
 //	server [-addr 127.0.0.1:4001] [-idle-timeout 60s] [-allowed-origins a,b] [-max-frame-size N]
+//	       [-pubsub memory|redis://host:port|nats://host:port]
+//
+// With -pubsub on a broker, several servers form one cluster: a broadcast on
+// one node reaches the clients of every node.
 //
 // With port 0 the chosen address is printed as "listening on http://ADDR".
 package main
@@ -28,6 +32,7 @@ import (
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/pubsub"
+	"github.com/pyre-go/pyre/pubsub/pubsuburl"
 )
 
 func main() {
@@ -43,6 +48,7 @@ func run() error {
 	origins := flag.String("allowed-origins", "", "comma-separated allowed origins; empty allows any")
 	maxFrame := flag.Int64("max-frame-size", 10_000_000, "largest inbound frame in bytes")
 	verbose := flag.Bool("v", false, "debug logging")
+	psSpec := flag.String("pubsub", "memory", "PubSub: memory, redis://host:port or nats://host:port")
 	flag.Parse()
 
 	level := slog.LevelWarn
@@ -51,6 +57,11 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	ps, err := pubsuburl.Open(context.Background(), *psSpec, logger)
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -60,6 +71,7 @@ func run() error {
 		AllowedOrigins: splitList(*origins),
 		MaxFrameSize:   *maxFrame,
 		Logger:         logger,
+		PubSub:         ps,
 	})
 	hs := &http.Server{Handler: app.mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("listening on http://%s\n", ln.Addr())
