@@ -26,7 +26,7 @@ type Events struct {
 	d      *Deps
 	topic  string // the suffix of the topic: all, chat, goals, ...
 	filter ClientFilter
-	batch  *batcher.Batcher[json.RawMessage]
+	batch  *channel.PushBatcher[json.RawMessage]
 }
 
 // Hooks answers ping with the envelope.
@@ -53,20 +53,12 @@ func (c *Events) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 		if err != nil {
 			return nil, channel.Refuse(map[string]any{"reason": "invalid batch options: " + err.Error()})
 		}
-		opts.Context = s.Context()
-		opts.Logger = s.Logger()
-		c.batch = batcher.New(func(_ context.Context, batch []json.RawMessage) {
-			_ = s.Push("event_batch", eventBatch{Events: batch, Count: len(batch), Timestamp: time.Now().UnixMilli()})
-		}, opts)
+		// Pushes {"events":[...],"count":N,"timestamp":<unix ms>} as
+		// event_batch; what is buffered when the channel ends is pushed
+		// before phx_close.
+		c.batch = channel.NewPushBatcher[json.RawMessage](s, &channel.BatchOptions{Batcher: *opts})
 	}
 	return nil, c.SubscribeTopics(ctx, events.TopicEvents)
-}
-
-// eventBatch is the event_batch payload of Landale's EventBatcher.
-type eventBatch struct {
-	Events    []json.RawMessage `json:"events"`
-	Count     int               `json:"count"`
-	Timestamp int64             `json:"timestamp"`
 }
 
 func batchOptions(p map[string]any) (*batcher.Options, error) {
@@ -86,16 +78,6 @@ func batchOptions(p map[string]any) (*batcher.Options, error) {
 		o.Interval = time.Duration(n) * time.Millisecond
 	}
 	return o, nil
-}
-
-// Terminate flushes the batch still buffered (its pushes are dropped once
-// the channel is gone) and stops the batcher.
-func (c *Events) Terminate(context.Context, *channel.Socket, error) {
-	if c.batch != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = c.batch.Close(ctx)
-	}
 }
 
 // HandleIn answers "filter" (the client filter); everything else but ping

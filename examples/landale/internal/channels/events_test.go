@@ -2,6 +2,7 @@ package channels_test
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -209,7 +210,17 @@ func TestEventsBatch(t *testing.T) {
 		time.Sleep(time.Second)
 		assert.Empty(t, pushes(s, "events:all"), "an empty batch is never pushed")
 		ch.Push("filter", map[string]any{}).AssertReply("ok", envelopeOK(channeltest.Subset(map[string]any{"batch": true})))
-		ch.Leave().AssertReply("ok", nil)
+
+		h.publish("channel.follow", follow)
+		leave := ch.Leave()
+		synctest.Wait()
+		var order []string
+		for _, f := range s.Pending() {
+			order = append(order, f.Event())
+		}
+		assert.Equal(t, []string{"event_batch", "phx_reply", "phx_close"}, order, "what is buffered is pushed before the leave completes")
+		ch.AssertPush("event_batch", channeltest.Subset(map[string]any{"count": 1}))
+		leave.AssertReply("ok", nil)
 		ch.AssertTerminated(channel.ErrLeft)
 	})
 }
