@@ -267,3 +267,17 @@ func TestBreakerStateInStatusAndResetBySimulate(t *testing.T) {
 	assert.Equal(t, map[string]any{"mode": "up", "breaker": "closed"}, status())
 	assert.Equal(t, "ok", cl.reply(cl.send("1", "overlay:twitch", "twitch:status", nil))["status"])
 }
+
+func TestInitialPushesFollowTheJoinReply(t *testing.T) {
+	_, srv := newServer(t, nil)
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	for topic, event := range map[string]string{"dashboard:main": "initial_state", "overlay:system": "initial_state",
+		"stream:overlays": "stream_state", "stream:queue": "queue_state", "transcription:live": "connection_established"} {
+		ref := cl.send("self", topic, "phx_join", map[string]any{})
+		first := cl.next(func(f []any) bool { return f[2] == topic })
+		assert.Equal(t, []any{ref, ref, topic, "phx_reply"}, first[:4], topic)
+		second := cl.next(func(f []any) bool { return f[2] == topic })
+		assert.Equal(t, []any{ref, nil, topic, event}, second[:4], topic)
+	}
+}
