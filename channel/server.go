@@ -63,6 +63,10 @@ type Options struct {
 	// intercepting channels and infos beyond it are dropped and logged.
 	// Defaults to 1024.
 	MailboxSize int
+	// LongPoll enables the LongPoll transport at <mount>/longpoll, which
+	// phoenix.js uses with transport: LongPoll or as its fallback
+	// (longPollFallbackMs). Defaults to nil: off, as in Phoenix.
+	LongPoll *LongPollOptions
 	// Compression enables permessage-deflate when the client offers it.
 	// It costs memory per connection and CPU per message. Defaults to off.
 	Compression bool
@@ -231,11 +235,14 @@ func (s *Server) broadcast(ctx context.Context, topic, event string, payload any
 }
 
 // ServeHTTP serves the transports: a path ending in /websocket is the
-// WebSocket endpoint; anything else is 404.
+// WebSocket endpoint, one ending in /longpoll the LongPoll endpoint (when
+// Options.LongPoll is set); anything else is 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/websocket"):
 		s.serveWebSocket(w, r)
+	case strings.HasSuffix(r.URL.Path, "/longpoll") && s.opts.LongPoll != nil:
+		s.serveLongPoll(w, r)
 	default:
 		http.NotFound(w, r)
 	}

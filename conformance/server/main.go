@@ -129,7 +129,9 @@ func controlTopic(topic string) string { return "pyre-control:" + topic }
 func newApp(o appOptions) *app {
 	r := channel.NewRouter()
 	r.Handle("room:*", func() channel.Channel { return &room{} })
+	registerPresence(r, o)
 	srv := channel.NewServer(&channel.Options{
+		LongPoll:       &channel.LongPollOptions{},
 		Router:         r,
 		PubSub:         o.PubSub,
 		Logger:         o.Logger,
