@@ -89,6 +89,16 @@ func (h *hub) remove(ctx context.Context, topic string, s hubSub) {
 	}
 }
 
+// deliverLocal hands msg to this node's subscribers of its topic.
+func (h *hub) deliverLocal(msg *pubsub.Message) {
+	h.mu.Lock()
+	t := h.topics[msg.Topic]
+	h.mu.Unlock()
+	if t != nil {
+		t.Deliver(msg)
+	}
+}
+
 // count returns the number of local subscribers of topic.
 func (h *hub) count(topic string) int {
 	h.mu.Lock()

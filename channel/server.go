@@ -222,6 +222,19 @@ func (s *Server) Broadcast(ctx context.Context, topic, event string, payload any
 	return s.broadcast(ctx, topic, event, payload, "")
 }
 
+// LocalBroadcast is Broadcast to the clients of this node only, bypassing
+// the PubSub. Node-local replicas (such as presence trackers, which compute
+// the same diff on every node) use it so that each client gets a message
+// once.
+func (s *Server) LocalBroadcast(topic, event string, payload any) error {
+	b, bin, err := encodePayload(payload)
+	if err != nil {
+		return err
+	}
+	s.hub.deliverLocal(&pubsub.Message{Topic: topic, Event: event, Payload: b, Binary: bin})
+	return nil
+}
+
 func (s *Server) broadcast(ctx context.Context, topic, event string, payload any, from string) error {
 	b, bin, err := encodePayload(payload)
 	if err != nil {

@@ -509,3 +509,17 @@ func TestCloseFreesReaderBlockedOnFullMailbox(t *testing.T) {
 	assert.Equal(t, websocket.StatusServiceRestart, c.closeCode())
 	require.NoError(t, <-done, "shutdown must not hang on a blocked reader")
 }
+
+func TestLocalBroadcastSkipsPubSub(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	c := e.dial(t, "vsn=2.0.0", nil)
+	c.join("1", "room:a", "{}")
+	remote := make(chan string, 1)
+	sub := pubsubFunc(func(m string) { remote <- m })
+	require.NoError(t, e.srv.PubSub().Subscribe(context.Background(), "room:a", sub))
+	require.NoError(t, e.srv.LocalBroadcast("room:a", "local", map[string]int{"n": 1}))
+	c.expectNext(`[null,null,"room:a","local",{"n":1}]`)
+	require.NoError(t, e.srv.Broadcast(context.Background(), "room:a", "everywhere", nil))
+	c.expectNext(`[null,null,"room:a","everywhere",{}]`)
+	assert.Equal(t, "everywhere", <-remote, "only the PubSub broadcast reached the other subscriber")
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pyre-go/pyre/pubsub"
 	"github.com/stretchr/testify/require"
 )
 
@@ -208,3 +209,10 @@ func newBenchHTTP(srv *Server) *httptest.Server {
 	mux.Handle("/socket/", srv)
 	return httptest.NewServer(mux)
 }
+
+// pubsubFunc is a pubsub.Subscriber reporting event names.
+type pubsubFuncSub struct{ f func(string) }
+
+func (p *pubsubFuncSub) Deliver(m *pubsub.Message) { p.f(m.Event) }
+
+func pubsubFunc(f func(string)) *pubsubFuncSub { return &pubsubFuncSub{f: f} }
