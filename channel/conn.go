@@ -61,6 +61,9 @@ type Conn struct {
 	idSub      *connIDSub
 }
 
+// Server returns the server the connection belongs to.
+func (c *Conn) Server() *Server { return c.srv }
+
 // ID returns the socket id set by Connect ("" for none).
 func (c *Conn) ID() string { return c.info.ID }
 

@@ -134,6 +134,9 @@ func (s *Socket) Subscribe(ctx context.Context, topics ...string) error {
 	return s.p.subscribe(ctx, topics)
 }
 
+// Server returns the server the channel runs on.
+func (s *Socket) Server() *Server { return s.p.conn.srv }
+
 // PubSub returns the server's PubSub.
 func (s *Socket) PubSub() pubsub.PubSub { return s.p.conn.srv.ps }
 
