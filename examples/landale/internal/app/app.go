@@ -231,9 +231,16 @@ func (a *App) stats() map[string]any {
 // App's context.
 type demoControl struct{ a *App }
 
+// Running reports whether the generator runs.
 func (d demoControl) Running() bool { return d.a.Demo.Running() }
+
+// Rate returns the generator's events per second.
 func (d demoControl) Rate() float64 { return d.a.Demo.Rate() }
-func (d demoControl) Stop()         { d.a.Demo.Stop() }
+
+// Stop stops the generator.
+func (d demoControl) Stop() { d.a.Demo.Stop() }
+
+// Start starts the generator under the App's context (after App.Start).
 func (d demoControl) Start() {
 	d.a.mu.Lock()
 	ctx := d.a.baseCtx
