@@ -60,7 +60,7 @@ func (b *Base) AfterJoin(fn func(ctx context.Context)) { b.sock.AfterJoin(fn) }
 
 // PushError pushes Landale's unified error shape on event and logs it:
 //
-//	{"success":false,"error":{"code":code,"message":message,"timestamp":"<RFC 3339 UTC>"}}
+//	{"success":false,"error":{"code":code,"message":message,"timestamp":"2025-08-25T16:02:11.482913Z"}}
 func (b *Base) PushError(event, code, message string) error {
 	s := b.sock
 	s.Logger().LogAttrs(s.Context(), slog.LevelError, "channel error pushed",
@@ -75,10 +75,14 @@ func ErrorEnvelope(code, message string) map[string]any {
 		"error": map[string]any{
 			"code":      code,
 			"message":   message,
-			"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+			"timestamp": isoMicro(time.Now()),
 		},
 	}
 }
+
+// isoMicro formats t as Phoenix's DateTime.utc_now() encodes: ISO 8601 UTC
+// with microseconds, e.g. "2025-08-25T16:02:11.482913Z".
+func isoMicro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
 
 // DefaultHooks returns the hooks Base installs, outermost first:
 // Correlation, Ping(nil) and LogUnhandled.

@@ -227,6 +227,22 @@ func (b *Breaker) record(gen uint64, err error, callerGone bool) {
 	b.deliver()
 }
 
+// Reset closes the breaker and clears its failure count, as an operator
+// does after fixing a service (or a test between scenarios). Calls that
+// started before Reset no longer count. A closed breaker with no failures
+// is left as it is.
+func (b *Breaker) Reset() {
+	b.mu.Lock()
+	if b.state == Closed {
+		b.failures = 0
+		b.mu.Unlock()
+		return
+	}
+	b.setLocked(Closed)
+	b.mu.Unlock()
+	b.deliver()
+}
+
 // advanceLocked moves an open breaker to half-open once its cool-down has
 // passed.
 func (b *Breaker) advanceLocked() {

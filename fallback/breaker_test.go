@@ -502,3 +502,37 @@ func TestStateString(t *testing.T) {
 	assert.Equal(t, "half-open", fallback.HalfOpen.String())
 	assert.Equal(t, "State(9)", fallback.State(9).String())
 }
+
+func TestBreakerReset(t *testing.T) {
+	t.Parallel()
+	var tr transitions
+	b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 2})
+	s := &service{}
+	s.set(errDown)
+	call(t, b, s)
+	call(t, b, s)
+	require.Equal(t, fallback.Open, b.State())
+	b.Reset()
+	assert.Equal(t, fallback.Closed, b.State())
+	assert.Equal(t, []string{"svc:closed->open", "svc:open->closed"}, tr.list())
+	calls := s.calls.Load()
+	s.set(nil)
+	assert.False(t, call(t, b, s).Fallback, "the primary is called again")
+	assert.Equal(t, calls+1, s.calls.Load())
+
+	// Reset also clears a closed breaker's failure count.
+	s.set(errDown)
+	call(t, b, s)
+	b.Reset()
+	call(t, b, s)
+	assert.Equal(t, fallback.Closed, b.State(), "one failure after the reset")
+
+	reg := fallback.NewRegistry(&fallback.Settings{FailureThreshold: 1})
+	reg.Breaker("obs")
+	reg.Reset("unknown") // no-op
+	_, _ = fallback.Call(context.Background(), reg.Breaker("obs"), func(context.Context) (int, error) { return 0, errDown },
+		func(context.Context, error) (int, error) { return 1, nil })
+	require.Equal(t, fallback.Open, reg.States()["obs"])
+	reg.Reset("obs")
+	assert.Equal(t, fallback.Closed, reg.States()["obs"])
+}

@@ -35,6 +35,17 @@ func (r *Registry) Breaker(name string) *Breaker {
 	return b
 }
 
+// Reset resets the breaker of the named service (see Breaker.Reset); an
+// unknown name is a no-op.
+func (r *Registry) Reset(name string) {
+	r.mu.Lock()
+	b := r.breakers[name]
+	r.mu.Unlock()
+	if b != nil {
+		b.Reset()
+	}
+}
+
 // States returns a snapshot of every breaker's state, keyed by name. The map
 // is the caller's.
 func (r *Registry) States() map[string]State {
