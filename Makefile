@@ -6,9 +6,9 @@ ADDR     ?= 127.0.0.1:7175
 
 .PHONY: run test vet fmt-check go-test conformance conformance-deps server fuzz bench clean
 
-## run: start the reference server (in-memory PubSub, no Redis needed)
+## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
-	$(GO) run ./conformance/server -addr $(ADDR)
+	$(GO) run ./examples/landale -addr $(ADDR)
 
 ## test: everything CI runs: vet, gofmt, go test -race, the phoenix.js suite
 test: vet fmt-check go-test conformance

@@ -6,7 +6,7 @@
 // Usage:
 //
 //	go run ./examples/landale [-addr 127.0.0.1:7175] [-demo=true] [-demo-rate 2]
-//	    [-pubsub memory] [-simulate obs=down,nurvus=slow] [-slow 6s] [-v]
+//	    [-pubsub memory|redis://host:port|nats://host:port] [-simulate obs=down,nurvus=slow] [-slow 6s] [-v]
 //
 // See README.md for the pages, routes and the deviations from Landale.
 package main
@@ -30,6 +30,7 @@ import (
 	"github.com/pyre-go/pyre/examples/landale/internal/app"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 	"github.com/pyre-go/pyre/pubsub"
+	"github.com/pyre-go/pyre/pubsub/pubsuburl"
 )
 
 func main() {
@@ -58,7 +59,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.StringVar(&c.addr, "addr", "127.0.0.1:7175", "listen address")
 	fl.BoolVar(&c.demo, "demo", true, "emit a plausible stream of demo events")
 	fl.Float64Var(&c.demoRate, "demo-rate", 2, "demo events per second")
-	fl.StringVar(&c.pubsub, "pubsub", "memory", "PubSub backend: memory")
+	fl.StringVar(&c.pubsub, "pubsub", "memory", "PubSub: memory, redis://host:port or nats://host:port")
 	fl.StringVar(&simulate, "simulate", "", "initial service modes, e.g. obs=down,nurvus=slow (services: "+
 		strings.Join(sim.Services, ", ")+"; modes: up, down, slow, failing)")
 	fl.DurationVar(&c.slow, "slow", sim.DefaultSlowDelay, "duration of a call to a slow service")
@@ -81,14 +82,14 @@ func parseFlags(args []string) (*config, error) {
 	return c, nil
 }
 
-// newPubSub builds the PubSub named by spec. Only "memory" exists yet;
-// broker URLs (redis://, nats://) plug in here.
-func newPubSub(spec string) (pubsub.PubSub, error) {
-	switch {
-	case spec == "" || spec == "memory":
-		return pubsub.NewMemory(nil), nil
+// newPubSub builds the PubSub named by spec: memory, redis://host:port or
+// nats://host:port. Several servers on one broker form one cluster.
+func newPubSub(spec string, logger *slog.Logger) (pubsub.PubSub, error) {
+	ps, err := pubsuburl.Open(context.Background(), spec, logger)
+	if err != nil {
+		return nil, fmt.Errorf("-pubsub %q: %w", spec, err)
 	}
-	return nil, fmt.Errorf("-pubsub %q: unsupported (want memory)", spec)
+	return ps, nil
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -102,7 +103,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	logger := slog.New(correlation.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 
-	ps, err := newPubSub(cfg.pubsub)
+	ps, err := newPubSub(cfg.pubsub, logger)
 	if err != nil {
 		return err
 	}

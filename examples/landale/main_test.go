@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyre-go/pyre/pubsub/pubsuburl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -44,13 +45,13 @@ func TestParseFlags(t *testing.T) {
 
 func TestNewPubSub(t *testing.T) {
 	for _, spec := range []string{"", "memory"} {
-		ps, err := newPubSub(spec)
+		ps, err := newPubSub(spec, nil)
 		require.NoError(t, err)
 		require.NotNil(t, ps)
 		require.NoError(t, ps.(io.Closer).Close())
 	}
-	_, err := newPubSub("carrier-pigeon://coop")
-	assert.ErrorContains(t, err, "unsupported")
+	_, err := newPubSub("carrier-pigeon://coop", nil)
+	assert.ErrorIs(t, err, pubsuburl.ErrUnknownScheme)
 }
 
 func TestWebFSIsEmbedded(t *testing.T) {
