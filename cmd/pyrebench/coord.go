@@ -35,6 +35,7 @@ type options struct {
 	connTimeout, connectTimeout    time.Duration
 	settle, heartbeat, hold, drain time.Duration
 	readBuf, maxFail               int
+	clientIO                       string
 	pin                            bool
 	serverCPUs, clientCPUs         string
 	rate, seconds, size            int
@@ -57,7 +58,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 		"idle":   {19000, 0, 0, 0, 5 * time.Second},
 		"fanout": {10000, 10, 10, 128, time.Second},
 		"rpc":    {1000, 10, 0, 0, time.Second},
-		"slow":   {2000, 15, 20, 4096, time.Second},
+		"slow":   {1000, 20, 50, 8192, time.Second},
 	}[mode]
 	fs.IntVar(&o.n, "n", def.n, "connections (idle), subscribers (fanout, slow) or clients (rpc)")
 	fs.IntVar(&o.reps, "reps", 1, "runs, each with a fresh server; a median row follows when > 1")
@@ -75,6 +76,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections this long after measuring (for pprof by hand)")
 	fs.DurationVar(&o.drain, "drain", 20*time.Second, "fanout/slow: longest wait for deliveries after publishing ended")
 	fs.IntVar(&o.readBuf, "read-buf", 4096, "client read buffer per connection, bytes")
+	fs.StringVar(&o.clientIO, "client-io", "epoll", "how clients read joined connections: epoll (Linux: a few pollers, one read per readiness) or goroutine (one blocked goroutine per connection)")
 	fs.BoolVar(&o.pin, "pin", false, "run the server under taskset -c <server-cpus> and the clients under taskset -c <client-cpus>")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "with -pin: CPU list of the server")
 	fs.StringVar(&o.clientCPUs, "client-cpus", "1", "with -pin: CPU list of the client processes")
@@ -86,7 +88,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
 	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (the lean client never offers deflate, so this only shows the server's cost when unused)")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the window, heap)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the publish window) and of each client process (CPU, whole run)")
 	fs.StringVar(&o.jsonOut, "json", "", "append every run's raw result as a JSON line to this file")
 	fs.StringVar(&o.logDir, "logdir", "", "directory for the server's stderr (default: a new temp dir)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr, and the server's warnings in its log")
@@ -115,6 +117,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 		return nil, errors.New("-heartbeat must be 0 (off) or at least 100ms")
 	case o.readBuf < 256 || o.readBuf > 1<<20:
 		return nil, errors.New("-read-buf must be 256..1048576")
+	case o.clientIO != "epoll" && o.clientIO != "goroutine":
+		return nil, errors.New("-client-io must be epoll or goroutine")
 	}
 	if mode == "fanout" || mode == "slow" {
 		if o.rate < 1 || o.rate > 100_000 || o.seconds < 1 || o.seconds > 600 || o.size < 32 || o.size > 1<<20 {
@@ -349,7 +353,11 @@ func (o *options) startClients(t *target, n, stalled int) (*clients, error) {
 			DialConcurrency: o.dialConc,
 			ConnTimeout:     o.connTimeout, ConnectTimeout: o.connectTimeout,
 			Heartbeat: o.heartbeat, ReadBuf: o.readBuf, StallRcvBuf: o.stallRcvBuf,
-			MaxFail: o.maxFail,
+			MaxFail: o.maxFail, IO: o.clientIO,
+		}
+		if o.profileDir != "" && o.mode != "idle" {
+			_ = os.MkdirAll(o.profileDir, 0o755)
+			cfg.CPUProfile = filepath.Join(o.profileDir, fmt.Sprintf("%s-client%d-stalled%d-%d-cpu.pb.gz", o.mode, p, stalled, time.Now().Unix()))
 		}
 		if cfg.MaxFail == 0 {
 			cfg.MaxFail = cfg.N/100 + 20

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -41,7 +43,9 @@ type workerConfig struct {
 	Heartbeat       time.Duration `json:"heartbeat"`
 	ReadBuf         int           `json:"read_buf"`
 	StallRcvBuf     int           `json:"stall_rcvbuf"`
-	MaxFail         int           `json:"max_fail"` // stop dialing after this many failures
+	MaxFail         int           `json:"max_fail"`              // stop dialing after this many failures
+	CPUProfile      string        `json:"cpu_profile,omitempty"` // write a CPU profile of this process here
+	IO              string        `json:"io"`                    // "epoll" (Linux) or "goroutine": how joined connections are read
 }
 
 const maxMessage = 1 << 20
@@ -100,7 +104,9 @@ type worker struct {
 	// resume is closed when stalled connections may read again.
 	resume   chan struct{}
 	resumeMu sync.Once
-	wg       sync.WaitGroup // connection goroutines and the dialer
+	wg       sync.WaitGroup // connection goroutines, the dialer, heartbeats
+	pollers  []*poller      // nil: every connection is read by its goroutine
+	pollWG   sync.WaitGroup // pollers
 
 	lat, rtt hist.H
 
@@ -131,6 +137,12 @@ type wconn struct {
 	hbPending atomic.Int64 // ref of the unanswered heartbeat, 0 if none
 	joined    atomic.Bool  // ws is set and the join was answered ok
 	done      atomic.Bool  // the read loop ended
+	polled    atomic.Bool  // handed over to a poller (the fields below are its)
+
+	fd   int
+	rbuf []byte
+	rlen int
+	frag []byte
 
 	delivered atomic.Int64
 	lastRecv  atomic.Int64
@@ -184,6 +196,17 @@ func runWorker(cfg workerConfig, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	enc := json.NewEncoder(out)
 	w.connectAll()
 	if err := enc.Encode(w.stat("ready", false)); err != nil {
@@ -235,6 +258,12 @@ func (w *worker) notify() {
 // MaxFail failures stopped the dialing, or when ConnectTimeout passed.
 func (w *worker) connectAll() {
 	w.t0 = time.Now()
+	if w.cfg.IO == "epoll" {
+		if err := w.startPollers(runtime.GOMAXPROCS(0)); err != nil {
+			w.noteErr(w.errs, "epoll unavailable, reading per goroutine", err)
+			w.pollers = nil
+		}
+	}
 	if w.cfg.Heartbeat > 0 {
 		w.wg.Add(1)
 		go w.heartbeats()
@@ -364,7 +393,12 @@ func (w *worker) runConn(c *wconn) {
 	w.mu.Lock()
 	c.nc = nc
 	w.mu.Unlock()
-	defer nc.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			nc.Close()
+		}
+	}()
 	if w.closing.Load() {
 		fail(net.ErrClosed)
 		return
@@ -398,32 +432,29 @@ func (w *worker) runConn(c *wconn) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	now := time.Now()
+	if c.stalled {
+		w.stalledLive.Add(1)
+	}
 	c.joined.Store(true)
-	defer c.done.Store(true)
 	w.ready.Add(1)
 	w.lastReady.Store(now.UnixNano())
 	release()
 	w.notify()
 	if c.stalled {
-		w.stalledLive.Add(1)
-		defer w.stalledLive.Add(-1)
 		select {
 		case <-w.resume:
 		case <-w.quit:
+			c.done.Store(true)
 			return
 		}
 	}
-	err = w.readLoop(c)
-	if w.closing.Load() {
-		return
+	if w.pollers != nil {
+		if err := w.handOver(c); err == nil {
+			keep = true // the poller owns the connection now
+			return
+		}
 	}
-	class := errClass(err)
-	if c.stalled {
-		w.noteErr(w.stalledEnds, class, nil)
-		return
-	}
-	w.dropped.Add(1)
-	w.noteErr(w.drops, class, err)
+	w.connEnded(c, w.readLoop(c))
 }
 
 // heartbeats sends every joined connection a Phoenix heartbeat once per
@@ -467,48 +498,74 @@ func (w *worker) readLoop(c *wconn) error {
 		if err != nil {
 			return err
 		}
-		kind, ref, ok := classify(msg, w.topicJSON)
-		switch kind {
-		case kindPush:
-			ts, hasTS := tsOf(msg)
-			if !hasTS {
-				w.other.Add(1)
-				continue
-			}
-			if c.stalled {
-				w.drained.Add(1)
-				continue
-			}
-			now := time.Now().UnixNano()
-			w.lat.Record(now - ts)
-			c.delivered.Add(1)
-			c.lastRecv.Store(now)
-		case kindHBReply:
-			if ref == c.hbPending.Load() {
-				c.hbPending.Store(0)
-			}
-		case kindReply:
-			if ref != 0 && ref == c.rpcRef.Load() {
-				now := time.Now().UnixNano()
-				c.rpcRef.Store(0)
-				if ok {
-					w.rtt.Record(now - c.rpcSent.Load())
-					w.rpcDone.Add(1)
-				} else {
-					w.rpcErrors.Add(1)
-				}
-				if now < w.rpcUntil.Load() {
-					if err := c.sendEcho(); err != nil {
-						return err
-					}
-				}
-			}
-		case kindChanEvent:
-			w.chanEvents.Add(1)
-		default:
-			w.other.Add(1)
+		if err := w.handleMessage(c, msg); err != nil {
+			return err
 		}
 	}
+}
+
+// handleMessage accounts for one inbound text message of a joined
+// connection: a broadcast (latency from its ts), a heartbeat reply, an echo
+// reply (round trip; the next echo goes out while the rpc run lasts).
+func (w *worker) handleMessage(c *wconn, msg []byte) error {
+	kind, ref, ok := classify(msg, w.topicJSON)
+	switch kind {
+	case kindPush:
+		ts, hasTS := tsOf(msg)
+		if !hasTS {
+			w.other.Add(1)
+			return nil
+		}
+		if c.stalled {
+			w.drained.Add(1)
+			return nil
+		}
+		now := time.Now().UnixNano()
+		w.lat.Record(now - ts)
+		c.delivered.Add(1)
+		c.lastRecv.Store(now)
+	case kindHBReply:
+		if ref == c.hbPending.Load() {
+			c.hbPending.Store(0)
+		}
+	case kindReply:
+		if ref != 0 && ref == c.rpcRef.Load() {
+			now := time.Now().UnixNano()
+			c.rpcRef.Store(0)
+			if ok {
+				w.rtt.Record(now - c.rpcSent.Load())
+				w.rpcDone.Add(1)
+			} else {
+				w.rpcErrors.Add(1)
+			}
+			if now < w.rpcUntil.Load() {
+				return c.sendEcho()
+			}
+		}
+	case kindChanEvent:
+		w.chanEvents.Add(1)
+	default:
+		w.other.Add(1)
+	}
+	return nil
+}
+
+// connEnded records how a joined connection ended (err from its reader).
+func (w *worker) connEnded(c *wconn, err error) {
+	c.done.Store(true)
+	if c.stalled {
+		w.stalledLive.Add(-1)
+	}
+	if w.closing.Load() {
+		return
+	}
+	class := errClass(err)
+	if c.stalled {
+		w.noteErr(w.stalledEnds, class, nil)
+		return
+	}
+	w.dropped.Add(1)
+	w.noteErr(w.drops, class, err)
 }
 
 func (c *wconn) sendEcho() error {
@@ -570,9 +627,13 @@ func (w *worker) shutdown() {
 		return
 	}
 	close(w.quit)
+	w.pollWG.Wait() // no poller reads a descriptor closed below
 	w.mu.Lock()
 	for _, c := range w.conns {
-		if c.nc != nil {
+		switch {
+		case c.polled.Load():
+			_ = c.ws.Close()
+		case c.nc != nil:
 			_ = c.nc.Close()
 		}
 	}

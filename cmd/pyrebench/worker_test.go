@@ -104,9 +104,19 @@ func (h *workerHarness) waitStat(cond func(workerStat) bool) workerStat {
 	return st
 }
 
+var ioModes = []string{"goroutine", "epoll"}
+
 func TestWorkerFanoutRPCAndHeartbeats(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) { testWorkerFanoutRPCAndHeartbeats(t, mode) })
+	}
+}
+
+func testWorkerFanoutRPCAndHeartbeats(t *testing.T, mode string) {
 	srv, base := newBench(t, benchserver.Config{})
-	h, ready := startWorker(t, baseConfig(base, 6))
+	cfg := baseConfig(base, 6)
+	cfg.IO = mode
+	h, ready := startWorker(t, cfg)
 	require.Equal(t, int64(6), ready.Ready, ready.FirstErr)
 	assert.Zero(t, ready.Failed)
 	assert.Equal(t, 6, srv.Pyre().Subscribers("room:bench"))
@@ -138,8 +148,15 @@ func TestWorkerFanoutRPCAndHeartbeats(t *testing.T) {
 }
 
 func TestWorkerStalledClientIsClosedWithSlowConsumer(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) { testWorkerStalledClient(t, mode) })
+	}
+}
+
+func testWorkerStalledClient(t *testing.T, mode string) {
 	srv, base := newBench(t, benchserver.Config{MaxQueueBytes: 256 << 10})
 	cfg := baseConfig(base, 3)
+	cfg.IO = mode
 	cfg.Stalled, cfg.StallRcvBuf = 1, 4096
 	h, ready := startWorker(t, cfg)
 	require.Equal(t, int64(3), ready.Ready, ready.FirstErr)

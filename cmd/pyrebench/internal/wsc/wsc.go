@@ -9,6 +9,7 @@ package wsc
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -98,8 +99,10 @@ type Conn struct {
 	msg  []byte // reassembly buffer for messages that do not fit in br
 	ctrl [125]byte
 
-	wmu  sync.Mutex
-	wbuf []byte
+	wmu    sync.Mutex
+	w      io.Writer // nc, or what TakeOver installed
+	closed bool
+	wbuf   []byte
 }
 
 const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -143,7 +146,7 @@ func Handshake(nc net.Conn, host, requestURI string, readBuf, maxMessage int) (*
 	if hdr["sec-websocket-extensions"] != "" {
 		return nil, fmt.Errorf("%w: unrequested extension %q", ErrBadHandshake, hdr["sec-websocket-extensions"])
 	}
-	return &Conn{nc: nc, br: br, max: maxMessage}, nil
+	return &Conn{nc: nc, br: br, max: maxMessage, w: nc}, nil
 }
 
 // readResponse reads an HTTP/1.1 response head (bounded by the reader's
@@ -207,12 +210,16 @@ func headerHasToken(v, token string) bool {
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // WriteMessage sends p as one masked frame with a fresh mask key, in one
-// write. It is safe for concurrent use.
+// write. It is safe for concurrent use; after Close it returns
+// net.ErrClosed.
 func (c *Conn) WriteMessage(op Opcode, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
 	c.wbuf = AppendFrame(c.wbuf[:0], op, p, randv2.Uint32())
-	_, err := c.nc.Write(c.wbuf)
+	_, err := c.w.Write(c.wbuf)
 	if cap(c.wbuf) > 4096 {
 		c.wbuf = nil // do not keep a large buffer per connection
 	}
@@ -264,48 +271,132 @@ func Mask(key [4]byte, p []byte) {
 	}
 }
 
-type header struct {
-	fin bool
-	op  Opcode
-	n   uint64
+// Header is a parsed frame header.
+type Header struct {
+	Fin       bool
+	Op        Opcode
+	Len       int // payload length
+	HeaderLen int // bytes before the payload
 }
 
-func (c *Conn) readHeader() (header, error) {
-	b, err := c.br.Peek(2)
-	if err != nil {
-		return header{}, err
+// ParseHeader parses the server frame header at the start of b. It returns
+// ok == false when b holds only part of it. Frames a server must not send
+// are ErrProtocol; a payload longer than maxLen is ErrTooLarge.
+func ParseHeader(b []byte, maxLen int) (h Header, ok bool, err error) {
+	if len(b) < 2 {
+		return h, false, nil
 	}
-	h := header{fin: b[0]&0x80 != 0, op: Opcode(b[0] & 0x0F), n: uint64(b[1] & 0x7F)}
-	if b[0]&0x70 != 0 || !h.op.valid() {
-		return h, fmt.Errorf("%w: reserved bits or opcode in 0x%02x", ErrProtocol, b[0])
+	h = Header{Fin: b[0]&0x80 != 0, Op: Opcode(b[0] & 0x0F), HeaderLen: 2}
+	if b[0]&0x70 != 0 || !h.Op.valid() {
+		return h, false, fmt.Errorf("%w: reserved bits or opcode in 0x%02x", ErrProtocol, b[0])
 	}
 	if b[1]&0x80 != 0 {
-		return h, fmt.Errorf("%w: masked server frame", ErrProtocol)
+		return h, false, fmt.Errorf("%w: masked server frame", ErrProtocol)
 	}
-	_, _ = c.br.Discard(2)
-	switch h.n {
+	n := uint64(b[1] & 0x7F)
+	switch n {
 	case 126:
-		e, err := c.br.Peek(2)
-		if err != nil {
-			return h, err
+		if len(b) < 4 {
+			return h, false, nil
 		}
-		h.n = uint64(binary.BigEndian.Uint16(e))
-		_, _ = c.br.Discard(2)
+		n, h.HeaderLen = uint64(binary.BigEndian.Uint16(b[2:])), 4
 	case 127:
-		e, err := c.br.Peek(8)
+		if len(b) < 10 {
+			return h, false, nil
+		}
+		n, h.HeaderLen = binary.BigEndian.Uint64(b[2:]), 10
+		if n>>63 != 0 {
+			return h, false, fmt.Errorf("%w: 64-bit length with the top bit set", ErrProtocol)
+		}
+	}
+	if h.Op.isControl() && (!h.Fin || n > 125) {
+		return h, false, fmt.Errorf("%w: fragmented or oversized control frame", ErrProtocol)
+	}
+	if n > uint64(maxLen) {
+		return h, false, fmt.Errorf("%w: frame of %d bytes", ErrTooLarge, n)
+	}
+	h.Len = int(n)
+	return h, true, nil
+}
+
+// IsControl reports whether op is a control opcode (close, ping, pong).
+func (op Opcode) IsControl() bool { return op.isControl() }
+
+func (c *Conn) readHeader() (Header, error) {
+	need := 2
+	for {
+		b, err := c.br.Peek(need)
+		if err != nil {
+			return Header{}, err
+		}
+		h, ok, err := ParseHeader(b, c.max)
 		if err != nil {
 			return h, err
 		}
-		h.n = binary.BigEndian.Uint64(e)
-		_, _ = c.br.Discard(8)
-		if h.n>>63 != 0 {
-			return h, fmt.Errorf("%w: 64-bit length with the top bit set", ErrProtocol)
+		if ok {
+			_, _ = c.br.Discard(h.HeaderLen)
+			return h, nil
+		}
+		need = 10
+		if b[1]&0x7F == 126 {
+			need = 4
 		}
 	}
-	if h.op.isControl() && (!h.fin || h.n > 125) {
-		return h, fmt.Errorf("%w: fragmented or oversized control frame", ErrProtocol)
+}
+
+// Close closes the connection (the writer installed by TakeOver, if it is
+// an io.Closer, else the net.Conn) once no write is in progress; later
+// writes fail. It is safe to call more than once.
+func (c *Conn) Close() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return nil
 	}
-	return h, nil
+	c.closed = true
+	if cl, ok := c.w.(io.Closer); ok {
+		return cl.Close()
+	}
+	return c.nc.Close()
+}
+
+// TakeOver hands reading over to the caller, who then parses frames with
+// ParseHeader and answers control frames with Control: it returns a copy of
+// the bytes already read but not yet returned by ReadMessage and drops the
+// read buffer. ReadMessage must not be called afterwards. Writes go to w
+// from now on (nil: the net.Conn still).
+func (c *Conn) TakeOver(w io.Writer) []byte {
+	if w != nil {
+		c.wmu.Lock()
+		c.w = w
+		c.wmu.Unlock()
+	}
+	if c.skip > 0 {
+		_, _ = c.br.Discard(c.skip)
+		c.skip = 0
+	}
+	b, _ := c.br.Peek(c.br.Buffered())
+	b = bytes.Clone(b)
+	c.br, c.msg = nil, nil
+	return b
+}
+
+// Control acts on a control frame: a ping is answered with a pong, a pong
+// is ignored, and a close frame is echoed and returned as *CloseError.
+func (c *Conn) Control(op Opcode, p []byte) error {
+	switch op {
+	case OpPing:
+		return c.WriteMessage(OpPong, p)
+	case OpClose:
+		ce := &CloseError{Code: CloseNoStatus}
+		if len(p) >= 2 {
+			ce.Code = int(binary.BigEndian.Uint16(p))
+			ce.Reason = string(p[2:])
+		}
+		_ = c.WriteMessage(OpClose, p[:min(len(p), 2)])
+		return ce
+	}
+	return nil
 }
 
 // ReadMessage returns the next text or binary message. The returned slice
@@ -324,28 +415,17 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if h.op.isControl() {
-			p := c.ctrl[:h.n]
+		if h.Op.isControl() {
+			p := c.ctrl[:h.Len]
 			if _, err := io.ReadFull(c.br, p); err != nil {
 				return 0, nil, err
 			}
-			switch h.op {
-			case OpPing:
-				if err := c.WriteMessage(OpPong, p); err != nil {
-					return 0, nil, err
-				}
-			case OpClose:
-				ce := &CloseError{Code: CloseNoStatus}
-				if len(p) >= 2 {
-					ce.Code = int(binary.BigEndian.Uint16(p))
-					ce.Reason = string(p[2:])
-				}
-				_ = c.WriteMessage(OpClose, p[:min(len(p), 2)])
-				return 0, nil, ce
+			if err := c.Control(h.Op, p); err != nil {
+				return 0, nil, err
 			}
 			continue
 		}
-		if h.op == OpContinuation {
+		if h.Op == OpContinuation {
 			if !fragmented {
 				return 0, nil, fmt.Errorf("%w: continuation without a first frame", ErrProtocol)
 			}
@@ -353,13 +433,13 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 			if fragmented {
 				return 0, nil, fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
 			}
-			op = h.op
+			op = h.Op
 		}
-		if h.n > uint64(c.max-len(c.msg)) {
+		if h.Len > c.max-len(c.msg) {
 			return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.max)
 		}
-		n := int(h.n)
-		if h.fin && !fragmented && n <= c.br.Size() {
+		n := h.Len
+		if h.Fin && !fragmented && n <= c.br.Size() {
 			p, err := c.br.Peek(n)
 			if err != nil {
 				return 0, nil, err
@@ -372,7 +452,7 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 		if _, err := io.ReadFull(c.br, c.msg[start:]); err != nil {
 			return 0, nil, err
 		}
-		if h.fin {
+		if h.Fin {
 			m := c.msg
 			if cap(c.msg) > 64<<10 {
 				c.msg = nil // do not keep a large buffer per connection

@@ -351,3 +351,67 @@ func TestAgainstCoderWebsocket(t *testing.T) {
 	_, _, err = c.ReadMessage()
 	assert.True(t, errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed), "after the close handshake the server hangs up: %v", err)
 }
+
+func TestParseHeaderNeedsTheWholeHeader(t *testing.T) {
+	for _, n := range []int{5, 300, 70000} {
+		f := frame(true, OpText, make([]byte, n))
+		hl := len(f) - n
+		for i := 0; i < hl; i++ {
+			_, ok, err := ParseHeader(f[:i], 1<<20)
+			require.NoError(t, err)
+			assert.False(t, ok, "n=%d, %d header bytes", n, i)
+		}
+		h, ok, err := ParseHeader(f[:hl], 1<<20)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, Header{Fin: true, Op: OpText, Len: n, HeaderLen: hl}, h)
+	}
+	_, _, err := ParseHeader(frame(true, OpBinary, make([]byte, 300)), 299)
+	assert.ErrorIs(t, err, ErrTooLarge)
+}
+
+func TestTakeOverHandsOverUnreadBytes(t *testing.T) {
+	c, fs := newPair(t, 256, 1<<20)
+	fs.send(t, frame(true, OpText, []byte("one")), frame(true, OpText, []byte("two")))
+	_, p, err := c.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(p))
+	// net.Pipe hands the second frame over in the same read; wait until the
+	// reader has buffered it.
+	for c.br.Buffered() < 5 {
+		_, _ = c.br.Peek(c.br.Buffered() + 1)
+	}
+	var sink closeRecorder
+	assert.Equal(t, frame(true, OpText, []byte("two")), c.TakeOver(&sink))
+	assert.Nil(t, c.br, "the read buffer is dropped")
+	require.NoError(t, c.WriteMessage(OpText, []byte("to the new writer")))
+	_, op, got, _ := parseClientFrame(t, sink.buf.Bytes())
+	assert.Equal(t, OpText, op)
+	assert.Equal(t, "to the new writer", string(got))
+
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close())
+	assert.Equal(t, 1, sink.closed, "closed once, through the new writer")
+	assert.ErrorIs(t, c.WriteMessage(OpText, []byte("late")), net.ErrClosed)
+}
+
+type closeRecorder struct {
+	buf    bytes.Buffer
+	closed int
+}
+
+func (r *closeRecorder) Write(p []byte) (int, error) { return r.buf.Write(p) }
+func (r *closeRecorder) Close() error                { r.closed++; return nil }
+
+func TestControl(t *testing.T) {
+	c, fs := newPair(t, 256, 1<<20)
+	assert.NoError(t, c.Control(OpPong, []byte("x")))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Control(OpClose, append([]byte{0x03, 0xE8}, "bye"...)) }()
+	op, p := fs.readClientFrame(t)
+	assert.Equal(t, OpClose, op)
+	assert.Equal(t, []byte{0x03, 0xE8}, p)
+	var ce *CloseError
+	require.ErrorAs(t, <-errc, &ce)
+	assert.Equal(t, &CloseError{Code: 1000, Reason: "bye"}, ce)
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// poller owns an epoll set and the connections registered in it.
+type poller struct {
+	w    *worker
+	epfd int
+}
+
+// startPollers starts n pollers (owned by w.pollWG).
+func (w *worker) startPollers(n int) error {
+	for range n {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			return err
+		}
+		p := &poller{w: w, epfd: fd}
+		w.pollers = append(w.pollers, p)
+		w.pollWG.Add(1)
+		go p.run()
+	}
+	return nil
+}
+
+// handOver moves a joined connection from its goroutine to a poller. The
+// socket is duplicated and the net.Conn closed, which takes it out of Go's
+// own netpoller (otherwise every arrival would wake both), so from here on
+// the poller reads the raw descriptor and writes go through fdConn.
+func (w *worker) handOver(c *wconn) error {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return errors.New("not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) { fd, derr = syscall.Dup(int(f)) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	syscall.CloseOnExec(fd)
+	pending := c.ws.TakeOver(fdConn(fd))
+	_ = c.nc.Close()
+	c.fd = fd
+	c.rbuf = make([]byte, max(w.cfg.ReadBuf, len(pending)))
+	c.rlen = copy(c.rbuf, pending)
+	if c.rlen > 0 {
+		if err := w.consume(c); err != nil {
+			w.connEnded(c, err)
+			_ = c.ws.Close()
+			return nil
+		}
+	}
+	p := w.pollers[c.id%len(w.pollers)]
+	// Publish the fields above to the poller (and shutdown); from here on
+	// they are the poller's.
+	c.polled.Store(true)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.id)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		w.connEnded(c, err)
+		_ = c.ws.Close()
+	}
+	return nil
+}
+
+// fdConn writes to and closes a raw non-blocking socket descriptor. The
+// client's writes are small (heartbeats, echoes, pongs) and the server
+// reads them, so a full send buffer is waited out briefly, boundedly.
+type fdConn int
+
+func (f fdConn) Write(p []byte) (int, error) {
+	n := 0
+	for waits := 0; n < len(p); {
+		m, err := syscall.Write(int(f), p[n:])
+		if m > 0 {
+			n += m
+			continue
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN) && waits < 5000:
+			waits++
+			time.Sleep(time.Millisecond)
+		case err == nil:
+			return n, io.ErrShortWrite
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (f fdConn) Close() error { return syscall.Close(int(f)) }
+
+func (p *poller) run() {
+	defer p.w.pollWG.Done()
+	defer syscall.Close(p.epfd)
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		select {
+		case <-p.w.quit:
+			return
+		default:
+		}
+		n, err := syscall.EpollWait(p.epfd, events, 100)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			p.w.noteErr(p.w.drops, "epoll", err)
+			return
+		}
+		for i := range n {
+			id := int(events[i].Fd)
+			if id < 0 || id >= len(p.w.conns) {
+				continue
+			}
+			c := p.w.conns[id]
+			if !c.polled.Load() || c.done.Load() {
+				continue
+			}
+			p.readable(c)
+		}
+	}
+}
+
+func (p *poller) readable(c *wconn) {
+	n, err := rawRead(c.fd, c.rbuf[c.rlen:])
+	switch {
+	case n > 0:
+		c.rlen += n
+		if err := p.w.consume(c); err != nil {
+			p.end(c, err)
+		}
+	case n == 0:
+		p.end(c, io.EOF)
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+	default:
+		p.end(c, err)
+	}
+}
+
+func (p *poller) end(c *wconn, err error) {
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	p.w.connEnded(c, err)
+	_ = c.ws.Close()
+}
+
+// rawRead is read(2) without the scheduler hand-off of syscall.Read: the
+// descriptor is non-blocking, so the call never blocks.
+func rawRead(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, syscall.ENOBUFS
+	}
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
