@@ -1,0 +1,100 @@
+// Package presence tracks who is connected to which topic, across every
+// node of a pyre cluster, in the wire format of Phoenix.Presence: clients
+// using the Presence class of phoenix.js show the same list on every node.
+//
+// # Use
+//
+// One Tracker per channel.Server. A channel tracks its socket after the
+// join, usually right after pushing the current state:
+//
+//	func (r *Room) Join(ctx context.Context, s *channel.Socket, p channel.Payload) (any, error) {
+//		r.AfterJoin(func(ctx context.Context) {
+//			tracker.PushState(s) // [J,null,T,"presence_state",{…}]
+//			tracker.Track(s, userID, map[string]any{"status": "online"})
+//		})
+//		return nil, nil
+//	}
+//
+// Every change then reaches every client joined to the topic, on every
+// node, as [null,null,T,"presence_diff",{"joins":{…},"leaves":{…}}]. A
+// socket's presences are untracked when its channel ends (leave, close,
+// crash, duplicate join), exactly once. TrackTopic tracks a socket under
+// another topic than its own (an overlay's channel "overlay:obs" tracked in
+// "overlays"), and List returns a topic's presences anywhere in the program,
+// for instance to a dashboard.
+//
+// Presences of one key are grouped: the key maps to {"metas":[…]}, one meta
+// per tracked socket, each with a "phx_ref" unique to that track. Update
+// replaces a meta with a new phx_ref and "phx_ref_prev" set to the old one,
+// and the diff carries the new meta in joins and the old one in leaves of
+// the same message, which is what phoenix.js expects.
+//
+// # Replication
+//
+// Each node owns its own presences: only the node where a socket is
+// connected adds or removes them. The cluster state is therefore a set of
+// per-node logs, which makes the replicated state a simple delta CRDT (an
+// observed-remove set whose elements are tagged with their owner): merging
+// is taking, for each node, its newer version, so replicas converge in any
+// order of delivery without coordination. Phoenix's tracker is built the
+// same way; pyre carries it over any pubsub.PubSub (memory, Redis, NATS) on
+// one topic (Options.Topic):
+//
+//   - Every local change gets the next number of the node's clock, is
+//     applied and diffed locally at once, and is published as a delta
+//     {from, to, ops} by the tracker's goroutine (batched when changes come
+//     faster than publishing).
+//   - A node applies a peer's delta when it continues the peer's clock it
+//     holds; a delta it already has is ignored; a gap (a lost message, a
+//     dropped inbox entry, a publish that failed) makes it ask the peer for
+//     its full state, which the peer publishes to all nodes. A full state
+//     replaces that peer's entries; the difference is diffed to clients.
+//   - Every HeartbeatInterval (1.5 s) each node publishes a heartbeat with
+//     its clock, so a lost delta is detected within one interval even when
+//     nothing else happens, and a new node learns of (and fetches the state
+//     of) every other node. A starting node also asks every node for its
+//     state at once.
+//   - A node not heard from for NodeTimeout (five heartbeats, 7.5 s) is
+//     considered down: its presences are removed with a leaves diff on every
+//     other node. If it was only partitioned, its next heartbeat makes the
+//     others fetch its state again, and its presences come back with a joins
+//     diff. A node restarted under the same NodeID has a new incarnation
+//     (epoch): the old presences are dropped as soon as the new one is heard.
+//   - Shutdown publishes a goodbye after the last delta, so the other nodes
+//     drop the node's presences at once instead of after NodeTimeout.
+//
+// Diffs are computed on every node from its own view and broadcast to its
+// own clients only (channel.Server.LocalBroadcast), so each client gets each
+// diff once. Presences of another node appear after the replication delay of
+// the PubSub (one publish); a node's own changes are diffed synchronously.
+//
+// Guarantees: every node's view of a live, reachable node converges to that
+// node's presences; on each node, diffs of one topic are emitted in the order
+// its view changed, and a client that receives presence_state and then the
+// diffs (phoenix.js buffers diffs that arrive before the state) converges to
+// the node's view. There is no global order across nodes, and a node's view
+// of a peer can lag by one publish, or by up to one HeartbeatInterval after a
+// lost message. A partitioned node keeps its own presences and sees the
+// others leave; after the partition heals, within about one heartbeat, all
+// views agree again.
+//
+// Differences from Phoenix: deltas are published when they happen instead of
+// once per broadcast period, heartbeats are sent every period (Phoenix sends
+// them every 10 silent periods), a node is declared down after 7.5 s instead
+// of 30 s, and a down node's state is discarded at once and fetched again
+// when it returns (Phoenix keeps it for 20 minutes). There is no fetch/2
+// hook: metas are what the application tracks.
+//
+// # Slow consumers and limits
+//
+// The PubSub hands messages to a bounded inbox (Options.InboxSize); when it
+// is full a message is dropped and counted, and the clocks and heartbeats
+// above recover the loss with a full-state transfer. Local changes waiting to
+// be published are bounded by Options.MaxPendingOps; past it they are
+// discarded and the peers resynchronize the same way. A full state is one
+// PubSub message: with NATS's default 1 MiB max_payload, that is some
+// thousands of presences per node.
+//
+// Metas are stored as their JSON encoding: List returns what encoding/json
+// decodes them to (numbers are float64), the same on every node.
+package presence
