@@ -1,0 +1,120 @@
+package presence_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pyre-go/pyre/presence"
+	"github.com/pyre-go/pyre/pubsub/redis"
+)
+
+// startRedis starts a private redis-server on a free loopback port and
+// kills it when the test ends. It skips the test when redis-server is not
+// installed, unless CI=true. (pubsub/internal/brokertest does this for the
+// pubsub packages but is internal to them.)
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"} {
+			if _, serr := os.Stat(filepath.Join(dir, "redis-server")); serr == nil {
+				bin, err = filepath.Join(dir, "redis-server"), nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not found")
+		}
+		t.Skip("redis-server not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--logfile", "")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ready := make(chan struct{})
+	go func() { // ends when the process does
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
+				close(ready)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatal("redis-server not ready within 20 s")
+	}
+	return "redis://127.0.0.1:" + strconv.Itoa(port)
+}
+
+func redisNode(t *testing.T, url, id string) *node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ps, err := redis.New(ctx, redis.Options{URL: url})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, ps.Close()) })
+	n := newNode(t, ps, nil, presence.Options{NodeID: id, HeartbeatInterval: 100 * time.Millisecond})
+	require.NoError(t, ps.Sync(ctx))
+	return n
+}
+
+// Two nodes over a real Redis: replication, convergence, goodbye and
+// timeout. Waits use channeltest's (5 s); heartbeats are 100 ms.
+func TestRedisTwoNodes(t *testing.T) {
+	url := startRedis(t)
+	a := redisNode(t, url, "a")
+	b := redisNode(t, url, "b")
+
+	obs := b.ep.Socket(nil).Join(topic, map[string]any{})
+	obs.AssertPush(presence.EventState, wantState(metas{}))
+	alice := join(a, "alice", online())
+	alice.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {online()}}, nil))
+	obs.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {online()}}, nil))
+	bob := join(b, "bob", online())
+	bob.AssertPush(presence.EventState, wantState(metas{"alice": {online()}}))
+	bob.AssertPush(presence.EventDiff, wantDiff(metas{"bob": {online()}}, nil))
+	alice.AssertPush(presence.EventDiff, wantDiff(metas{"bob": {online()}}, nil))
+	assert.Equal(t, a.tr.List(topic), b.tr.List(topic))
+
+	alice.Push("update", map[string]any{"key": "alice", "meta": meta("status", "away")}).AssertReply("ok", nil)
+	bob.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {meta("status", "away")}}, metas{"alice": {online()}}))
+
+	// A node that stops without a goodbye disappears after NodeTimeout.
+	require.NoError(t, a.tr.Close())
+	bob.AssertPush(presence.EventDiff, wantDiff(nil, metas{"alice": {meta("status", "away")}}))
+	assert.Equal(t, metas{"bob": {online()}}, metaView(b.tr.List(topic)))
+
+	// A new node under the same id comes back; its goodbye removes it at once.
+	a2 := redisNode(t, url, "a")
+	join(a2, "alice", online())
+	bob.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {online()}}, nil))
+	require.NoError(t, a2.tr.Shutdown(context.Background()))
+	bob.AssertPush(presence.EventDiff, wantDiff(nil, metas{"alice": {online()}}))
+}
