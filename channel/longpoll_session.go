@@ -1,0 +1,314 @@
+package channel
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// lpSession is one LongPoll session: the Transport of its Conn. Outbound
+// frames wait in a bounded queue for the next poll; inbound lines are fed
+// to Conn.Receive in order by the session's own goroutine (run), which also
+// reaps the session when it goes idle and finishes the Conn at the end.
+type lpSession struct {
+	st    *lpState
+	srv   *Server
+	conn  *Conn // set right after Attach, before run starts
+	ser   Serializer
+	id    string
+	token string
+
+	in      chan *lpLine  // POSTed messages, handed to run one at a time
+	stop    chan struct{} // closed by Close
+	posting chan struct{} // one POST at a time, so batches never interleave
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup // forwarded requests served for other nodes
+
+	mu        sync.Mutex
+	closed    bool
+	queue     [][]byte
+	bytes     int
+	wake      chan struct{} // closed to wake the held poll
+	pollGen   uint64        // increments with every poll; a superseded poll sees a newer one
+	polling   bool          // a poll is held
+	lastPoll  time.Time     // end of the last poll (or creation)
+	warnedBin bool          // a dropped binary frame was logged
+}
+
+// lpLine is one decoded inbound message and the signal that run handled it.
+type lpLine struct {
+	m    Message
+	done chan struct{}
+}
+
+func (st *lpState) newLPSession(s *Server, ser Serializer) *lpSession {
+	id := randomID(16)
+	return &lpSession{
+		st:       st,
+		srv:      s,
+		ser:      ser,
+		id:       id,
+		token:    st.sign(id),
+		in:       make(chan *lpLine),
+		stop:     make(chan struct{}),
+		posting:  make(chan struct{}, 1),
+		lastPoll: time.Now(),
+	}
+}
+
+// Send implements Transport: the frame waits for the next poll.
+func (ss *lpSession) Send(f *Frame) {
+	b, bin, err := f.Encode(ss.ser)
+	c := ss.conn
+	if err != nil {
+		c.log.LogAttrs(c.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
+		return
+	}
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	if bin {
+		warn := !ss.warnedBin
+		ss.warnedBin = true
+		ss.mu.Unlock()
+		level := slog.LevelDebug
+		if warn {
+			level = slog.LevelWarn
+		}
+		c.log.LogAttrs(c.ctx, level, "binary frame dropped: LongPoll carries text frames only",
+			slog.String("topic", f.f.topic), slog.String("event", f.Event()))
+		return
+	}
+	max := ss.st.opts.MaxQueuedMessages
+	if len(ss.queue) >= max || (ss.bytes > 0 && ss.bytes+len(b) > ss.srv.opts.MaxQueueBytes) {
+		n, nb := len(ss.queue), ss.bytes
+		ss.mu.Unlock()
+		c.log.LogAttrs(c.ctx, slog.LevelDebug, "longpoll queue full",
+			slog.Int("queued", n), slog.Int("queued_bytes", nb),
+			slog.Int("max_messages", max), slog.Int("max_bytes", ss.srv.opts.MaxQueueBytes))
+		c.CloseSlowConsumer()
+		return
+	}
+	ss.queue = append(ss.queue, b)
+	ss.bytes += len(b)
+	ss.wakeLocked()
+	ss.mu.Unlock()
+}
+
+func (ss *lpSession) wakeLocked() {
+	if ss.wake != nil {
+		close(ss.wake)
+		ss.wake = nil
+	}
+}
+
+// Close implements Transport: the queue is dropped, a held poll is
+// answered 410 and run finishes the Conn.
+func (ss *lpSession) Close(code int, reason string) {
+	ss.closeOnce.Do(func() {
+		ss.mu.Lock()
+		ss.closed = true
+		ss.queue, ss.bytes = nil, 0
+		ss.wakeLocked()
+		ss.mu.Unlock()
+		close(ss.stop)
+		if c := ss.conn; c != nil {
+			c.log.LogAttrs(c.ctx, slog.LevelDebug, "longpoll session closing", slog.Int("code", code), slog.String("reason", reason))
+		}
+	})
+}
+
+// poll takes the queued messages, waiting up to Window for the first one.
+// It returns 200 with messages, 204 without, or 410 when the session
+// closed. Messages stay queued when ctx ends first (the client went away).
+func (ss *lpSession) poll(ctx context.Context) (int, [][]byte) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return lpGone, nil
+	}
+	ss.pollGen++
+	gen := ss.pollGen
+	ss.wakeLocked() // supersedes a held poll
+	ss.polling = true
+	if len(ss.queue) > 0 {
+		return ss.endPollLocked()
+	}
+	wake := make(chan struct{})
+	ss.wake = wake
+	ss.mu.Unlock()
+
+	t := time.NewTimer(ss.st.opts.Window)
+	defer t.Stop()
+	select {
+	case <-wake:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+
+	ss.mu.Lock()
+	if ss.pollGen != gen {
+		ss.mu.Unlock()
+		return lpNoContent, nil // superseded by a newer poll
+	}
+	if ss.wake == wake {
+		ss.wake = nil
+	}
+	if ss.closed {
+		ss.polling = false
+		ss.mu.Unlock()
+		return lpGone, nil
+	}
+	if ctx.Err() != nil {
+		ss.polling = false
+		ss.lastPoll = time.Now()
+		ss.mu.Unlock()
+		return lpNoContent, nil
+	}
+	return ss.endPollLocked()
+}
+
+// endPollLocked ends the current poll, taking the queue, and unlocks ss.mu.
+func (ss *lpSession) endPollLocked() (int, [][]byte) {
+	msgs := ss.queue
+	ss.queue, ss.bytes = nil, 0
+	ss.polling = false
+	ss.lastPoll = time.Now()
+	ss.mu.Unlock()
+	if len(msgs) == 0 {
+		return lpNoContent, nil
+	}
+	return lpOK, msgs
+}
+
+// acquire counts a forwarded request served for another node in ss.wg,
+// unless the session is closed; run waits for them before it returns.
+func (ss *lpSession) acquire() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	ss.wg.Add(1)
+	return true
+}
+
+// idleFor returns how long the session has been without a poll.
+func (ss *lpSession) idleFor() time.Duration {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.polling {
+		return 0
+	}
+	return time.Since(ss.lastPoll)
+}
+
+// post hands lines to run in order, each within Window, and returns the
+// logical status of the POST.
+func (ss *lpSession) post(ctx context.Context, lines [][]byte) int {
+	window := ss.st.opts.Window
+	t := time.NewTimer(window)
+	defer t.Stop()
+	select {
+	case ss.posting <- struct{}{}:
+		defer func() { <-ss.posting }()
+	case <-ss.stop:
+		return lpGone
+	case <-t.C:
+		return lpTimeout
+	case <-ctx.Done():
+		return lpTimeout
+	}
+	c := ss.conn
+	for _, raw := range lines {
+		if len(raw) == 0 {
+			continue
+		}
+		if int64(len(raw)) > ss.srv.opts.MaxFrameSize {
+			c.log.LogAttrs(c.ctx, slog.LevelWarn, "longpoll line too large, closing session", slog.Int64("limit", ss.srv.opts.MaxFrameSize))
+			c.Close(CloseTooBig, "frame too large")
+			return lpTooLarge
+		}
+		m, err := decodeLPLine(ss.ser, raw)
+		if err != nil {
+			ss.srv.stats.malformed.Add(1)
+			c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed longpoll line, closing session", slog.Any("error", err))
+			c.Close(CloseInternalError, "malformed frame")
+			return lpBadRequest
+		}
+		line := &lpLine{m: m, done: make(chan struct{})}
+		t.Reset(window)
+		select {
+		case ss.in <- line:
+		case <-ss.stop:
+			return lpGone
+		case <-t.C:
+			return lpTimeout
+		case <-ctx.Done():
+			return lpTimeout
+		}
+		select {
+		case <-line.done:
+		case <-t.C:
+			return lpTimeout
+		case <-ctx.Done():
+			return lpTimeout
+		}
+	}
+	return lpOK
+}
+
+// decodeLPLine decodes one POSTed line like a WebSocket message: a text
+// frame when it starts with "[" (V2) or "{" (V1), else a base64 binary
+// frame.
+func decodeLPLine(ser Serializer, raw []byte) (Message, error) {
+	if raw[0] == '[' || raw[0] == '{' {
+		return ser.decode(false, raw)
+	}
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+	n, err := base64.StdEncoding.Decode(b, raw)
+	if err != nil {
+		if n, err = base64.RawStdEncoding.Decode(b, raw); err != nil {
+			return Message{}, fmt.Errorf("%w: line is neither JSON nor base64", ErrMalformed)
+		}
+	}
+	return ser.decode(true, b[:n])
+}
+
+// run feeds POSTed messages to the Conn, closes the session when it is
+// idle, and finishes the Conn once the session is closed.
+func (ss *lpSession) run() {
+	defer ss.srv.wg.Done()
+	c := ss.conn
+	idle := ss.st.opts.IdleTimeout
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case line := <-ss.in:
+			if !c.isClosing() {
+				c.Receive(&line.m)
+			}
+			close(line.done)
+		case <-timer.C:
+			if d := ss.idleFor(); d < idle {
+				timer.Reset(idle - d)
+				continue
+			}
+			c.log.LogAttrs(c.ctx, slog.LevelInfo, "longpoll session idle, closing", slog.Duration("idle_timeout", idle))
+			c.Close(CloseProtocolError, "idle timeout")
+		case <-ss.stop:
+			break loop
+		}
+	}
+	ss.st.remove(ss)
+	c.Finish()
+	ss.wg.Wait()
+}
