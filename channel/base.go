@@ -85,10 +85,13 @@ func ErrorEnvelope(code, message string) map[string]any {
 func isoMicro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
 
 // DefaultHooks returns the hooks Base installs, outermost first:
-// Correlation, Ping(nil) and LogUnhandled.
+// Correlation, Ping(nil) and LogUnhandled. The slice is the caller's.
 func DefaultHooks() []Middleware {
-	return []Middleware{Correlation(), Ping(nil), LogUnhandled()}
+	return []Middleware{defaultHooks[0], defaultHooks[1], defaultHooks[2]}
 }
+
+// defaultHooks are made once: the hooks are stateless.
+var defaultHooks = [3]Middleware{Correlation(), Ping(nil), LogUnhandled()}
 
 // Correlation assigns the connection's correlation id to the channel (assign
 // "correlation_id", shared by every channel of the connection, as Landale's

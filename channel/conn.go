@@ -18,6 +18,7 @@ type ConnectInfo struct {
 	// (user[id]=7) become nested maps, values are strings, "vsn" included.
 	Params map[string]any
 	// Header is the HTTP request header of the upgrade (or LongPoll) request.
+	// It is not kept after Connect: copy what channels need into Assigns.
 	Header http.Header
 	// RemoteAddr is the peer's address as net/http reports it.
 	RemoteAddr string
@@ -35,6 +36,10 @@ type ConnectInfo struct {
 	ID string
 	// Assigns are copied into every channel joined on the connection.
 	Assigns map[string]any
+	// rawQuery is the query string Params were decoded from: the connection
+	// keeps it instead of the map and decodes again when asked.
+	rawQuery string
+
 	// CorrelationID identifies the connection in logs. It is pre-filled with
 	// an id offered by the client (connect param "correlation_id" or header
 	// X-Correlation-ID, if valid) or a fresh one; Connect may replace it.
@@ -53,8 +58,9 @@ type Conn struct {
 
 	mu      sync.Mutex
 	chans   map[string]*proc
-	closed  bool        // Finish ran
-	closing atomic.Bool // Close ran: the client is going away
+	live    map[*proc]struct{} // procs whose context is not canceled yet
+	closed  bool               // Finish ran
+	closing atomic.Bool        // Close ran: the client is going away
 
 	finishOnce sync.Once
 	wg         sync.WaitGroup // channel mailbox goroutines
@@ -70,14 +76,18 @@ func (c *Conn) ID() string { return c.info.ID }
 // CorrelationID returns the connection's correlation id.
 func (c *Conn) CorrelationID() string { return c.info.CorrelationID }
 
-// Params returns the connect params. The map must not be modified.
-func (c *Conn) Params() map[string]any { return c.info.Params }
+// Params returns the connect params, decoded as for Connect. Connections
+// keep the query string rather than the map, so each call decodes anew:
+// read them in Connect and keep what channels need in Assigns.
+func (c *Conn) Params() map[string]any {
+	if c.info.Params != nil || c.info.rawQuery == "" {
+		return c.info.Params
+	}
+	return decodeParams(c.info.rawQuery)
+}
 
 // Assigns returns the assigns set by Connect. The map must not be modified.
 func (c *Conn) Assigns() map[string]any { return c.info.Assigns }
-
-// Header returns the header of the connecting HTTP request.
-func (c *Conn) Header() http.Header { return c.info.Header }
 
 // RemoteAddr returns the peer address.
 func (c *Conn) RemoteAddr() string { return c.info.RemoteAddr }
@@ -106,22 +116,42 @@ func (c *Conn) Close(code int, reason string) {
 	c.t.Close(code, reason)
 }
 
-// beginClose marks the connection as closing, cancels its context and wakes
-// a reader waiting for mailbox room, once.
+// beginClose marks the connection as closing, cancels its context and its
+// channels' contexts, and wakes a reader waiting for mailbox room, once.
 func (c *Conn) beginClose() {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
 	c.stop()
-	c.mu.Lock()
-	procs := make([]*proc, 0, len(c.chans))
-	for _, p := range c.chans {
-		procs = append(procs, p)
-	}
-	c.mu.Unlock()
-	for _, p := range procs {
+	for _, p := range c.liveProcs() {
+		p.ctx.cancel()
 		p.wake()
 	}
+}
+
+func (c *Conn) addLive(p *proc) {
+	c.mu.Lock()
+	if c.live == nil {
+		c.live = make(map[*proc]struct{}, 1)
+	}
+	c.live[p] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *Conn) removeLive(p *proc) {
+	c.mu.Lock()
+	delete(c.live, p)
+	c.mu.Unlock()
+}
+
+func (c *Conn) liveProcs() []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	procs := make([]*proc, 0, len(c.live))
+	for p := range c.live {
+		procs = append(procs, p)
+	}
+	return procs
 }
 
 // CloseSlowConsumer closes the connection with CloseSlowConsumer and counts
@@ -229,6 +259,7 @@ func (c *Conn) join(m *Message) {
 	}
 	c.chans[m.Topic] = p
 	c.mu.Unlock()
+	p.attach()
 	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
 	if hook := c.srv.opts.OnJoin; hook != nil {
 		hook(p.sock)
@@ -321,6 +352,9 @@ func (c *Conn) Finish() {
 			p.stop(ErrConnClosed, stopSilent, "")
 		}
 		c.stop()
+		for _, p := range c.liveProcs() {
+			p.ctx.cancel()
+		}
 		c.wg.Wait()
 		c.srv.removeConn(c)
 	})
@@ -343,9 +377,11 @@ func newConnLogger(base *slog.Logger, info *ConnectInfo) *slog.Logger {
 	return base.With(slog.String("correlation_id", info.CorrelationID))
 }
 
-// connContext derives the connection context: canceled when the connection
-// ends, carrying the correlation id.
-func connContext(parent context.Context, id string) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+// connContext returns the connection context: canceled when the connection
+// ends, carrying the correlation id. It does not carry the values of the
+// HTTP request's context (the request is over once the connection runs);
+// Connect can copy what channels need into Assigns.
+func connContext(id string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
 	return correlation.WithID(ctx, id), cancel
 }

@@ -30,13 +30,12 @@ type proc struct {
 	sock       *Socket
 	handler    Handler
 	intercepts []string
-	ctx        context.Context
-	cancel     context.CancelFunc
+	ctx        *procCtx
 
 	state atomic.Uint32 // procJoining → procJoined → procDead
 
 	mu        sync.Mutex
-	space     *sync.Cond // signaled when the mailbox has room or the proc died
+	space     sync.Cond // signaled when the mailbox has room or the proc died; L is &mu
 	box       []mail
 	running   bool
 	pending   []*Frame // pushes made while joining, sent after the join reply
@@ -89,9 +88,10 @@ func newProc(c *Conn, pattern string, ch Channel, m *Message) *proc {
 		pattern: pattern,
 		ch:      ch,
 	}
-	p.space = sync.NewCond(&p.mu)
-	p.ctx, p.cancel = context.WithCancel(c.ctx)
+	p.space.L = &p.mu
+	p.ctx = &procCtx{parent: c.ctx}
 	p.sock = &Socket{p: p, assigns: cloneMap(c.info.Assigns)}
+	c.addLive(p)
 	if b, ok := ch.(interface{ bindBase(*Socket) }); ok {
 		b.bindBase(p.sock)
 	}
@@ -157,6 +157,12 @@ func (p *proc) abandon() {
 	p.cancel()
 }
 
+// cancel ends the channel's context and forgets the proc at its connection.
+func (p *proc) cancel() {
+	p.ctx.cancel()
+	p.conn.removeLive(p)
+}
+
 // activate follows a successful join reply: pushes made during the join
 // are sent, the channel starts receiving broadcasts, after-join functions
 // and any mail that arrived during the join are run.
@@ -173,6 +179,12 @@ func (p *proc) activate() {
 	p.state.Store(procJoined)
 	p.startLocked()
 	p.mu.Unlock()
+}
+
+// attach subscribes the joining channel to its topic before the join
+// reply is sent, so that no broadcast after the reply is missed; until
+// activate, broadcasts wait in pending behind the reply.
+func (p *proc) attach() {
 	if err := p.conn.srv.hub.add(p.ctx, p.topic, p); err != nil {
 		p.logErr("subscribe to topic failed", err)
 	}
@@ -183,13 +195,23 @@ func (p *proc) detach() { p.conn.srv.hub.remove(p.ctx, p.topic, p) }
 
 // deliver implements hubSub.
 func (p *proc) deliver(f *Frame, msg *pubsub.Message) {
-	if p.state.Load() != procJoined {
+	state := p.state.Load()
+	if state == procDead {
 		return
 	}
 	if len(p.intercepts) > 0 && slices.Contains(p.intercepts, msg.Event) {
 		m := &Message{Topic: msg.Topic, Event: msg.Event, Payload: Payload{raw: msg.Payload, binary: msg.Binary}}
 		p.enqueueNoWait(mail{kind: mailOut, msg: m}, "intercepted broadcast")
 		return
+	}
+	if state == procJoining {
+		p.mu.Lock()
+		if p.state.Load() == procJoining {
+			p.pending = append(p.pending, f)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
 	}
 	p.conn.send(f)
 }
@@ -458,6 +480,9 @@ func (p *proc) unsubscribeInfos() {
 }
 
 func cloneMap(m map[string]any) map[string]any {
+	if len(m) == 0 {
+		return nil // allocated by the first Assign
+	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v

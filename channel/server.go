@@ -288,7 +288,11 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 		}
 	}
 	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
-	c.ctx, c.stop = connContext(ctx, c.info.CorrelationID)
+	c.info.Header, c.info.Request = nil, nil
+	if c.info.rawQuery != "" {
+		c.info.Params = nil // Params decodes rawQuery again when asked
+	}
+	c.ctx, c.stop = connContext(c.info.CorrelationID)
 	c.log = newConnLogger(s.log, &c.info)
 	s.mu.Lock()
 	if s.closed {

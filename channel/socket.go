@@ -43,11 +43,17 @@ func (s *Socket) Context() context.Context { return s.p.ctx }
 // Logger returns a logger whose records carry the correlation id.
 func (s *Socket) Logger() *slog.Logger { return s.p.conn.log }
 
-// Assigns returns the channel's assigns, seeded from the connection's at join.
+// Assigns returns the channel's assigns, seeded from the connection's at
+// join. It may be nil when there are none.
 func (s *Socket) Assigns() map[string]any { return s.assigns }
 
 // Assign sets an assign.
-func (s *Socket) Assign(key string, value any) { s.assigns[key] = value }
+func (s *Socket) Assign(key string, value any) {
+	if s.assigns == nil {
+		s.assigns = make(map[string]any)
+	}
+	s.assigns[key] = value
+}
 
 // Push sends event with payload to this client: [join_ref, null, topic,
 // event, payload]. payload is encoded with encoding/json (nil is {}), a

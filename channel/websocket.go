@@ -33,9 +33,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wg.Add(1)
 	defer s.wg.Done()
+	// The handshake runs on the request's goroutine; the connection then
+	// gets a goroutine of its own (see below).
 
 	info := &ConnectInfo{
 		Params:     decodeParams(r.URL.RawQuery),
+		rawQuery:   r.URL.RawQuery,
 		Header:     r.Header,
 		RemoteAddr: r.RemoteAddr,
 		Request:    r,
@@ -72,7 +75,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Request = nil
-	conn.info.Request = nil
 	t.conn = conn
 
 	mode := websocket.CompressionDisabled
@@ -93,7 +95,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	t.attach(ws)
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",
 		slog.String("remote_addr", info.RemoteAddr), slog.String("serializer", ser.String()))
-	t.readLoop()
+	// The read loop runs on a fresh goroutine and ServeHTTP returns: net/http
+	// then drops its per-connection state (4 KiB read buffer, the serving
+	// goroutine's deep stack), and the reader's stack stays small.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t.readLoop()
+	}()
 }
 
 func (s *Server) checkOrigin(r *http.Request) bool {
@@ -163,6 +172,8 @@ type wsTransport struct {
 	conn *Conn
 	ws   *websocket.Conn
 	nc   *corkConn
+	br   *bufio.Reader // coder/websocket's read buffer, ours to inspect
+	brMu sync.Mutex    // orders inspecting br with a close handshake
 	ser  Serializer
 	max  int
 
@@ -204,7 +215,7 @@ func (t *wsTransport) attach(ws *websocket.Conn) {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			_ = ws.Close(websocket.StatusCode(code), why)
+			t.closeHandshake(ws, code, why)
 		}()
 	}
 }
@@ -305,7 +316,7 @@ func (t *wsTransport) Close(code int, reason string) {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			_ = ws.Close(websocket.StatusCode(code), reason)
+			t.closeHandshake(ws, code, reason)
 		}()
 	})
 }
@@ -324,42 +335,99 @@ func (t *wsTransport) closeNow() {
 
 // readLoop reads frames until the connection ends, then finishes the Conn.
 func (t *wsTransport) readLoop() {
-	c := t.conn
-	idle := t.srv.opts.IdleTimeout
 	t.lastRead.Store(time.Now().UnixNano())
-	t.idle = time.AfterFunc(idle, t.checkIdle)
-	ctx := context.Background()
+	t.idle = time.AfterFunc(t.srv.opts.IdleTimeout, t.checkIdle)
+	// The connection's goroutine only waits: for the socket to become
+	// readable, then for a short-lived worker that reads and handles what
+	// arrived. Deep work (coder/websocket's Read, decoding, joins, hooks)
+	// grows a goroutine's stack, and a grown stack is never given back
+	// while the goroutine lives; this way the long-lived goroutine keeps
+	// the 2 KiB minimum, most of an idle connection's cost, and a burst of
+	// messages costs one goroutine start.
+	done := make(chan bool, 1)
 	for {
-		typ, data, err := t.ws.Read(ctx)
-		if err != nil {
-			t.readEnded(err)
+		if t.bufferedInput() == 0 {
+			t.nc.waitReadable()
+		}
+		go t.readBurst(done)
+		if !<-done {
 			break
 		}
-		t.lastRead.Store(time.Now().UnixNano())
-		m, err := t.ser.decode(typ == websocket.MessageBinary, data)
-		if err != nil {
-			t.srv.stats.malformed.Add(1)
-			c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
-			c.Close(CloseInternalError, "malformed frame")
-			// Keep reading so the close handshake completes.
-			continue
-		}
-		t.mu.Lock()
-		closing := t.closing
-		t.mu.Unlock()
-		if closing {
-			continue
-		}
-		c.Receive(&m)
 	}
+	t.endRead()
+}
+
+// readBurst handles messages while input is buffered and reports whether
+// the connection goes on.
+func (t *wsTransport) readBurst(done chan<- bool) {
+	for {
+		if !t.readOne() {
+			done <- false
+			return
+		}
+		if t.bufferedInput() == 0 && !t.nc.hasPending() {
+			done <- true
+			return
+		}
+	}
+}
+
+// bufferedInput returns the bytes coder/websocket has buffered but not
+// consumed. brMu keeps it from racing with a close handshake, the only
+// other reader of the buffer.
+func (t *wsTransport) bufferedInput() int {
+	t.brMu.Lock()
+	defer t.brMu.Unlock()
+	return t.br.Buffered()
+}
+
+// closeHandshake runs coder/websocket's Close, which reads the peer's
+// close frame through the read buffer.
+func (t *wsTransport) closeHandshake(ws *websocket.Conn, code int, reason string) {
+	t.brMu.Lock()
+	defer t.brMu.Unlock()
+	_ = ws.Close(websocket.StatusCode(code), reason)
+}
+
+//go:noinline
+func (t *wsTransport) endRead() {
 	t.mu.Lock()
 	t.finished = true
 	t.mu.Unlock()
 	t.idle.Stop()
 	t.closeMu.Do(func() {}) // no close frame after the read side ended
 	t.closeNow()
-	c.Finish()
+	t.conn.Finish()
 	t.wg.Wait()
+}
+
+// readOne reads the next message and handles it; false ends the loop. It
+// is not inlined so that its large frame is not part of readLoop's, which
+// stays on the stack while the connection idles.
+//
+//go:noinline
+func (t *wsTransport) readOne() bool {
+	typ, data, err := t.ws.Read(context.Background())
+	if err != nil {
+		t.readEnded(err)
+		return false
+	}
+	t.lastRead.Store(time.Now().UnixNano())
+	c := t.conn
+	m, err := t.ser.decode(typ == websocket.MessageBinary, data)
+	if err != nil {
+		t.srv.stats.malformed.Add(1)
+		c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
+		c.Close(CloseInternalError, "malformed frame")
+		return true // keep reading so the close handshake completes
+	}
+	t.mu.Lock()
+	closing := t.closing
+	t.mu.Unlock()
+	if !closing {
+		c.Receive(&m)
+	}
+	return true
 }
 
 func (t *wsTransport) readEnded(err error) {
@@ -396,9 +464,14 @@ func (t *wsTransport) checkIdle() {
 	c.Close(CloseProtocolError, "idle timeout")
 }
 
+// connBufSize is the size of the bufio buffers coder/websocket reads frame
+// headers through and writes frames through. Small is enough: payloads
+// larger than the buffer bypass it, and writes are collected by the
+// corkConn anyway, so a bigger buffer would only cost idle memory.
+const connBufSize = 256
+
 // hijackWriter wraps the ResponseWriter so that the hijacked connection is
-// a corkConn, and replaces net/http's 4 KiB buffers with small ones: the
-// writer's buffer matters little because writes are corked anyway.
+// a corkConn, and replaces net/http's 4 KiB buffers with small ones.
 type hijackWriter struct {
 	http.ResponseWriter
 	t *wsTransport
@@ -414,12 +487,14 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	cc := &corkConn{Conn: nc}
+	cc.rcond = sync.NewCond(&cc.rmu)
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		cc.pending = append([]byte(nil), b...)
 	}
 	h.t.nc = cc
-	rw := bufio.NewReadWriter(bufio.NewReaderSize(cc, 1024), bufio.NewWriterSize(cc, 1024))
+	h.t.br = bufio.NewReaderSize(cc, connBufSize)
+	rw := bufio.NewReadWriter(h.t.br, bufio.NewWriterSize(cc, connBufSize))
 	return cc, rw, nil
 }
 
@@ -431,7 +506,15 @@ func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // without a status code to 1002, as Bandit (Phoenix's default server) does.
 type corkConn struct {
 	net.Conn
-	pending []byte // bytes read by net/http before the hijack
+
+	// Reads: one goroutine reads the socket at a time; bytes read by
+	// waitReadable (or by net/http before the hijack) wait in pending for
+	// whichever reader comes next.
+	rmu     sync.Mutex
+	rcond   *sync.Cond
+	reading bool
+	pending []byte
+	peek    [64]byte
 
 	serverClose atomic.Bool // the server started the close handshake
 	scan        frameScanner
@@ -444,16 +527,52 @@ type corkConn struct {
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (c *corkConn) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if len(c.pending) > 0 {
-		n = copy(p, c.pending)
-		c.pending = c.pending[n:]
-	} else {
-		n, err = c.Conn.Read(p)
+	c.rmu.Lock()
+	for len(c.pending) == 0 && c.reading {
+		c.rcond.Wait()
 	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.rmu.Unlock()
+		c.scan.feed(p[:n])
+		return n, nil
+	}
+	c.reading = true
+	c.rmu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.rmu.Lock()
+	c.reading = false
+	c.rcond.Broadcast()
+	c.rmu.Unlock()
 	c.scan.feed(p[:n])
 	return n, err
+}
+
+// hasPending reports whether bytes read ahead wait for the next Read.
+func (c *corkConn) hasPending() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return len(c.pending) > 0
+}
+
+// waitReadable blocks until the peer sent something (or the connection
+// failed), keeping what it read for the next Read. It returns at once if
+// bytes are pending or another goroutine is reading.
+func (c *corkConn) waitReadable() {
+	c.rmu.Lock()
+	if len(c.pending) > 0 || c.reading {
+		c.rmu.Unlock()
+		return
+	}
+	c.reading = true
+	c.rmu.Unlock()
+	n, _ := c.Conn.Read(c.peek[:]) // an error shows again at the next Read
+	c.rmu.Lock()
+	c.pending = c.peek[:n]
+	c.reading = false
+	c.rcond.Broadcast()
+	c.rmu.Unlock()
 }
 
 func (c *corkConn) cork() {
