@@ -279,3 +279,19 @@ func deleteMeta(ms []map[string]any, i int) []map[string]any {
 	}
 	return out
 }
+
+// Two trackers that share a NodeID ignore each other (and warn once)
+// instead of replacing each other's presences back and forth.
+func TestClusterDuplicateNodeID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bus := pubsub.NewMemory(nil)
+		a1 := newNode(t, nil, bus, presence.Options{NodeID: "a"})
+		a2 := newNode(t, nil, bus, presence.Options{NodeID: "a"})
+		join(a1, "alice", online())
+		time.Sleep(2 * heartbeat)
+		synctest.Wait()
+		assert.Empty(t, a1.tr.Nodes())
+		assert.Empty(t, a2.tr.Nodes())
+		assert.Empty(t, a2.tr.List(topic))
+	})
+}

@@ -69,7 +69,11 @@ func (t *Tracker) TrackTopic(s *channel.Socket, topic, key string, meta map[stri
 		// A channel that ends between here and OnStop runs fn at once.
 		// The context watch covers a channel that is already stopping
 		// when OnStop is registered from another goroutine.
-		o.unwatch = context.AfterFunc(s.Context(), func() { t.dropOwner(o) })
+		t.watches.Add(1)
+		o.unwatch = context.AfterFunc(s.Context(), func() {
+			defer t.watches.Done()
+			t.dropOwner(o)
+		})
 	}
 	t.mu.Unlock()
 	t.signal()
@@ -170,7 +174,7 @@ func (t *Tracker) dropOwner(o *owner) {
 		return
 	}
 	o.stopped = true
-	o.unwatch()
+	t.unwatch(o)
 	if t.owners[o.s] == o {
 		delete(t.owners, o.s)
 	}
@@ -178,6 +182,14 @@ func (t *Tracker) dropOwner(o *owner) {
 		return
 	}
 	t.untrackOwnerLocked(o)
+}
+
+// unwatch stops o's context watch unless its callback already started
+// (that callback marks its own end in t.watches).
+func (t *Tracker) unwatch(o *owner) {
+	if o.unwatch() {
+		t.watches.Done()
+	}
 }
 
 func (t *Tracker) untrackOwnerLocked(o *owner) {

@@ -46,9 +46,11 @@ const DefaultTopic = "pyre:presence"
 // means its default.
 type Options struct {
 	// Server is the channel.Server whose clients receive presence_diff
-	// broadcasts. Required.
+	// broadcasts; the sockets given to the Tracker must be connected to it.
+	// Required.
 	Server *channel.Server
-	// PubSub carries replication between nodes. Defaults to Server.PubSub().
+	// PubSub carries replication between nodes; close the Tracker before
+	// it. Defaults to Server.PubSub().
 	PubSub pubsub.PubSub
 	// Topic is the PubSub topic of replication; trackers on one topic form
 	// one cluster. Defaults to DefaultTopic.
@@ -130,7 +132,8 @@ type Tracker struct {
 	stopped sync.Once
 	bye     atomic.Bool // Shutdown: publish a goodbye before leaving
 
-	dropped atomic.Uint64 // inbox overflows
+	dropped atomic.Uint64  // inbox overflows
+	watches sync.WaitGroup // context watches of owners, running or armed
 
 	mu       sync.RWMutex
 	closed   bool
@@ -224,6 +227,7 @@ func (t *Tracker) Close() error {
 	t.stop()
 	t.cancel()
 	<-t.done
+	t.watches.Wait()
 	return nil
 }
 
@@ -233,14 +237,16 @@ func (t *Tracker) Close() error {
 func (t *Tracker) Shutdown(ctx context.Context) error {
 	t.bye.Store(true)
 	t.stop()
+	var err error
 	select {
 	case <-t.done:
-		return nil
 	case <-ctx.Done():
 		t.cancel()
 		<-t.done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	t.watches.Wait()
+	return err
 }
 
 func (t *Tracker) stop() {
@@ -253,7 +259,7 @@ func (t *Tracker) stop() {
 		}
 		t.mu.Unlock()
 		for _, o := range owners {
-			o.unwatch()
+			t.unwatch(o)
 		}
 		_ = t.ps.Unsubscribe(context.WithoutCancel(t.ctx), t.opts.Topic, &t.sub)
 		close(t.quit)
@@ -325,9 +331,10 @@ func (t *Tracker) run() {
 
 // loop is the state owned by the goroutine.
 type loop struct {
-	published uint64   // clock of the last change published
-	requests  []string // epochs to ask for their state
-	sendState bool     // a peer asked for our state
+	published uint64          // clock of the last change published
+	requests  []string        // epochs to ask for their state
+	sendState bool            // a peer asked for our state
+	twins     map[string]bool // epochs of other trackers using our node id (warned once)
 }
 
 // flush publishes local changes, state requests and our state, in that
@@ -384,7 +391,13 @@ func (t *Tracker) receive(l *loop, msg *pubsub.Message) {
 		return
 	}
 	if m.Node == t.node {
-		t.log.LogAttrs(t.ctx, slog.LevelWarn, "another tracker uses this node id; its messages are ignored", slog.String("epoch", m.Epoch))
+		if !l.twins[m.Epoch] {
+			if l.twins == nil {
+				l.twins = make(map[string]bool)
+			}
+			l.twins[m.Epoch] = true
+			t.log.LogAttrs(t.ctx, slog.LevelWarn, "another tracker uses this node id; its messages are ignored", slog.String("epoch", m.Epoch))
+		}
 		return
 	}
 	now := time.Now()
