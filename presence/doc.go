@@ -55,8 +55,9 @@
 //     of) every other node. A starting node also asks every node for its
 //     state at once.
 //   - A node not heard from for NodeTimeout (five heartbeats, 7.5 s) is
-//     considered down: its presences are removed with a leaves diff on every
-//     other node. If it was only partitioned, its next heartbeat makes the
+//     considered down at the next heartbeat tick (so between 7.5 and 9 s
+//     after its last message): its presences are removed with a leaves diff
+//     on every other node. If it was only partitioned, its next heartbeat makes the
 //     others fetch its state again, and its presences come back with a joins
 //     diff. A node restarted under the same NodeID has a new incarnation
 //     (epoch): the old presences are dropped as soon as the new one is heard.
