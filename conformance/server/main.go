@@ -89,6 +89,11 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	shutErr := app.srv.Shutdown(ctx)
+	// After the connections (closing them untracks their presences): the
+	// tracker publishes the last changes and tells the other nodes goodbye.
+	if err := app.stopPresence(ctx); err != nil && shutErr == nil {
+		shutErr = err
+	}
 	if err := hs.Shutdown(ctx); err != nil {
 		return err
 	}
@@ -117,9 +122,10 @@ type appOptions struct {
 }
 
 type app struct {
-	srv      *channel.Server
-	mux      *http.ServeMux
-	shutdown chan struct{}
+	srv          *channel.Server
+	stopPresence func(context.Context) error
+	mux          *http.ServeMux
+	shutdown     chan struct{}
 }
 
 // controlTopic is the PubSub topic on which RoomChannels receive
@@ -129,7 +135,7 @@ func controlTopic(topic string) string { return "pyre-control:" + topic }
 func newApp(o appOptions) *app {
 	r := channel.NewRouter()
 	r.Handle("room:*", func() channel.Channel { return &room{} })
-	registerPresence(r, o)
+	stopPresence := registerPresence(r, o)
 	srv := channel.NewServer(&channel.Options{
 		LongPoll:       &channel.LongPollOptions{},
 		Router:         r,
@@ -148,7 +154,7 @@ func newApp(o appOptions) *app {
 			return nil
 		},
 	})
-	a := &app{srv: srv, mux: http.NewServeMux(), shutdown: make(chan struct{})}
+	a := &app{srv: srv, stopPresence: stopPresence, mux: http.NewServeMux(), shutdown: make(chan struct{})}
 	a.mux.Handle("/socket/", srv)
 	a.mux.Handle("POST /control/broadcast", loopbackOnly(http.HandlerFunc(a.controlBroadcast)))
 	a.mux.Handle("POST /control/push", loopbackOnly(http.HandlerFunc(a.controlPush)))
