@@ -104,3 +104,43 @@ func TestInitialStateFallsBackWhenProviderFails(t *testing.T) {
 	assert.Contains(t, s, `"pong":true`)
 	assert.Equal(t, "closed", e.srv.Breakers().Breaker("state").State().String())
 }
+
+func TestOnStopRacingTheStopStillRuns(t *testing.T) {
+	// OnStop from another goroutine while the channel stops: fn runs either
+	// with the others or at once, never never.
+	for i := 0; i < 50; i++ {
+		ran := make(chan struct{})
+		registered := make(chan struct{})
+		r := NewRouter()
+		r.Handle("x", func() Channel { return &onStopRacer{ran: ran, registered: registered} })
+		e := newTestEndpoint(t, &Options{Router: r})
+		c := e.dial(t, "vsn=2.0.0", nil)
+		c.join("1", "x", "{}")
+		c.send(`["1","2","x","phx_leave",{}]`)
+		<-registered
+		select {
+		case <-ran:
+		case <-time.After(testTimeout):
+			t.Fatal("OnStop function registered during the stop never ran")
+		}
+	}
+}
+
+type onStopRacer struct {
+	Base
+	ran, registered chan struct{}
+}
+
+func (o *onStopRacer) Join(_ context.Context, s *Socket, _ Payload) (any, error) {
+	s.OnStop(func(context.Context) {
+		go func() {
+			s.OnStop(func(context.Context) { close(o.ran) })
+			close(o.registered)
+		}()
+	})
+	return nil, nil
+}
+
+func (o *onStopRacer) HandleIn(context.Context, *Socket, *Message) (Reply, error) {
+	return NoReply, ErrUnhandled
+}

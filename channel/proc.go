@@ -41,6 +41,7 @@ type proc struct {
 	pending   []*Frame // pushes made while joining, sent after the join reply
 	afterJoin []func(context.Context)
 	onStop    []func(context.Context)
+	stopping  bool // the OnStop list was taken: later OnStop calls run at once
 	subs      []*infoSub
 }
 
@@ -147,7 +148,7 @@ func (p *proc) join(m *Message) (r Reply) {
 func (p *proc) abandon() {
 	p.mu.Lock()
 	stops := p.onStop
-	p.onStop = nil
+	p.onStop, p.stopping = nil, true
 	p.mu.Unlock()
 	for i := len(stops) - 1; i >= 0; i-- {
 		p.runStop(stops[i])
@@ -373,7 +374,7 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 		return
 	}
 	stops := p.onStop
-	p.onStop = nil
+	p.onStop, p.stopping = nil, true
 	p.mu.Unlock()
 	for i := len(stops) - 1; i >= 0; i-- {
 		p.runStop(stops[i])

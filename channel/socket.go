@@ -151,12 +151,12 @@ func (s *Socket) PubSub() pubsub.PubSub { return s.p.conn.srv.ps }
 // phx_error) and before Terminate; pushes made by fn still reach a client
 // that is there. Resources a channel starts (batchers, timers, goroutines)
 // stop here. Functions run in reverse order of registration; a panic in one
-// is logged and the others still run. Registered after the channel ended,
-// fn runs at once.
+// is logged and the others still run. Registered once the channel is
+// stopping (from another goroutine), fn runs at once on the caller's.
 func (s *Socket) OnStop(fn func(ctx context.Context)) {
 	p := s.p
 	p.mu.Lock()
-	if p.state.Load() != procDead {
+	if !p.stopping {
 		p.onStop = append(p.onStop, fn)
 		p.mu.Unlock()
 		return
