@@ -1,14 +1,8 @@
 package presence_test
 
 import (
-	"bufio"
 	"context"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"github.com/pyre-go/pyre/internal/brokertest"
 	"testing"
 	"time"
 
@@ -19,59 +13,9 @@ import (
 	"github.com/pyre-go/pyre/pubsub/redis"
 )
 
-// startRedis starts a private redis-server on a free loopback port and
-// kills it when the test ends. It skips the test when redis-server is not
-// installed, unless CI=true. (pubsub/internal/brokertest does this for the
-// pubsub packages but is internal to them.)
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"} {
-			if _, serr := os.Stat(filepath.Join(dir, "redis-server")); serr == nil {
-				bin, err = filepath.Join(dir, "redis-server"), nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found")
-		}
-		t.Skip("redis-server not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--logfile", "")
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	ready := make(chan struct{})
-	go func() { // ends when the process does
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatal("redis-server not ready within 20 s")
-	}
-	return "redis://127.0.0.1:" + strconv.Itoa(port)
-}
+// startRedis starts a private redis-server (see internal/brokertest) and
+// returns its URL.
+func startRedis(t *testing.T) string { return brokertest.StartRedis(t).URL() }
 
 func redisNode(t *testing.T, url, id string) *node {
 	t.Helper()

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/pyre-go/pyre/pubsub"
-	"github.com/pyre-go/pyre/pubsub/internal/brokertest"
+	"github.com/pyre-go/pyre/internal/brokertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"

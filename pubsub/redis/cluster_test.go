@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pyre-go/pyre/pubsub"
-	"github.com/pyre-go/pyre/pubsub/internal/brokertest"
+	"github.com/pyre-go/pyre/internal/brokertest"
 	"github.com/pyre-go/pyre/pubsub/pubsubtest"
 	"github.com/pyre-go/pyre/pubsub/redis"
 )
