@@ -37,6 +37,8 @@ type lpSession struct {
 	polling   bool          // a poll is held
 	lastPoll  time.Time     // end of the last poll (or creation)
 	warnedBin bool          // a dropped binary frame was logged
+	closeCode int           // the close code and reason, for the log
+	closeWhy  string
 }
 
 // lpLine is one decoded inbound message and the signal that run handled it.
@@ -109,18 +111,18 @@ func (ss *lpSession) wakeLocked() {
 }
 
 // Close implements Transport: the queue is dropped, a held poll is
-// answered 410 and run finishes the Conn.
+// answered 410 and run finishes the Conn. It may run before newSession has
+// set ss.conn (a "disconnect" broadcast right after Attach), so it leaves
+// ss.conn alone; run logs the close.
 func (ss *lpSession) Close(code int, reason string) {
 	ss.closeOnce.Do(func() {
 		ss.mu.Lock()
 		ss.closed = true
+		ss.closeCode, ss.closeWhy = code, reason
 		ss.queue, ss.bytes = nil, 0
 		ss.wakeLocked()
 		ss.mu.Unlock()
 		close(ss.stop)
-		if c := ss.conn; c != nil {
-			c.log.LogAttrs(c.ctx, slog.LevelDebug, "longpoll session closing", slog.Int("code", code), slog.String("reason", reason))
-		}
 	})
 }
 
@@ -308,6 +310,10 @@ loop:
 			break loop
 		}
 	}
+	ss.mu.Lock()
+	code, why := ss.closeCode, ss.closeWhy
+	ss.mu.Unlock()
+	c.log.LogAttrs(c.ctx, slog.LevelDebug, "longpoll session closed", slog.Int("code", code), slog.String("reason", why))
 	ss.st.remove(ss)
 	c.Finish()
 	ss.wg.Wait()
