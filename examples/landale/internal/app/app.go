@@ -199,6 +199,9 @@ func (a *App) Start(ctx context.Context) error {
 func (a *App) Shutdown(ctx context.Context) error {
 	a.Demo.Stop()
 	err := a.Server.Shutdown(ctx)
+	// After the connections: their overlays are untracked, then the
+	// presence tracker tells the other nodes goodbye.
+	err = errors.Join(err, a.Overlays.Shutdown(ctx))
 	a.Producer.Close()
 	err = errors.Join(err, a.Breakers.Wait(ctx))
 	a.mu.Lock()

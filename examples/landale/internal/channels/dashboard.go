@@ -33,6 +33,9 @@ func (c *Dashboard) Hooks() []channel.Middleware { return hooks(envelopePing()) 
 func (c *Dashboard) Join(ctx context.Context, s *channel.Socket, _ channel.Payload) (any, error) {
 	c.AfterJoin(func(context.Context) {
 		_ = s.Push("initial_state", map[string]any{"connected": true, "timestamp": time.Now().Unix()})
+		if s.Topic() == PresenceTopic {
+			_ = c.d.Overlays.PushState(s) // then presence_diff on every change
+		}
 	})
 	return nil, c.SubscribeTopics(ctx, events.TopicDashboard)
 }

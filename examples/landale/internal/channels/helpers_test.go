@@ -54,6 +54,7 @@ func newHarness(t *testing.T, tweak ...func(*channels.Deps)) *harness {
 	h.prod = stream.New(h.bus, h.ctl, nil)
 	h.store = transcript.NewStore(0)
 	h.tracker = channels.NewTracker()
+	t.Cleanup(func() { _ = h.tracker.Close() })
 	h.deps = &channels.Deps{Bus: h.bus, World: h.world, Producer: h.prod, Transcripts: h.store, Overlays: h.tracker}
 	for _, fn := range tweak {
 		fn(h.deps)

@@ -20,9 +20,8 @@ import (
 // source.
 type Overlay struct {
 	channel.Base
-	d       *Deps
-	typ     string
-	tracked uint64
+	d   *Deps
+	typ string
 }
 
 // Hooks answers ping by echoing the payload with pong, timestamp and
@@ -45,19 +44,12 @@ func (c *Overlay) Join(ctx context.Context, s *channel.Socket, _ channel.Payload
 	if env == "" {
 		env = "unknown"
 	}
-	c.tracked = c.d.Overlays.add(OverlayInfo{Topic: s.Topic(), Name: c.typ, CorrelationID: s.CorrelationID(),
+	c.d.Overlays.add(s, OverlayInfo{Topic: s.Topic(), Name: c.typ, CorrelationID: s.CorrelationID(),
 		Environment: env, JoinedAt: time.Now().UTC()})
 	c.AfterJoin(func(ctx context.Context) {
 		_ = s.Push("initial_state", map[string]any{"type": c.typ, "data": c.initialState(ctx)})
 	})
 	return nil, c.SubscribeTopics(ctx, events.TopicEvents)
-}
-
-// Terminate forgets the overlay.
-func (c *Overlay) Terminate(context.Context, *channel.Socket, error) {
-	if c.tracked != 0 {
-		c.d.Overlays.remove(c.tracked)
-	}
 }
 
 func (c *Overlay) initialState(ctx context.Context) map[string]any {

@@ -22,9 +22,8 @@ import (
 // producer fails the fallback state is pushed.
 type Stream struct {
 	channel.Base
-	d       *Deps
-	queue   bool // stream:queue, else stream:overlays
-	tracked uint64
+	d     *Deps
+	queue bool // stream:queue, else stream:overlays
 }
 
 // errNoSuchStreamTopic refuses joins of other stream:* topics; pyre
@@ -48,7 +47,7 @@ func (c *Stream) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 		if env == "" {
 			env = "unknown"
 		}
-		c.tracked = c.d.Overlays.add(OverlayInfo{Topic: s.Topic(), Name: name, CorrelationID: s.CorrelationID(),
+		c.d.Overlays.add(s, OverlayInfo{Topic: s.Topic(), Name: name, CorrelationID: s.CorrelationID(),
 			Environment: env, JoinedAt: time.Now().UTC()})
 		c.AfterJoin(func(ctx context.Context) { _ = s.Push("stream_state", c.state(ctx)) })
 	case "stream:queue":
@@ -61,13 +60,6 @@ func (c *Stream) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 		return nil, errNoSuchStreamTopic
 	}
 	return nil, c.SubscribeTopics(ctx, events.TopicEvents)
-}
-
-// Terminate untracks the overlay.
-func (c *Stream) Terminate(context.Context, *channel.Socket, error) {
-	if c.tracked != 0 {
-		c.d.Overlays.remove(c.tracked)
-	}
 }
 
 // state returns the producer's state, or Landale's fallback layer state.
