@@ -72,7 +72,11 @@ import (
 // another) and the same PubSub. A node subscribes to its topic when it first
 // serves a LongPoll request, so with a broker adapter the very first
 // forwarded answer to a node may race that subscription and be lost; the
-// client then reconnects.
+// client then reconnects. Messages taken by a forwarded poll whose client
+// went away at that moment are lost, as they are when a client drops a
+// poll answer. Close and Shutdown wait for the sessions of their node
+// (held polls are answered 410) but not for the requests it is forwarding
+// to other nodes, which end within Window + 2 × PubSubTimeout.
 type LongPollOptions struct {
 	// Window is how long a poll is held waiting for messages before it is
 	// answered 204 (Phoenix's window_ms), and how long each POSTed line may

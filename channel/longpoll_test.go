@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ type lpAnswer struct {
 	Messages []string
 }
 
-func decodeLPAnswer(t *testing.T, code int, h http.Header, body string) *lpAnswer {
+func decodeLPAnswer(t testing.TB, code int, h http.Header, body string) *lpAnswer {
 	t.Helper()
 	a := &lpAnswer{Code: code, Header: h, Body: body}
 	if strings.HasPrefix(h.Get("Content-Type"), "application/json") {
@@ -48,7 +49,7 @@ func decodeLPAnswer(t *testing.T, code int, h http.Header, body string) *lpAnswe
 
 // lpServe runs one request through h in-process (so that it can run inside
 // a synctest bubble). hdr holds header name/value pairs.
-func lpServe(t *testing.T, h http.Handler, ctx context.Context, method, target, body string, hdr ...string) *lpAnswer {
+func lpServe(t testing.TB, h http.Handler, ctx context.Context, method, target, body string, hdr ...string) *lpAnswer {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -66,13 +67,13 @@ func lpServe(t *testing.T, h http.Handler, ctx context.Context, method, target, 
 // lpClient speaks LongPoll to a handler the way phoenix.js 1.8 does: the
 // session token appended as the last query param.
 type lpClient struct {
-	t     *testing.T
+	t     testing.TB
 	h     http.Handler
 	query string // connect params, e.g. "vsn=2.0.0"
 	token string
 }
 
-func newLPClient(t *testing.T, h http.Handler, query string) *lpClient {
+func newLPClient(t testing.TB, h http.Handler, query string) *lpClient {
 	return &lpClient{t: t, h: h, query: query}
 }
 
@@ -132,7 +133,7 @@ func (c *lpClient) pollUntil(want string) []string {
 	return nil
 }
 
-func newLPServer(t *testing.T, opts *Options) *Server {
+func newLPServer(t testing.TB, opts *Options) *Server {
 	t.Helper()
 	if opts.Router == nil {
 		opts.Router = roomRouter(nil)
@@ -920,4 +921,47 @@ func TestLongPollTwoNodesOverHTTP(t *testing.T) {
 	for i, m := range got[1:] {
 		assert.Equal(t, fmt.Sprintf(`["1","p%d","room:a","phx_reply",{"response":{"i":%d},"status":"ok"}]`, i, i), m)
 	}
+}
+
+// BenchmarkLongPollRoundTrip measures one POST of a heartbeat and the poll
+// that collects its reply, in-process (no network).
+func BenchmarkLongPollRoundTrip(b *testing.B) {
+	srv := newLPServer(b, &Options{})
+	defer srv.Close()
+	c := newLPClient(b, srv, "vsn=2.0.0")
+	c.open()
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.post(`[null,"1","phoenix","heartbeat",{}]`).Status != lpOK {
+			b.Fatal("post failed")
+		}
+		if a := c.get(); a.Status != lpOK || len(a.Messages) != 1 {
+			b.Fatalf("poll: %s", a.Body)
+		}
+	}
+}
+
+// BenchmarkLongPollIdleSessions reports the heap held by idle sessions, each
+// with one joined channel.
+func BenchmarkLongPollIdleSessions(b *testing.B) {
+	srv := newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour}})
+	defer func() { _ = srv.Close() }()
+	const n = 1000
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			c := newLPClient(b, srv, "vsn=2.0.0")
+			c.open()
+			c.post(`["1","1","room:a","phx_join",{}]`)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.StopTimer()
+		require.NoError(b, srv.Close())
+		srv = newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour}})
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/session")
 }
