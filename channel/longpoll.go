@@ -50,9 +50,10 @@ import (
 // the client's next poll gets 410, after which it starts a new session and
 // rejoins. A session with no poll in progress for IdleTimeout is closed the
 // same way. A POST body is capped by MaxBodyBytes and each line by
-// Options.MaxFrameSize (answer {"status":413}, session closed); a malformed
-// line answers {"status":400} and closes the session, like the 1011 close of
-// a WebSocket.
+// Options.MaxFrameSize (answer {"status":413}, session closed; a body over
+// the cap that reached another node than the owner only gets the answer);
+// a malformed line answers {"status":400} and closes the session, like the
+// 1011 close of a WebSocket.
 //
 // Only one poll per session is served at a time: a newer poll supersedes the
 // held one, which is answered 204 at once.
@@ -268,31 +269,29 @@ func (st *lpState) post(s *Server, w http.ResponseWriter, r *http.Request) {
 		writeLPStatus(w, lpGone)
 		return
 	}
-	var local *lpSession
-	if node == st.node {
-		if local = st.lookup(sid); local == nil || !lpHold(s) {
-			writeLPStatus(w, lpGone)
-			return
-		}
-		defer s.wg.Done()
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, st.opts.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if !errors.As(err, &tooBig) {
 			return // the client went away
 		}
-		if local != nil {
-			local.conn.log.LogAttrs(local.conn.ctx, slog.LevelWarn, "longpoll POST body too large, closing session",
+		if ss := st.lookup(sid); node == st.node && ss != nil {
+			ss.conn.log.LogAttrs(ss.conn.ctx, slog.LevelWarn, "longpoll POST body too large, closing session",
 				slog.Int64("limit", st.opts.MaxBodyBytes))
-			local.conn.Close(CloseTooBig, "body too large")
+			ss.conn.Close(CloseTooBig, "body too large")
 		}
 		writeLPStatus(w, lpTooLarge)
 		return
 	}
 	lines := splitLPBody(body, r.Header.Get("Content-Type"))
-	if local != nil {
-		writeLPStatus(w, local.post(r.Context(), lines))
+	if node == st.node {
+		ss := st.lookup(sid)
+		if ss == nil || !lpHold(s) {
+			writeLPStatus(w, lpGone)
+			return
+		}
+		defer s.wg.Done()
+		writeLPStatus(w, ss.post(r.Context(), lines))
 		return
 	}
 	req := &lpRequest{Op: lpOpPost, SID: sid, Lines: make([]string, len(lines))}
