@@ -71,7 +71,10 @@ function summary(resp) {
   if (d.operation) return [d.operation, d.type, d.station_id, d.enabled, d.id].filter((x) => x !== undefined).join(' ');
   if (d.message) return d.message;
   if (d.reason) return d.reason;
-  return JSON.stringify(d).slice(0, 160);
+  if (Array.isArray(d)) return `${d.length} item${d.length === 1 ? '' : 's'}`;
+  // A status map: its plain fields, e.g. "connected: true · current_scene: Coding".
+  const plain = Object.entries(d).filter(([, v]) => v === null || typeof v !== 'object').slice(0, 5);
+  return plain.length ? plain.map(([k, v]) => `${k}: ${v}`).join(' · ') : JSON.stringify(d).slice(0, 160);
 }
 
 function addReply(what, status, text) {
@@ -265,8 +268,9 @@ function renderServices() {
     const select = h('select', { 'aria-label': `${svc} mode`, dataset: { service: svc } },
       ...MODES.map((m) => h('option', { value: m, selected: m === s.mode }, m)));
     select.addEventListener('change', () => simulate(svc, select.value));
-    return h('tr', { dataset: { service: svc, mode: s.mode ?? '', breaker: s.breaker ?? '' } },
-      h('td', svc), h('td', select), h('td', breakerBadge(s.breaker)), h('td', statusCell(svc, s.mode, s.breaker)));
+    const status = statusCell(svc, s.mode, s.breaker);
+    return h('tr', { dataset: { service: svc, mode: s.mode ?? '', breaker: s.breaker ?? '', status: status.textContent } },
+      h('td', svc), h('td', select), h('td', breakerBadge(s.breaker)), h('td', status));
   }));
   const c = apiStatus;
   const rows = [['connections', c.connections], ['connections total', c.connections_total], ['events published', c.events_published],

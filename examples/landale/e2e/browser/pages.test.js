@@ -116,6 +116,26 @@ test('overlay and dashboard in Chromium', { skip, timeout: 150000 }, async (t) =
     assert.match(await dashboard.textContent(`#events li[data-id="${e.id}"]`), new RegExp(text));
   });
 
+  await t.test('the dashboard shows breakers opening and the stream fallback', async () => {
+    await dashboard.selectOption('select[data-service="obs"]', 'failing');
+    await dashboard.waitForSelector('#replies li[data-what="simulate obs"][data-status="ok"]');
+    await dashboard.waitForSelector('#services tr[data-service="obs"][data-mode="failing"]', { state: 'attached' });
+    // Five failed calls open the breaker (README: Circuit breakers).
+    const failed = '#replies li[data-what="obs:get_status"][data-status="error"]';
+    for (let i = 1; i <= 5; i++) {
+      await dashboard.click('[data-obs="get_status"]');
+      await dashboard.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length >= n, [failed, i]);
+    }
+    await dashboard.waitForSelector('#services tr[data-service="obs"][data-breaker="open"][data-status="failing fast"]', { state: 'attached' });
+    await dashboard.selectOption('select[data-service="stream"]', 'down');
+    await dashboard.waitForSelector('#services tr[data-service="stream"][data-status="fallback"]', { state: 'attached' });
+    // Back to normal: a mode change resets the breaker.
+    await dashboard.selectOption('select[data-service="stream"]', 'up');
+    await dashboard.selectOption('select[data-service="obs"]', 'up');
+    await dashboard.waitForSelector('#services tr[data-service="obs"][data-breaker="closed"][data-status="ok"]', { state: 'attached' });
+    await dashboard.waitForSelector('#services tr[data-service="stream"][data-status="ok"]', { state: 'attached' });
+  });
+
   await t.test('both pages recover after a server restart', async () => {
     await srv.restart();
     const overlayCid2 = await ready(overlay, overlayCid);

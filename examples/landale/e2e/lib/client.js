@@ -200,9 +200,3 @@ export class RawClient {
     });
   }
 }
-
-/** quiet waits ms and returns the incoming frames from `from` that match pred (expected: none). */
-export async function quiet(rec, pred, { from = 0, ms = 500 } = {}) {
-  await new Promise((r) => setTimeout(r, ms));
-  return rec.received(pred, from);
-}
