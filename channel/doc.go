@@ -21,7 +21,10 @@
 //
 // # Protocol
 //
-// Both serializers are supported: V2 (JSON arrays plus binary frames, what
+// The WebSocket transport is always on; the LongPoll transport (phoenix.js's
+// LongPoll and its longPollFallbackMs fallback) is enabled with
+// Options.LongPoll, whose doc describes its sessions, bounds and routing
+// between nodes. Both serializers are supported: V2 (JSON arrays plus binary frames, what
 // phoenix.js speaks; vsn=2.0.0) and V1 (JSON objects; vsn absent or 1.0.x).
 // Another vsn is refused with HTTP 403, like Phoenix. Heartbeats are
 // answered, joins, leaves, duplicate joins, stale join_refs, unmatched topics,

@@ -93,6 +93,8 @@ func (st *lpState) forward(ctx context.Context, node string, req *lpRequest) (re
 		if !known {
 			return nil, false
 		}
+	case <-st.closing:
+		return nil, false
 	case <-t.C:
 		st.log.LogAttrs(ctx, slog.LevelInfo, "longpoll: owner node did not answer; session taken as gone",
 			slog.String("node", node), slog.Duration("pubsub_timeout", st.opts.PubSubTimeout))
@@ -110,6 +112,9 @@ func (st *lpState) forward(ctx context.Context, node string, req *lpRequest) (re
 	select {
 	case res := <-p.res:
 		return res, true
+	case <-st.closing:
+		st.cancelRemote(node, req.ID)
+		return nil, false
 	case <-t.C:
 		if req.Op == lpOpPoll {
 			return &lpResponse{Status: lpNoContent}, true

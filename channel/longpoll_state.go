@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"weak"
@@ -27,6 +26,9 @@ type lpState struct {
 	log    *slog.Logger
 	srv    weak.Pointer[Server]
 
+	closing   chan struct{} // closed by close: forwarded waits end
+	closeOnce sync.Once
+
 	mu       sync.Mutex
 	sessions map[string]*lpSession
 	reserved int                           // sessions being created
@@ -34,38 +36,8 @@ type lpState struct {
 	serving  map[string]context.CancelFunc // requests this node serves for others, by id
 }
 
-// lpStates maps each Server with LongPoll on to its state. The entry is
-// dropped (and the node topic unsubscribed) when the Server is garbage
-// collected. Server has no field for it yet; see LONGPOLL_NEEDS.md.
-var lpStates struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[Server]]*lpState
-}
-
-// longPoll returns the Server's LongPoll state, created on first use.
-func (s *Server) longPoll() *lpState {
-	k := weak.Make(s)
-	lpStates.mu.Lock()
-	defer lpStates.mu.Unlock()
-	if st := lpStates.m[k]; st != nil {
-		return st
-	}
-	if lpStates.m == nil {
-		lpStates.m = make(map[weak.Pointer[Server]]*lpState)
-	}
-	st := newLPState(s)
-	lpStates.m[k] = st
-	runtime.AddCleanup(s, func(k weak.Pointer[Server]) {
-		lpStates.mu.Lock()
-		st := lpStates.m[k]
-		delete(lpStates.m, k)
-		lpStates.mu.Unlock()
-		if st != nil {
-			_ = st.ps.Unsubscribe(context.Background(), st.topic, st)
-		}
-	}, k)
-	return st
-}
+// longPoll returns the Server's LongPoll state (nil unless Options.LongPoll).
+func (s *Server) longPoll() *lpState { return s.lp }
 
 func newLPState(s *Server) *lpState {
 	st := &lpState{
@@ -78,6 +50,7 @@ func newLPState(s *Server) *lpState {
 		sessions: make(map[string]*lpSession),
 		pending:  make(map[string]*lpPending),
 		serving:  make(map[string]context.CancelFunc),
+		closing:  make(chan struct{}),
 	}
 	st.secret = st.opts.Secret
 	if len(st.secret) == 0 {
@@ -89,6 +62,20 @@ func newLPState(s *Server) *lpState {
 			slog.String("topic", st.topic), slog.Any("error", err))
 	}
 	return st
+}
+
+// close stops serving other nodes and ends this node's forwarded waits;
+// the Server calls it after closing its connections.
+func (st *lpState) close() {
+	st.closeOnce.Do(func() {
+		close(st.closing)
+		_ = st.ps.Unsubscribe(context.Background(), st.topic, st)
+		st.mu.Lock()
+		for _, cancel := range st.serving {
+			cancel()
+		}
+		st.mu.Unlock()
+	})
 }
 
 // Session tokens are "1.<node id>.<session id>.<signature>": the signature

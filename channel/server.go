@@ -130,6 +130,7 @@ type Server struct {
 	hub         *hub
 	origins     *originChecker
 	breakers    *fallback.Registry
+	lp          *lpState // nil unless Options.LongPoll
 	ownBreakers bool
 	log         *slog.Logger
 	nodeID      string
@@ -181,6 +182,7 @@ func NewServer(opts *Options) *Server {
 	}
 	s.hub = newHub(s.ps)
 	s.origins = newOriginChecker(o.AllowedOrigins)
+
 	s.breakers = o.Breakers
 	s.ownBreakers = s.breakers == nil
 	if s.breakers == nil {
@@ -189,6 +191,9 @@ func NewServer(opts *Options) *Server {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.nodeID = hex.EncodeToString(b[:])
+	if o.LongPoll != nil {
+		s.lp = newLPState(s) // needs the node id
+	}
 	return s
 }
 
@@ -360,6 +365,9 @@ func (s *Server) closeAll(code int, reason string) {
 	for _, c := range conns {
 		c.Close(code, reason)
 	}
+	if s.lp != nil {
+		s.lp.close()
+	}
 }
 
 // Shutdown stops accepting connections, closes every open one with 1012
@@ -404,6 +412,9 @@ func (s *Server) Close() error {
 		} else {
 			c.Close(CloseServiceRestart, "service restart")
 		}
+	}
+	if s.lp != nil {
+		s.lp.close()
 	}
 	s.wg.Wait()
 	return s.closePubSub()

@@ -8,6 +8,7 @@
 //
 //	server [-addr 127.0.0.1:4001] [-idle-timeout 60s] [-allowed-origins a,b] [-max-frame-size N]
 //	       [-pubsub memory|redis://host:port|nats://host:port]
+//	       [-longpoll-window 10s] [-longpoll-secret s]
 //
 // With -pubsub on a broker, several servers form one cluster: a broadcast on
 // one node reaches the clients of every node.
@@ -49,6 +50,8 @@ func run() error {
 	maxFrame := flag.Int64("max-frame-size", 10_000_000, "largest inbound frame in bytes")
 	verbose := flag.Bool("v", false, "debug logging")
 	psSpec := flag.String("pubsub", "memory", "PubSub: memory, redis://host:port or nats://host:port")
+	lpWindow := flag.Duration("longpoll-window", 10*time.Second, "LongPoll poll window")
+	lpSecret := flag.String("longpoll-secret", "", "LongPoll token secret shared by the nodes of a cluster (random when empty)")
 	flag.Parse()
 
 	level := slog.LevelWarn
@@ -72,6 +75,7 @@ func run() error {
 		MaxFrameSize:   *maxFrame,
 		Logger:         logger,
 		PubSub:         ps,
+		LongPoll:       &channel.LongPollOptions{Window: *lpWindow, Secret: []byte(*lpSecret)},
 	})
 	hs := &http.Server{Handler: app.mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("listening on http://%s\n", ln.Addr())
@@ -119,6 +123,7 @@ type appOptions struct {
 	MaxFrameSize   int64
 	Logger         *slog.Logger
 	PubSub         pubsub.PubSub
+	LongPoll       *channel.LongPollOptions
 }
 
 type app struct {
@@ -137,7 +142,7 @@ func newApp(o appOptions) *app {
 	r.Handle("room:*", func() channel.Channel { return &room{} })
 	stopPresence := registerPresence(r, o)
 	srv := channel.NewServer(&channel.Options{
-		LongPoll:       &channel.LongPollOptions{},
+		LongPoll:       longPollOptions(o.LongPoll),
 		Router:         r,
 		PubSub:         o.PubSub,
 		Logger:         o.Logger,
@@ -160,6 +165,13 @@ func newApp(o appOptions) *app {
 	a.mux.Handle("POST /control/push", loopbackOnly(http.HandlerFunc(a.controlPush)))
 	a.mux.Handle("POST /control/shutdown", loopbackOnly(http.HandlerFunc(a.controlShutdown)))
 	return a
+}
+
+func longPollOptions(o *channel.LongPollOptions) *channel.LongPollOptions {
+	if o == nil {
+		return &channel.LongPollOptions{}
+	}
+	return o
 }
 
 func loopbackOnly(h http.Handler) http.Handler {
