@@ -49,6 +49,7 @@ type config struct {
 	simulate    map[string]sim.Mode
 	slow        time.Duration
 	environment string
+	idleTimeout time.Duration
 	verbose     bool
 }
 
@@ -64,6 +65,7 @@ func parseFlags(args []string) (*config, error) {
 		strings.Join(sim.Services, ", ")+"; modes: up, down, slow, failing)")
 	fl.DurationVar(&c.slow, "slow", sim.DefaultSlowDelay, "duration of a call to a slow service")
 	fl.StringVar(&c.environment, "environment", "development", "environment reported in telemetry")
+	fl.DurationVar(&c.idleTimeout, "idle-timeout", app.IdleTimeout, "close sockets that send nothing for this long (Landale: 90s)")
 	fl.BoolVar(&c.verbose, "v", false, "debug logging")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
@@ -114,7 +116,7 @@ func run(args []string, stdout io.Writer) error {
 	}()
 	a, err := app.New(&app.Options{
 		PubSub: ps, Logger: logger, Web: webFS(), SlowDelay: cfg.slow, Simulate: cfg.simulate,
-		Demo: cfg.demo, DemoRate: cfg.demoRate, Environment: cfg.environment,
+		Demo: cfg.demo, DemoRate: cfg.demoRate, Environment: cfg.environment, IdleTimeout: cfg.idleTimeout,
 	})
 	if err != nil {
 		return err

@@ -57,6 +57,9 @@ type Options struct {
 	DemoRate float64
 	// Environment is reported in telemetry. Defaults to "development".
 	Environment string
+	// IdleTimeout closes sockets that send nothing for this long. Defaults
+	// to Landale's 90 s (IdleTimeout).
+	IdleTimeout time.Duration
 	// ServiceTimeout bounds channel service calls. Defaults to 5 s.
 	ServiceTimeout time.Duration
 	// TickerInterval rotates the omnibar ticker. Defaults to 15 s.
@@ -136,12 +139,16 @@ func New(opts *Options) (*App, error) {
 	}
 	a.Demo = sim.NewDemo(a.World, &sim.DemoOptions{Rate: o.DemoRate, Logger: o.Logger,
 		Transcribe: func(ctx context.Context, text string) { _ = channels.SubmitText(ctx, deps, text) }})
+	idle := o.IdleTimeout
+	if idle <= 0 {
+		idle = IdleTimeout
+	}
 	a.Server = channel.NewServer(&channel.Options{
 		Router:              channels.Router(deps),
 		PubSub:              a.ps,
 		Logger:              o.Logger,
 		AllowedOrigins:      AllowedOrigins,
-		IdleTimeout:         IdleTimeout,
+		IdleTimeout:         idle,
 		Compression:         true,
 		CorrelationIDLength: 8,
 		Connect:             connect,

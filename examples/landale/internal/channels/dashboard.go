@@ -56,6 +56,14 @@ func (c *Dashboard) HandleIn(ctx context.Context, s *channel.Socket, msg *channe
 		// Landale's "test event handler": broadcast the payload as it came.
 		return channel.NoReply, s.Broadcast(ctx, "shout", msg.Payload)
 	}
+	if msg.Event == "connection:info" {
+		// pyre addition: lets a page show its connection's correlation id.
+		return okEnvelope(map[string]any{
+			"correlation_id": s.CorrelationID(),
+			"socket_id":      s.Conn().ID(),
+			"environment":    s.Assigns()["environment"],
+		}), nil
+	}
 	cmd, ok := c.command(msg)
 	if !ok {
 		return channel.NoReply, channel.ErrUnhandled

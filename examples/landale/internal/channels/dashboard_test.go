@@ -223,3 +223,17 @@ func TestDashboardSurvivesGarbage(t *testing.T) {
 		ch.Push("ping", nil).AssertReply("ok", envelopeOK(channeltest.Subset(map[string]any{"pong": true})))
 	})
 }
+
+func TestDashboardConnectionInfo(t *testing.T) {
+	run(t, func(t *testing.T, h *harness) {
+		s := h.ep.Socket(&channel.ConnectInfo{
+			CorrelationID: "a1b2c3d4",
+			ID:            "user_socket:a1b2c3d4",
+			Assigns:       map[string]any{"environment": "obs"},
+		})
+		ch := s.Join("dashboard:main", nil)
+		ch.Push("connection:info", nil).AssertReply("ok", envelopeOK(map[string]any{
+			"correlation_id": "a1b2c3d4", "socket_id": "user_socket:a1b2c3d4", "environment": "obs",
+		}))
+	})
+}
