@@ -89,13 +89,13 @@ export const isPush = (topic, event) => (r) => r.dir === 'in' && r.frame[2] === 
  * server, with every frame recorded.
  */
 export class Client {
-  static async connect(srv, version, { params = { environment: 'development' }, headers } = {}) {
+  static async connect(srv, version, { params = { environment: 'development' }, headers, heartbeatIntervalMs = 15000 } = {}) {
     const { Socket } = await phoenix(version);
     const c = new Client(version);
     c.socket = new Socket(srv.wsURL, {
       transport: recordingTransport(c.rec, headers ? { headers } : undefined),
       params,
-      heartbeatIntervalMs: 15000,
+      heartbeatIntervalMs,
       reconnectAfterMs: () => 60000, // a test that loses its socket should fail, not reconnect
       rejoinAfterMs: () => 60000,
     });

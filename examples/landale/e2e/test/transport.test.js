@@ -1,8 +1,5 @@
-// §10 Transport: A1-A11.
-// A6 (90 s idle close) is not run here: the server has no flag to shorten
-// the idle timeout and 90 s is over this suite's budget. The Go side covers
-// it (internal/app asserts the 90 s setting; pyre's channel tests close an
-// idle connection and keep a heartbeating one under synctest).
+// §10 Transport: A1-A11. A6 runs in idle.test.js against a server started
+// with a short -idle-timeout (Landale's 90 s is over this suite's budget).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VERSIONS, isPush } from '../lib/client.js';
