@@ -4,14 +4,14 @@ NPM      ?= npm
 BIN      := bin
 ADDR     ?= 127.0.0.1:7175
 
-.PHONY: run test vet fmt-check go-test conformance conformance-deps server fuzz bench clean
+.PHONY: run test vet fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench clean
 
 ## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
 	$(GO) run ./examples/landale -addr $(ADDR)
 
-## test: everything CI runs: vet, gofmt, go test -race, the phoenix.js suite
-test: vet fmt-check go-test conformance
+## test: everything CI runs: vet, gofmt, go test -race, the phoenix.js suites, the browser test
+test: vet fmt-check go-test conformance landale-e2e browser
 
 vet:
 	$(GO) vet ./...
@@ -33,6 +33,34 @@ conformance-deps:
 ## conformance: the official phoenix.js clients (1.8.0, 1.8.12, 1.8.16) against the test server
 conformance: server conformance-deps
 	cd conformance && PYRE_SERVER_BIN=$(CURDIR)/$(BIN)/conformance-server $(NPM) test
+
+LANDALE_E2E := examples/landale/e2e
+
+landale:
+	$(GO) build -o $(BIN)/landale ./examples/landale
+
+landale-deps:
+	@command -v node >/dev/null || { echo "node is required for the Landale suites (Node 20+)"; exit 1; }
+	cd $(LANDALE_E2E) && $(NPM) ci --no-audit --no-fund --loglevel=error
+
+## landale-e2e: the Landale acceptance items (A1-A81) with phoenix.js 1.8.0 and 1.8.16
+landale-e2e: landale landale-deps
+	cd $(LANDALE_E2E) && LANDALE_BIN=$(CURDIR)/$(BIN)/landale $(NPM) test
+
+## browser-deps: Debian's Chromium for the browser test (installed when missing and we are root)
+browser-deps:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing and cannot be installed here (need root and apt-get)"; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
+	fi
+
+## browser: both Landale pages in headless Chromium (playwright-core)
+browser: landale landale-deps browser-deps
+	cd $(LANDALE_E2E) && LANDALE_BIN=$(CURDIR)/$(BIN)/landale $(NPM) run test:browser
 
 ## fuzz: run each frame-decoder fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

@@ -7,6 +7,7 @@
 // (takeovers, stream state), stream:queue (queue), overlay:obs (scene list).
 // phoenix.js reconnects and rejoins them by itself.
 import { connect, environment, nonce, lookupCorrelationId, h, clock, label } from './landale.js';
+import { Presence } from './vendor/phoenix.mjs';
 
 const $ = (id) => document.getElementById(id);
 const SERVICES = ['obs', 'twitch', 'rainwave', 'ironmon', 'nurvus', 'stream'];
@@ -19,7 +20,7 @@ const MAX_REPLIES = 40;
 
 const name = `dashboard ${nonce()}`;
 const joined = new Set();
-const topics = ['dashboard:main', 'dashboard:services', 'stream:overlays', 'stream:queue', 'overlay:obs'];
+const topics = ['dashboard:main', 'dashboard:services', 'dashboard:overlays', 'stream:overlays', 'stream:queue', 'overlay:obs'];
 let opens = 0;
 
 $('conn-env').textContent = environment();
@@ -58,6 +59,24 @@ function join(topic, payload, onOk) {
     .receive('error', (resp) => addReply(`join ${topic}`, 'error', resp?.reason ?? JSON.stringify(resp)));
   return ch;
 }
+
+// ---- dashboard:overlays: connected overlays, through Presence --------------------------
+// The server tracks every overlay channel in this topic (presence_state after
+// the join, presence_diff on each change, the same list on every node).
+
+const overlays = join('dashboard:overlays', {});
+const presence = new Presence(overlays);
+presence.onSync(() => {
+  const rows = presence.list((name, { metas }) => metas.map((m) => ({ name, ...m }))).flat()
+    .sort((a, b) => String(a.joined_at).localeCompare(String(b.joined_at)));
+  const list = $('overlays');
+  if (rows.length === 0) {
+    list.replaceChildren(h('li.empty', 'No overlay connected.'));
+    return;
+  }
+  list.replaceChildren(...rows.map((o) => h('li', { dataset: { topic: o.topic, name: o.name, cid: o.correlation_id } },
+    h('span.name', o.name), h('span.type', o.topic), h('span.meta', `${o.correlation_id} · ${o.environment}`))));
+});
 
 // ---- replies ---------------------------------------------------------------------
 

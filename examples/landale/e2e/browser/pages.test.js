@@ -77,6 +77,9 @@ test('overlay and dashboard in Chromium', { skip, timeout: 150000 }, async (t) =
     const { body } = await srv.api('GET', '/api/overlays');
     const ids = body.overlays.filter((o) => o.topic === 'stream:overlays').map((o) => o.correlation_id);
     assert.ok(ids.includes(overlayCid) && ids.includes(dashboardCid), JSON.stringify(body.overlays));
+    // The dashboard lists the overlay page's channels live, through Presence.
+    await dashboard.waitForSelector(`#overlays li[data-topic="overlay:obs"][data-cid="${overlayCid}"]`);
+    await dashboard.waitForSelector(`#overlays li[data-topic="overlay:music"][data-cid="${overlayCid}"]`);
     // The services table comes from /api/status: every breaker closed.
     await dashboard.waitForSelector('#services tr[data-service="stream"][data-breaker="closed"]');
     assert.equal(await dashboard.locator('#services tr[data-breaker="closed"]').count(), 6);
