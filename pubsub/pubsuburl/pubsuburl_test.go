@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/pyre-go/pyre/pubsub"
 	"github.com/pyre-go/pyre/internal/brokertest"
+	"github.com/pyre-go/pyre/pubsub"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"

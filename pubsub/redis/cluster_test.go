@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pyre-go/pyre/pubsub"
 	"github.com/pyre-go/pyre/internal/brokertest"
+	"github.com/pyre-go/pyre/pubsub"
 	"github.com/pyre-go/pyre/pubsub/pubsubtest"
 	"github.com/pyre-go/pyre/pubsub/redis"
 )
