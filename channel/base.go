@@ -93,16 +93,16 @@ func DefaultHooks() []Middleware {
 // defaultHooks are made once: the hooks are stateless.
 var defaultHooks = [3]Middleware{Correlation(), Ping(nil), LogUnhandled()}
 
-// Correlation assigns the connection's correlation id to the channel (assign
-// "correlation_id", shared by every channel of the connection, as Landale's
-// setup_correlation_id does) and logs "Channel joined" with it.
+// Correlation is Landale's setup_correlation_id: a channel's context and
+// logger carry the connection's correlation id (shared by every channel of
+// the connection; Socket.CorrelationID returns it), and the hook logs
+// "Channel joined" with it.
 func Correlation() Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Socket, msg *Message) (Reply, error) {
 			if msg.Event != EventJoin {
 				return next.Handle(ctx, s, msg)
 			}
-			s.Assign("correlation_id", s.CorrelationID())
 			r, err := next.Handle(ctx, s, msg)
 			if err == nil && (r.IsZero() || r.Status == "ok") {
 				s.Logger().LogAttrs(ctx, slog.LevelInfo, "Channel joined",

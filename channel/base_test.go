@@ -13,6 +13,7 @@ import (
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/channel/channeltest"
+	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/pubsub"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,8 +59,8 @@ func (h *hooked) Join(ctx context.Context, s *channel.Socket, p channel.Payload)
 	if err := h.SubscribeTopics(ctx, "news", "alerts"); err != nil {
 		return nil, err
 	}
-	h.AfterJoin(func(context.Context) {
-		_ = s.Push("initial_state", map[string]any{"correlation_id": s.Assigns()["correlation_id"]})
+	h.AfterJoin(func(ctx context.Context) {
+		_ = s.Push("initial_state", map[string]any{"correlation_id": s.CorrelationID(), "from_ctx": correlation.ID(ctx)})
 	})
 	return nil, nil
 }
@@ -98,7 +99,7 @@ func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 	ep, _ := newHooked(t, logs)
 	sock := ep.Socket(&channel.ConnectInfo{CorrelationID: "a1b2c3d4"})
 	ch := sock.Join("hooked:1", nil)
-	ch.AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4"})
+	ch.AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4", "from_ctx": "a1b2c3d4"})
 	joined := logs.records("Channel joined")
 	require.Len(t, joined, 1)
 	assert.Equal(t, "a1b2c3d4", joined[0]["correlation_id"])
@@ -106,7 +107,7 @@ func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 	assert.Equal(t, "hooked:1", joined[0]["topic"])
 
 	// A second channel of the same connection shares the id.
-	sock.Join("hooked:2", nil).AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4"})
+	sock.Join("hooked:2", nil).AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4", "from_ctx": "a1b2c3d4"})
 }
 
 func TestBasePingHook(t *testing.T) {

@@ -136,10 +136,12 @@ type Server struct {
 	nodeID      string
 	procN       atomic.Uint64
 
-	mu     sync.Mutex
-	conns  map[*Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // connection goroutines (transport owners)
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	closed    bool
+	sweepOnce sync.Once
+	sweepStop chan struct{}  // closed to stop the idle sweeper (idle.go)
+	wg        sync.WaitGroup // connection goroutines (transport owners)
 
 	stats serverStats
 }
@@ -368,6 +370,7 @@ func (s *Server) closeAll(code int, reason string) {
 	if s.lp != nil {
 		s.lp.close()
 	}
+	s.stopIdleSweeper()
 }
 
 // Shutdown stops accepting connections, closes every open one with 1012
@@ -416,6 +419,7 @@ func (s *Server) Close() error {
 	if s.lp != nil {
 		s.lp.close()
 	}
+	s.stopIdleSweeper()
 	s.wg.Wait()
 	return s.closePubSub()
 }

@@ -177,8 +177,9 @@ type wsTransport struct {
 	ser  Serializer
 	max  int
 
-	lastRead atomic.Int64 // unix nanos of the last inbound frame
-	idle     *time.Timer
+	lastRead atomic.Int64 // unix nanos of the last inbound frame (see idle.go)
+	burst    sync.Mutex   // held by readLoop's worker while it reads (see readLoop)
+	burstOK  bool         // the worker's verdict: the connection goes on
 
 	mu        sync.Mutex
 	queue     []outMsg
@@ -336,7 +337,7 @@ func (t *wsTransport) closeNow() {
 // readLoop reads frames until the connection ends, then finishes the Conn.
 func (t *wsTransport) readLoop() {
 	t.lastRead.Store(time.Now().UnixNano())
-	t.idle = time.AfterFunc(t.srv.opts.IdleTimeout, t.checkIdle)
+	t.srv.startIdleSweeper()
 	// The connection's goroutine only waits: for the socket to become
 	// readable, then for a short-lived worker that reads and handles what
 	// arrived. Deep work (coder/websocket's Read, decoding, joins, hooks)
@@ -344,29 +345,36 @@ func (t *wsTransport) readLoop() {
 	// while the goroutine lives; this way the long-lived goroutine keeps
 	// the 2 KiB minimum, most of an idle connection's cost, and a burst of
 	// messages costs one goroutine start.
-	done := make(chan bool, 1)
 	for {
 		if t.bufferedInput() == 0 {
 			t.nc.waitReadable()
 		}
-		go t.readBurst(done)
-		if !<-done {
+		// Hand over to a worker and wait for it: the worker unlocks burst
+		// (a mutex may be unlocked by another goroutine), which costs no
+		// allocation per connection, unlike a channel.
+		t.burst.Lock()
+		go t.readBurst()
+		t.burst.Lock()
+		ok := t.burstOK
+		t.burst.Unlock()
+		if !ok {
 			break
 		}
 	}
 	t.endRead()
 }
 
-// readBurst handles messages while input is buffered and reports whether
-// the connection goes on.
-func (t *wsTransport) readBurst(done chan<- bool) {
+// readBurst handles messages while input is buffered, records whether the
+// connection goes on, and unlocks burst.
+func (t *wsTransport) readBurst() {
+	defer t.burst.Unlock()
 	for {
 		if !t.readOne() {
-			done <- false
+			t.burstOK = false
 			return
 		}
 		if t.bufferedInput() == 0 && !t.nc.hasPending() {
-			done <- true
+			t.burstOK = true
 			return
 		}
 	}
@@ -394,7 +402,6 @@ func (t *wsTransport) endRead() {
 	t.mu.Lock()
 	t.finished = true
 	t.mu.Unlock()
-	t.idle.Stop()
 	t.closeMu.Do(func() {}) // no close frame after the read side ended
 	t.closeNow()
 	t.conn.Finish()
@@ -443,26 +450,7 @@ func (t *wsTransport) readEnded(err error) {
 	}
 }
 
-// checkIdle closes the connection if no frame arrived for IdleTimeout, and
-// otherwise re-arms the timer for the remaining time. Reads only store a
-// timestamp, so the hot path never touches the timer.
-func (t *wsTransport) checkIdle() {
-	t.mu.Lock()
-	done := t.finished
-	t.mu.Unlock()
-	if done {
-		return
-	}
-	idle := t.srv.opts.IdleTimeout
-	since := time.Since(time.Unix(0, t.lastRead.Load()))
-	if since < idle {
-		t.idle.Reset(idle - since)
-		return
-	}
-	c := t.conn
-	c.log.LogAttrs(c.ctx, slog.LevelInfo, "idle timeout, closing connection", slog.Duration("idle_timeout", idle))
-	c.Close(CloseProtocolError, "idle timeout")
-}
+func (t *wsTransport) lastActivity() int64 { return t.lastRead.Load() }
 
 // connBufSize is the size of the bufio buffers coder/websocket reads frame
 // headers through and writes frames through. Small is enough: payloads

@@ -92,6 +92,19 @@ func (e *testEndpoint) dial(t *testing.T, query string, opts *websocket.DialOpti
 	return w
 }
 
+// dialSilent dials a client that reads nothing until the test reads with
+// c.Read itself: a slow consumer.
+func (e *testEndpoint) dialSilent(t *testing.T, query string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.url(query), nil)
+	require.NoError(t, err)
+	c.SetReadLimit(-1)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
 // dialStatus attempts an upgrade and returns the HTTP status of a refusal.
 func (e *testEndpoint) dialStatus(t *testing.T, query string, opts *websocket.DialOptions) int {
 	t.Helper()

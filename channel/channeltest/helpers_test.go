@@ -37,7 +37,7 @@ func (r *room) Join(_ context.Context, s *channel.Socket, p channel.Payload) (an
 	r.AfterJoin(func(context.Context) { _ = s.Push("presence_state", map[string]any{}) })
 	return map[string]any{
 		"user_id":        s.Assigns()["user_id"],
-		"correlation_id": s.Assigns()["correlation_id"],
+		"correlation_id": s.CorrelationID(),
 	}, nil
 }
 
