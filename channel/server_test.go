@@ -520,3 +520,34 @@ func TestLocalBroadcastSkipsPubSub(t *testing.T) {
 	c.expectNext(`[null,null,"room:a","everywhere",{}]`)
 	assert.Equal(t, "everywhere", <-remote, "only the PubSub broadcast reached the other subscriber")
 }
+
+func TestClientCloseAnsweredWhileBroadcasting(t *testing.T) {
+	// The answer to a client's close frame must reach the client even when
+	// the connection's writer is in the middle of a batch of frames.
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	ctx := context.Background()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = e.srv.Broadcast(ctx, "room:a", "tick", map[string]string{"pad": strings.Repeat("x", 512)})
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 30; i++ {
+		c := e.dialSilent(t, "vsn=2.0.0")
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
+		for e.srv.Subscribers("room:a") == 0 {
+			runtime.Gosched()
+		}
+		// Close reads (and drops) data frames until the server's close frame.
+		err := c.Close(websocket.StatusNormalClosure, "")
+		require.NoError(t, err, "attempt %d: the server's close frame was lost", i)
+	}
+}

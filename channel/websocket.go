@@ -571,23 +571,47 @@ func (c *corkConn) cork() {
 
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.corked = false
-	return c.flushLocked()
+	b := c.takeLocked()
+	c.mu.Unlock()
+	return c.writeOut(b)
 }
 
-func (c *corkConn) flushLocked() error {
-	if c.buf == nil {
+// takeLocked removes the collected bytes; nil when there are none. The
+// socket write happens outside mu, so that a write blocked on a full
+// socket never holds up Close or another goroutine's control frame.
+func (c *corkConn) takeLocked() *[]byte {
+	b := c.buf
+	c.buf = nil
+	return b
+}
+
+// writeOut writes collected bytes and returns the buffer to the pool.
+func (c *corkConn) writeOut(b *[]byte) error {
+	if b == nil {
 		return nil
 	}
-	b := *c.buf
-	_, err := c.Conn.Write(b)
-	*c.buf = b[:0]
-	if cap(b) <= 256<<10 {
-		corkPool.Put(c.buf)
+	_, err := c.Conn.Write(*b)
+	if cap(*b) <= 256<<10 {
+		*b = (*b)[:0]
+		corkPool.Put(b)
 	}
-	c.buf = nil
 	return err
+}
+
+// Close writes what is still collected (a close frame written while
+// another goroutine had the connection corked, say), within a second,
+// then closes the socket.
+func (c *corkConn) Close() error {
+	c.mu.Lock()
+	c.corked = false
+	b := c.takeLocked()
+	c.mu.Unlock()
+	if b != nil {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.writeOut(b)
+	}
+	return c.Conn.Close()
 }
 
 // Write answers a client's close frame the way Bandit (Phoenix's default
@@ -673,9 +697,10 @@ func (s *frameScanner) feed(p []byte) {
 
 func (c *corkConn) write(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.corked {
-		if err := c.flushLocked(); err != nil {
+		b := c.takeLocked()
+		c.mu.Unlock()
+		if err := c.writeOut(b); err != nil {
 			return 0, err
 		}
 		return c.Conn.Write(p)
@@ -684,10 +709,13 @@ func (c *corkConn) write(p []byte) (int, error) {
 		c.buf = corkPool.Get().(*[]byte)
 	}
 	*c.buf = append(*c.buf, p...)
+	var full *[]byte
 	if len(*c.buf) >= 64<<10 {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
+		full = c.takeLocked()
+	}
+	c.mu.Unlock()
+	if err := c.writeOut(full); err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
