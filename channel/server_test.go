@@ -551,3 +551,20 @@ func TestClientCloseAnsweredWhileBroadcasting(t *testing.T) {
 		require.NoError(t, err, "attempt %d: the server's close frame was lost", i)
 	}
 }
+
+func TestFrameLengthEncodings(t *testing.T) {
+	// 125/126/65535/65536 bytes are where the header's length field changes.
+	for _, compression := range []bool{false, true} {
+		e := newTestEndpoint(t, &Options{Router: roomRouter(nil), Compression: compression})
+		c := e.dial(t, "vsn=2.0.0", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+		c.join("1", "room:a", "{}")
+		// The frame is the pad plus 34 bytes of [null,null,"room:a","x",{"p":""}].
+		for _, n := range []int{0, 125 - 34, 126 - 34, 200, 65535 - 34, 65536 - 34, 70_000, 1 << 20} {
+			pad := strings.Repeat("y", n)
+			require.NoError(t, e.srv.Broadcast(context.Background(), "room:a", "x", map[string]string{"p": pad}))
+			c.expectNext(`[null,null,"room:a","x",{"p":"` + pad + `"}]`)
+		}
+		require.NoError(t, e.srv.Broadcast(context.Background(), "room:a", "bin", Binary(strings.Repeat("z", 300))))
+		c.expectNext("bin:" + fmt.Sprintf("%x", append([]byte{2, 6, 3}, []byte("room:abin"+strings.Repeat("z", 300))...)))
+	}
+}

@@ -49,6 +49,11 @@ type encodeCache struct {
 	b    [2][]byte
 	bin  [2]bool
 	err  [2]error
+
+	// Complete WebSocket frames (see wsframe.go).
+	wsOnce [2]sync.Once
+	ws     [2][]byte
+	wsErr  [2]error
 }
 
 // FrameKind tells what a Frame is.

@@ -59,7 +59,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	info.Serializer = ser
 
-	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes}
+	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: !s.opts.Compression}
 	conn, err := s.Attach(r.Context(), info, t)
 	if err != nil {
 		var he *HTTPError
@@ -176,6 +176,9 @@ type wsTransport struct {
 	brMu sync.Mutex    // orders inspecting br with a close handshake
 	ser  Serializer
 	max  int
+	// framed: pyre frames outbound messages itself (compression off; see
+	// wsframe.go) instead of writing them through coder/websocket.
+	framed bool
 
 	lastRead atomic.Int64 // unix nanos of the last inbound frame (see idle.go)
 	burst    sync.Mutex   // held by readLoop's worker while it reads (see readLoop)
@@ -223,7 +226,14 @@ func (t *wsTransport) attach(ws *websocket.Conn) {
 
 // Send implements Transport.
 func (t *wsTransport) Send(f *Frame) {
-	b, bin, err := f.Encode(t.ser)
+	var b []byte
+	var bin bool
+	var err error
+	if t.framed {
+		b, err = f.wireWS(t.ser)
+	} else {
+		b, bin, err = f.Encode(t.ser)
+	}
 	if err != nil {
 		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
 		return
@@ -266,21 +276,15 @@ func (t *wsTransport) writeLoop() {
 		t.mu.Unlock()
 
 		n := 0
-		t.nc.cork()
 		var err error
-		for i := range batch {
-			typ := websocket.MessageText
-			if batch[i].bin {
-				typ = websocket.MessageBinary
+		if t.framed {
+			for i := range batch {
+				n += len(batch[i].b)
 			}
-			if err == nil {
-				err = t.ws.Write(ctx, typ, batch[i].b)
-			}
-			n += len(batch[i].b)
-			batch[i] = outMsg{}
-		}
-		if ferr := t.nc.uncork(); err == nil {
-			err = ferr
+			err = t.nc.writeFrames(batch)
+			clear(batch)
+		} else {
+			n, err = t.writeCoder(ctx, batch)
 		}
 		t.mu.Lock()
 		t.bytes -= n
@@ -296,6 +300,29 @@ func (t *wsTransport) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeCoder writes a batch through coder/websocket (compression on),
+// corked so that the batch costs one socket write.
+func (t *wsTransport) writeCoder(ctx context.Context, batch []outMsg) (int, error) {
+	n := 0
+	t.nc.cork()
+	var err error
+	for i := range batch {
+		typ := websocket.MessageText
+		if batch[i].bin {
+			typ = websocket.MessageBinary
+		}
+		if err == nil {
+			err = t.ws.Write(ctx, typ, batch[i].b)
+		}
+		n += len(batch[i].b)
+		batch[i] = outMsg{}
+	}
+	if ferr := t.nc.uncork(); err == nil {
+		err = ferr
+	}
+	return n, err
 }
 
 // Close implements Transport: queued frames are dropped, the close frame is
@@ -597,6 +624,21 @@ func (c *corkConn) writeOut(b *[]byte) error {
 		corkPool.Put(b)
 	}
 	return err
+}
+
+// writeFrames writes complete frames in one socket write (with anything
+// collected while corked before them).
+func (c *corkConn) writeFrames(batch []outMsg) error {
+	c.mu.Lock()
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*[]byte)
+	}
+	for i := range batch {
+		*c.buf = append(*c.buf, batch[i].b...)
+	}
+	b := c.takeLocked()
+	c.mu.Unlock()
+	return c.writeOut(b)
 }
 
 // Close writes what is still collected (a close frame written while
