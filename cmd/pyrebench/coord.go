@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -45,6 +46,8 @@ type options struct {
 	maxQueueBytes                  int
 	compression                    bool
 	profileDir, jsonOut, logDir    string
+	waitIdle                       float64
+	waitIdleMax                    time.Duration
 	verbose                        bool
 }
 
@@ -91,6 +94,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the publish window) and of each client process (CPU, whole run)")
 	fs.StringVar(&o.jsonOut, "json", "", "append every run's raw result as a JSON line to this file")
 	fs.StringVar(&o.logDir, "logdir", "", "directory for the server's stderr (default: a new temp dir)")
+	fs.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run, wait until the machine was at least this % idle over 3 s (shared machines; 0: do not wait)")
+	fs.DurationVar(&o.waitIdleMax, "wait-idle-max", 15*time.Minute, "longest wait for -wait-idle; the run then starts anyway")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr, and the server's warnings in its log")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -117,6 +122,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 		return nil, errors.New("-heartbeat must be 0 (off) or at least 100ms")
 	case o.readBuf < 256 || o.readBuf > 1<<20:
 		return nil, errors.New("-read-buf must be 256..1048576")
+	case o.waitIdle < 0 || o.waitIdle > 100 || o.waitIdleMax < 0 || o.waitIdleMax > 24*time.Hour:
+		return nil, errors.New("-wait-idle must be 0..100 and -wait-idle-max 0..24h")
 	case o.clientIO != "epoll" && o.clientIO != "goroutine":
 		return nil, errors.New("-client-io must be epoll or goroutine")
 	}
@@ -505,5 +512,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// waitForIdle blocks until the whole machine was at least o.waitIdle %
+// idle over a 3 s sample, or o.waitIdleMax passed. It returns the idle %
+// of the last sample (NaN when /proc/stat is unreadable).
+func (o *options) waitForIdle(ctx context.Context) (float64, error) {
+	idle := math.NaN()
+	deadline := time.Now().Add(o.waitIdleMax)
+	for {
+		b0, t0 := machineCPU()
+		if err := sleepCtx(ctx, 3*time.Second); err != nil {
+			return idle, err
+		}
+		b1, t1 := machineCPU()
+		if b0 < 0 || t1 <= t0 {
+			return idle, nil
+		}
+		idle = 100 * (1 - (b1-b0)/(t1-t0))
+		if o.waitIdle == 0 || idle >= o.waitIdle || time.Now().After(deadline) {
+			return idle, nil
+		}
+		o.logf("machine %.0f%% idle, waiting for %.0f%%", idle, o.waitIdle)
 	}
 }

@@ -18,6 +18,11 @@ import (
 
 var errFragment = errors.New("continuation frame without a first frame")
 
+// maxKeptBuf is the largest read buffer a connection keeps after a big
+// frame made it grow: connections that receive large messages keep a buffer
+// that fits them instead of reallocating it for every message.
+const maxKeptBuf = 64 << 10
+
 // consume handles the complete frames in c.rbuf[:c.rlen] and keeps the
 // incomplete rest at the front of the buffer. Only the owning poller calls
 // it (or the connection's goroutine before the hand-over).
@@ -49,8 +54,8 @@ func (w *worker) consume(c *wconn) error {
 		}
 	}
 	c.rlen = copy(c.rbuf, b[off:])
-	if c.rlen == 0 && len(c.rbuf) > w.cfg.ReadBuf {
-		c.rbuf = make([]byte, w.cfg.ReadBuf) // give a grown buffer back
+	if c.rlen == 0 && len(c.rbuf) > maxKeptBuf {
+		c.rbuf = make([]byte, w.cfg.ReadBuf) // give a very large buffer back
 	}
 	return nil
 }

@@ -33,7 +33,8 @@ func serverFrame(fin bool, op wsc.Opcode, p []byte) []byte {
 // seen once and whole.
 func TestConsumeAcrossArbitraryReads(t *testing.T) {
 	push := func(ts string) []byte { return []byte(`[null,null,"room:bench","msg",{"ts":` + ts + `,"seq":1}]`) }
-	big := append(push("1000"), make([]byte, 5000)...) // larger than the 512-byte buffer
+	big := append(push("1000"), make([]byte, 5000)...)   // larger than the 512-byte buffer
+	huge := append(push("1001"), make([]byte, 70000)...) // larger than maxKeptBuf
 	var stream []byte
 	stream = append(stream, serverFrame(true, wsc.OpText, push("1"))...)
 	stream = append(stream, serverFrame(true, wsc.OpPong, []byte("p"))...)
@@ -41,6 +42,7 @@ func TestConsumeAcrossArbitraryReads(t *testing.T) {
 	stream = append(stream, serverFrame(false, wsc.OpText, push("2")[:10])...)
 	stream = append(stream, serverFrame(true, wsc.OpContinuation, push("2")[10:])...)
 	stream = append(stream, serverFrame(true, wsc.OpText, push("3"))...)
+	stream = append(stream, serverFrame(true, wsc.OpText, huge)...)
 
 	for _, chunk := range []int{1, 2, 3, 7, 64, 511, 512, 4096, len(stream)} {
 		w, err := newWorker(workerConfig{URL: "ws://127.0.0.1:1/socket/websocket", Topic: "room:bench", N: 1, Src: []string{"127.0.0.2"}, ReadBuf: 512})
@@ -55,10 +57,10 @@ func TestConsumeAcrossArbitraryReads(t *testing.T) {
 			off += n
 			require.NoError(t, w.consume(c), "chunk %d", chunk)
 		}
-		assert.Equal(t, int64(4), c.delivered.Load(), "chunk %d", chunk)
-		assert.Equal(t, uint64(4), w.lat.Count(), "chunk %d", chunk)
+		assert.Equal(t, int64(5), c.delivered.Load(), "chunk %d", chunk)
+		assert.Equal(t, uint64(5), w.lat.Count(), "chunk %d", chunk)
 		assert.Zero(t, c.rlen, "chunk %d: nothing left over", chunk)
-		assert.Len(t, c.rbuf, 512, "chunk %d: grown buffer given back", chunk)
+		assert.Len(t, c.rbuf, 512, "chunk %d: a buffer grown past maxKeptBuf is given back", chunk)
 		assert.Zero(t, w.other.Load())
 	}
 }

@@ -32,6 +32,7 @@ var tables = map[string]table{
 		{"lost", "lost", 0}, {"dropped", "dropped", 0},
 		{"server_cpu_pct", "server CPU %", 0}, {"server_sys_pct", "of which sys %", 0},
 		{"client_cpu_pct", "client CPU %", 0}, {"machine_cpu_pct", "machine CPU % (all cores)", 0},
+		{"others_cpu_pct", "other processes CPU %", 0},
 		{"server_cpu_s_per_m", "**server CPU s/M deliv**", 2}, {"server_rss_mb", "server RSS MB", 0},
 		{"stop", "stop", -1},
 	},
@@ -46,11 +47,12 @@ var tables = map[string]table{
 		{"stalled", "stalled", 0}, {"subs", "fast subs", 0}, {"pub_rate", "msg/s published", 1},
 		{"deliveries_per_s", "**fast deliveries/s**", 0}, {"vs_baseline_pct", "vs no-stall %", 1},
 		{"p50_ms", "p50 ms", 1}, {"p99_ms", "p99 ms", 1}, {"p999_ms", "p99.9 ms", 1}, {"lost", "lost (fast)", 0},
+		{"dropped", "fast clients closed", 0},
 		{"rss_peak_mb", "server RSS peak MB", 1}, {"heap_peak_mb", "heap in use peak MB", 1},
 		{"queue_bound_mb", "stalled × queue limit MB", 1},
 		{"slow_closed", "server slow-closed", 0}, {"close_first_s", "closed after s (first)", 1},
 		{"close_last_s", "(last)", 1}, {"stalled_ends", "stalled clients saw", -1},
-		{"server_cpu_s_per_m", "server CPU s/M deliv", 2},
+		{"server_cpu_s_per_m", "server CPU s/M deliv", 2}, {"others_cpu_pct", "other processes CPU %", 0},
 	},
 }
 
@@ -68,6 +70,14 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 	var rows, baseRows []map[string]any
 	for rep := 1; rep <= o.reps; rep++ {
 		var out []map[string]any
+		idleBefore := math.NaN()
+		if o.waitIdle > 0 {
+			v, err := o.waitForIdle(ctx)
+			if err != nil {
+				return err
+			}
+			idleBefore = v
+		}
 		switch mode {
 		case "idle":
 			r, err := o.idleOnce(ctx, rep)
@@ -102,6 +112,7 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 			out = append(out, b, s)
 		}
 		for _, r := range out {
+			r["machine_idle_before_pct"] = idleBefore
 			label, _ := r["label"].(string)
 			if label == "" {
 				label = "r" + strconv.Itoa(rep)
@@ -436,6 +447,7 @@ loop:
 		"server_sys_pct":     100 * srvSys / window,
 		"client_cpu_pct":     100 * (cc1 - cc0) / window,
 		"machine_cpu_pct":    100 * div(mb1-mb0, mt1-mt0),
+		"others_cpu_pct":     100 * ((mb1-mb0)/clkTck - srvCPU - (cc1 - cc0)) / window,
 		"server_cpu_s_per_m": div(srvCPU, float64(fin.Delivered)/1e6),
 		"server_rss_mb":      rssAfter / 1024,
 		"stop":               stop,
