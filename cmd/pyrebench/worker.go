@@ -531,7 +531,6 @@ func (w *worker) handleMessage(c *wconn, msg []byte) error {
 	case kindReply:
 		if ref != 0 && ref == c.rpcRef.Load() {
 			now := time.Now().UnixNano()
-			c.rpcRef.Store(0)
 			if ok {
 				w.rtt.Record(now - c.rpcSent.Load())
 				w.rpcDone.Add(1)
@@ -539,8 +538,9 @@ func (w *worker) handleMessage(c *wconn, msg []byte) error {
 				w.rpcErrors.Add(1)
 			}
 			if now < w.rpcUntil.Load() {
-				return c.sendEcho()
+				return c.sendEcho() // replaces rpcRef: the loop never looks idle
 			}
+			c.rpcRef.Store(0) // counted above first, so "none in flight" means final counts
 		}
 	case kindChanEvent:
 		w.chanEvents.Add(1)
