@@ -568,3 +568,13 @@ func TestFrameLengthEncodings(t *testing.T) {
 		c.expectNext("bin:" + fmt.Sprintf("%x", append([]byte{2, 6, 3}, []byte("room:abin"+strings.Repeat("z", 300))...)))
 	}
 }
+
+func TestNewTransportCountsActivityFromCreation(t *testing.T) {
+	// The server registers a connection before its upgrade completes; the
+	// idle sweeper must count from the transport's creation, not the epoch
+	// (pyrebench saw a few of 19 000 connecting clients closed as idle).
+	srv := NewServer(&Options{Router: roomRouter(nil)})
+	defer srv.Close()
+	tr := newWSTransport(srv, V2)
+	assert.Less(t, time.Since(time.Unix(0, tr.lastActivity())), time.Minute)
+}

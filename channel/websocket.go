@@ -59,7 +59,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	info.Serializer = ser
 
-	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: !s.opts.Compression}
+	t := newWSTransport(s, ser)
 	conn, err := s.Attach(r.Context(), info, t)
 	if err != nil {
 		var he *HTTPError
@@ -200,6 +200,14 @@ type wsTransport struct {
 type outMsg struct {
 	b   []byte
 	bin bool
+}
+
+func newWSTransport(s *Server, ser Serializer) *wsTransport {
+	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: !s.opts.Compression}
+	// Activity starts now: the idle sweeper sees the connection from Attach
+	// on, while the upgrade is still under way.
+	t.lastRead.Store(time.Now().UnixNano())
+	return t
 }
 
 // attach completes the upgrade: frames queued and a close requested while
