@@ -4,7 +4,7 @@ NPM      ?= npm
 BIN      := bin
 ADDR     ?= 127.0.0.1:7175
 
-.PHONY: run test vet fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench clean
+.PHONY: run test vet fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench bench-load clean
 
 ## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
@@ -71,7 +71,17 @@ fuzz:
 
 ## bench: Go benchmarks of the hot paths
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./channel ./pubsub ./batcher ./fallback
+	$(GO) test -run '^$$' -bench . -benchmem ./channel ./pubsub ./batcher ./fallback ./pubsub/redis ./pubsub/nats
+
+## bench-load: the load-tool rows of BENCHMARKS.md (minutes; run on an otherwise idle machine)
+bench-load:
+	$(GO) build -o $(BIN)/pyrebench ./cmd/pyrebench
+	$(BIN)/pyrebench idle -n 19000 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench idle -n 5000 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 12 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench rpc -pin -n 1000 -seconds 10 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench slow -n 1000 -stalled-pct 1 -rate 50 -size 8192 -seconds 20 -reps 3 -wait-idle 80
 
 clean:
 	rm -rf $(BIN)
