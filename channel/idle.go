@@ -24,10 +24,11 @@ func (s *Server) startIdleSweeper() {
 			s.mu.Unlock()
 			return
 		}
-		s.sweepStop = make(chan struct{})
-		s.mu.Unlock()
+		stop := make(chan struct{})
+		s.sweepStop = stop
 		s.wg.Add(1)
-		go s.sweepIdle(s.sweepStop)
+		s.mu.Unlock()
+		go s.sweepIdle(stop)
 	})
 }
 

@@ -554,16 +554,18 @@ func (w *worker) handleMessage(c *wconn, msg []byte) error {
 func (w *worker) connEnded(c *wconn, err error) {
 	c.done.Store(true)
 	if c.stalled {
+		// The end is noted before the live count drops, so that a stat that
+		// sees no stalled connection left also sees how each ended.
+		if !w.closing.Load() {
+			w.noteErr(w.stalledEnds, errClass(err), nil)
+		}
 		w.stalledLive.Add(-1)
+		return
 	}
 	if w.closing.Load() {
 		return
 	}
 	class := errClass(err)
-	if c.stalled {
-		w.noteErr(w.stalledEnds, class, nil)
-		return
-	}
 	w.dropped.Add(1)
 	w.noteErr(w.drops, class, err)
 }
