@@ -36,12 +36,18 @@
 //
 // # Concurrency and memory
 //
-// Each connection has one reader (the HTTP handler's goroutine) and an
-// ordered writer goroutine that runs only while frames are queued; frames
-// queued together go out in one socket write. A channel has no goroutine
-// while idle. Broadcasts are encoded once per node and serializer and the
-// same bytes are queued for every subscriber ("fastlane"); only events a
-// channel intercepts go through its mailbox.
+// An idle joined connection costs about 12 KB of server memory (heap and
+// one 2 KiB goroutine stack; see BENCHMARKS.md). Each connection has one
+// long-lived goroutine that only waits for the socket to become readable
+// and then hands a burst of inbound messages to a short-lived worker (deep
+// work grows a goroutine's stack for good, so it is kept off the long-lived
+// one). Outbound frames go through an ordered writer goroutine that runs
+// only while frames are queued; frames queued together go out in one socket
+// write. A channel has no goroutine while idle. Broadcasts are encoded once
+// per node and serializer, as complete WebSocket frames, and the same bytes
+// are queued for every subscriber ("fastlane"); only events a channel
+// intercepts go through its mailbox. One goroutine per server closes idle
+// connections.
 //
 // # Slow clients
 //
