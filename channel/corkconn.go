@@ -1,0 +1,294 @@
+package channel
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connBufSize is the size of the bufio buffers coder/websocket reads frame
+// headers through and writes frames through. Small is enough: payloads
+// larger than the buffer bypass it, and writes are collected by the
+// corkConn anyway, so a bigger buffer would only cost idle memory.
+const connBufSize = 256
+
+// hijackWriter wraps the ResponseWriter so that the hijacked connection is
+// a corkConn, and replaces net/http's 4 KiB buffers with small ones.
+type hijackWriter struct {
+	http.ResponseWriter
+	t *wsTransport
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("channel: ResponseWriter does not implement http.Hijacker")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := &corkConn{Conn: nc}
+	cc.rcond = sync.NewCond(&cc.rmu)
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		cc.pending = append([]byte(nil), b...)
+	}
+	h.t.nc = cc
+	h.t.br = bufio.NewReaderSize(cc, connBufSize)
+	rw := bufio.NewReadWriter(h.t.br, bufio.NewWriterSize(cc, connBufSize))
+	return cc, rw, nil
+}
+
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// corkConn is the hijacked net.Conn. While corked, writes collect in a
+// pooled buffer and go out in one syscall at uncork, so a batch of queued
+// frames costs one send. It also rewrites the echo of a client close frame
+// without a status code to 1002, as Bandit (Phoenix's default server) does.
+type corkConn struct {
+	net.Conn
+
+	// Reads: one goroutine reads the socket at a time; bytes read by
+	// waitReadable (or by net/http before the hijack) wait in pending for
+	// whichever reader comes next.
+	rmu     sync.Mutex
+	rcond   *sync.Cond
+	reading bool
+	pending []byte
+	peek    [64]byte
+
+	serverClose atomic.Bool // the server started the close handshake
+	scan        frameScanner
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte
+}
+
+var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (c *corkConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	for len(c.pending) == 0 && c.reading {
+		c.rcond.Wait()
+	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.rmu.Unlock()
+		c.scan.feed(p[:n])
+		return n, nil
+	}
+	c.reading = true
+	c.rmu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.rmu.Lock()
+	c.reading = false
+	c.rcond.Broadcast()
+	c.rmu.Unlock()
+	c.scan.feed(p[:n])
+	return n, err
+}
+
+// hasPending reports whether bytes read ahead wait for the next Read.
+func (c *corkConn) hasPending() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return len(c.pending) > 0
+}
+
+// waitReadable blocks until the peer sent something (or the connection
+// failed), keeping what it read for the next Read. It returns at once if
+// bytes are pending or another goroutine is reading.
+func (c *corkConn) waitReadable() {
+	c.rmu.Lock()
+	if len(c.pending) > 0 || c.reading {
+		c.rmu.Unlock()
+		return
+	}
+	c.reading = true
+	c.rmu.Unlock()
+	n, _ := c.Conn.Read(c.peek[:]) // an error shows again at the next Read
+	c.rmu.Lock()
+	c.pending = c.peek[:n]
+	c.reading = false
+	c.rcond.Broadcast()
+	c.rmu.Unlock()
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	c.corked = false
+	b := c.takeLocked()
+	c.mu.Unlock()
+	return c.writeOut(b)
+}
+
+// takeLocked removes the collected bytes; nil when there are none. The
+// socket write happens outside mu, so that a write blocked on a full
+// socket never holds up Close or another goroutine's control frame.
+func (c *corkConn) takeLocked() *[]byte {
+	b := c.buf
+	c.buf = nil
+	return b
+}
+
+// writeOut writes collected bytes and returns the buffer to the pool.
+func (c *corkConn) writeOut(b *[]byte) error {
+	if b == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(*b)
+	if cap(*b) <= 256<<10 {
+		*b = (*b)[:0]
+		corkPool.Put(b)
+	}
+	return err
+}
+
+// writeFrames writes complete frames in one socket write (with anything
+// collected while corked before them).
+func (c *corkConn) writeFrames(batch []outMsg) error {
+	c.mu.Lock()
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*[]byte)
+	}
+	for i := range batch {
+		*c.buf = append(*c.buf, batch[i].b...)
+	}
+	b := c.takeLocked()
+	c.mu.Unlock()
+	return c.writeOut(b)
+}
+
+// Close writes what is still collected (a close frame written while
+// another goroutine had the connection corked, say), within a second,
+// then closes the socket.
+func (c *corkConn) Close() error {
+	c.mu.Lock()
+	c.corked = false
+	b := c.takeLocked()
+	c.mu.Unlock()
+	if b != nil {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.writeOut(b)
+	}
+	return c.Conn.Close()
+}
+
+// Write answers a client's close frame the way Bandit (Phoenix's default
+// server) does rather than echoing it as coder/websocket does: 1000 when the
+// client's code is 1000-1003, 1007-1011 or >= 3000, otherwise (including no
+// code) 1002. Close frames the server starts itself pass unchanged.
+func (c *corkConn) Write(p []byte) (int, error) {
+	if len(p) >= 2 && p[0] == 0x88 && int(p[1]&0x7f)+2 == len(p) && c.scan.peerClosed.Load() && !c.serverClose.Load() {
+		code := 0
+		if len(p) >= 4 {
+			code = int(p[2])<<8 | int(p[3])
+		}
+		answer := CloseProtocolError
+		if (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || code >= 3000 {
+			answer = CloseNormal
+		}
+		if _, err := c.write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)}); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.write(p)
+}
+
+// frameScanner follows the frame headers of the inbound byte stream, only
+// to notice the client's close frame (coder/websocket answers it before the
+// application hears of it).
+type frameScanner struct {
+	hdr        [14]byte
+	hn, need   int
+	skip       uint64
+	peerClosed atomic.Bool
+}
+
+func (s *frameScanner) feed(p []byte) {
+	if s.need == 0 {
+		s.need = 2
+	}
+	for len(p) > 0 {
+		if s.skip > 0 {
+			n := uint64(len(p))
+			if n > s.skip {
+				n = s.skip
+			}
+			s.skip -= n
+			p = p[n:]
+			continue
+		}
+		s.hdr[s.hn] = p[0]
+		s.hn++
+		p = p[1:]
+		if s.hn == 2 {
+			switch s.hdr[1] & 0x7f {
+			case 126:
+				s.need += 2
+			case 127:
+				s.need += 8
+			}
+			if s.hdr[1]&0x80 != 0 {
+				s.need += 4
+			}
+		}
+		if s.hn < 2 || s.hn < s.need {
+			continue
+		}
+		var n uint64
+		switch l := s.hdr[1] & 0x7f; l {
+		case 126:
+			n = uint64(s.hdr[2])<<8 | uint64(s.hdr[3])
+		case 127:
+			for _, b := range s.hdr[2:10] {
+				n = n<<8 | uint64(b)
+			}
+		default:
+			n = uint64(l)
+		}
+		if s.hdr[0]&0x0f == 0x8 {
+			s.peerClosed.Store(true)
+		}
+		s.skip, s.hn, s.need = n, 0, 2
+	}
+}
+
+func (c *corkConn) write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.corked {
+		b := c.takeLocked()
+		c.mu.Unlock()
+		if err := c.writeOut(b); err != nil {
+			return 0, err
+		}
+		return c.Conn.Write(p)
+	}
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+	var full *[]byte
+	if len(*c.buf) >= 64<<10 {
+		full = c.takeLocked()
+	}
+	c.mu.Unlock()
+	if err := c.writeOut(full); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
