@@ -19,8 +19,8 @@ import (
 const authTokenPrefix = "base64url.bearer.phx."
 
 // serveWebSocket performs the handshake in Phoenix's order (method, origin,
-// auth token, serializer, connect) and then runs the connection's read loop
-// on the request's goroutine.
+// auth token, serializer, connect), upgrades, and starts the connection's
+// read loop on a goroutine of its own (owned by the Server's WaitGroup).
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.WriteHeader(http.StatusBadRequest)
