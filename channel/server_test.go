@@ -578,3 +578,17 @@ func TestNewTransportCountsActivityFromCreation(t *testing.T) {
 	tr := newWSTransport(srv, V2)
 	assert.Less(t, time.Since(time.Unix(0, tr.lastActivity())), time.Minute)
 }
+
+func TestWriteDelayKeepsOrderAndDelivers(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), WriteDelay: 20 * time.Millisecond})
+	c := e.dial(t, "vsn=2.0.0", nil)
+	c.join("1", "room:a", "{}")
+	for i := 0; i < 50; i++ {
+		require.NoError(t, e.srv.Broadcast(context.Background(), "room:a", "n", map[string]int{"i": i}))
+	}
+	c.send(`["1","2","room:a","echo",{"last":true}]`)
+	for i := 0; i < 50; i++ {
+		c.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))
+	}
+	c.expectNext(`["1","2","room:a","phx_reply",{"response":{"last":true},"status":"ok"}]`)
+}

@@ -271,6 +271,9 @@ func (t *wsTransport) Send(f *Frame) {
 func (t *wsTransport) writeLoop() {
 	defer t.wg.Done()
 	ctx := context.Background() // a blocked write is ended by closing the socket
+	if d := t.srv.opts.WriteDelay; d > 0 {
+		time.Sleep(d) // let more frames join this write (Options.WriteDelay)
+	}
 	for {
 		t.mu.Lock()
 		if len(t.queue) == 0 || t.closing {

@@ -45,6 +45,7 @@ type options struct {
 	stallRcvBuf                    int
 	maxQueueBytes                  int
 	compression                    bool
+	writeDelay                     time.Duration
 	profileDir, jsonOut, logDir    string
 	waitIdle                       float64
 	waitIdleMax                    time.Duration
@@ -90,6 +91,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.Float64Var(&o.stalledPct, "stalled-pct", 1, "slow: stalled clients in percent of -n when -stalled is not given")
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
+	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: write at once)")
 	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (the lean client never offers deflate, so this only shows the server's cost when unused)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the publish window) and of each client process (CPU, whole run)")
 	fs.StringVar(&o.jsonOut, "json", "", "append every run's raw result as a JSON line to this file")
@@ -225,6 +227,9 @@ func (o *options) startTarget(tag string) (*target, error) {
 	args := []string{"serve", "-addr", "127.0.0.1:0", "-topic", o.topic, "-max-queue-bytes", strconv.Itoa(o.maxQueueBytes)}
 	if o.compression {
 		args = append(args, "-compression")
+	}
+	if o.writeDelay > 0 {
+		args = append(args, "-write-delay", o.writeDelay.String())
 	}
 	if o.verbose {
 		args = append(args, "-v")

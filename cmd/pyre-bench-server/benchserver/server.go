@@ -56,6 +56,8 @@ type Config struct {
 	MailboxSize int
 	// IdleTimeout is channel.Options.IdleTimeout (0: pyre's default, 60 s).
 	IdleTimeout time.Duration
+	// WriteDelay is channel.Options.WriteDelay (0: write at once).
+	WriteDelay time.Duration
 	// Compression is channel.Options.Compression. Defaults to off.
 	Compression bool
 	// Pprof mounts net/http/pprof at /debug/pprof/. Defaults to off.
@@ -72,6 +74,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 0, "channel.Options.MaxQueueBytes: outbound bytes queued per connection before it is closed with 3008 (0 = pyre default, 1 MiB)")
 	fs.IntVar(&c.MailboxSize, "mailbox-size", 0, "channel.Options.MailboxSize (0 = pyre default)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "channel.Options.IdleTimeout (0 = pyre default, 60s)")
+	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold outbound frames this long so that more share one write (0 = write at once)")
 	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
 	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
 }
@@ -118,6 +121,7 @@ func New(c Config) *Server {
 			Router:        router,
 			Logger:        c.Logger,
 			MaxQueueBytes: c.MaxQueueBytes,
+			WriteDelay:    c.WriteDelay,
 			MailboxSize:   c.MailboxSize,
 			IdleTimeout:   c.IdleTimeout,
 			Compression:   c.Compression,
