@@ -24,6 +24,34 @@ func (c *Channel) Topic() string { return c.topic }
 // JoinRef returns the join_ref of the join.
 func (c *Channel) JoinRef() string { return c.joinRef }
 
+// Assigns returns the channel's assigns as they were right after its Join
+// returned, like the socket Phoenix's subscribe_and_join returns. The map
+// is a copy: later Assign calls of the channel do not show.
+func (c *Channel) Assigns() map[string]any {
+	c.s.tb.Helper()
+	j, ok := c.s.joinedAs(c.topic, c.joinRef)
+	if !ok {
+		c.s.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
+		return nil
+	}
+	return j.assigns
+}
+
+// Send delivers info to the channel's HandleInfo, like
+// send(socket.channel_pid, msg) in a Phoenix test. It fails the test if the
+// channel has ended or its mailbox is full.
+func (c *Channel) Send(info any) {
+	c.s.tb.Helper()
+	j, ok := c.s.joinedAs(c.topic, c.joinRef)
+	if !ok {
+		c.s.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
+		return
+	}
+	if !j.sock.Send(info) {
+		c.s.tb.Fatalf("channeltest: Send to %s failed: the channel ended or its mailbox is full", c.topic)
+	}
+}
+
 // JoinReply returns the "ok" reply to the join; its Payload is what Join
 // returned.
 func (c *Channel) JoinReply() *channel.Frame { return c.reply }

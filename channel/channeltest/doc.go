@@ -39,6 +39,8 @@
 //	close(socket)                       Socket.Close
 //	Endpoint.broadcast(topic, ...)      Endpoint.Broadcast
 //	Process.monitor + assert_receive    Channel.AssertTerminated, AssertClosed, AssertError
+//	socket.assigns after the join       Channel.Assigns
+//	send(socket.channel_pid, msg)       Channel.Send
 //
 // # Waiting and matching
 //
@@ -61,8 +63,7 @@
 // a testing/synctest bubble the timeouts and refute windows take no real
 // time: create the Endpoint inside the bubble.
 //
-// The test cannot reach the channel's own *channel.Socket, so there is no
-// equivalent yet of send(socket.channel_pid, msg) or of reading
-// socket.assigns after a join; test through the client's view (pushes,
-// replies, broadcasts) and through PubSub topics the channel subscribes to.
+// Channel.Assigns returns the channel's assigns as they were right after its
+// Join (the socket Phoenix's subscribe_and_join returns), and Channel.Send
+// delivers a message to its HandleInfo, like send(socket.channel_pid, msg).
 package channeltest

@@ -105,6 +105,13 @@ func New(tb testing.TB, router *channel.Router, opts *Options) *Endpoint {
 		return userConnect(ctx, info)
 	}
 	o.Server.OnTerminate = e.onTerminate
+	userJoin := o.Server.OnJoin
+	o.Server.OnJoin = func(cs *channel.Socket) {
+		if userJoin != nil {
+			userJoin(cs)
+		}
+		e.onJoin(cs)
+	}
 	e.srv = channel.NewServer(&o.Server)
 	tb.Cleanup(e.Close)
 	return e
@@ -189,6 +196,18 @@ func (e *Endpoint) attach(ctx context.Context, in *channel.ConnectInfo) (*Socket
 	e.mu.Unlock()
 	s.start()
 	return s, nil
+}
+
+// onJoin is the server's OnJoin hook: it keeps the channel's server-side
+// socket and a snapshot of its assigns for Channel.Assigns and Channel.Send.
+// It runs after the join handler, before anything else of the channel.
+func (e *Endpoint) onJoin(cs *channel.Socket) {
+	e.mu.Lock()
+	s := e.conns[cs.Conn()]
+	e.mu.Unlock()
+	if s != nil {
+		s.recordJoin(cs)
+	}
 }
 
 // onTerminate is the server's OnTerminate hook: the user's hook first, then

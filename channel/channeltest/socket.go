@@ -54,6 +54,7 @@ type Socket struct {
 	dropped   int // broadcasts dropped at MaxFrames
 	overflow  bool
 	terms     []termination
+	joins     map[string]joined // by topic + "\x00" + join_ref
 	subs      map[string]*subscriber
 	closedBy  closer
 	code      int
@@ -238,6 +239,32 @@ func (s *Socket) checkWire(f *channel.Frame) {
 	s.wireError = append(s.wireError, msg)
 	s.mu.Unlock()
 	s.tb.Errorf("%s", msg) // Errorf is safe from any goroutine
+}
+
+// joined is the server side of one join, recorded by Endpoint.onJoin.
+type joined struct {
+	sock    *channel.Socket
+	assigns map[string]any // snapshot right after the join
+}
+
+func (s *Socket) recordJoin(cs *channel.Socket) {
+	snap := make(map[string]any, len(cs.Assigns()))
+	for k, v := range cs.Assigns() {
+		snap[k] = v
+	}
+	s.mu.Lock()
+	if s.joins == nil {
+		s.joins = make(map[string]joined)
+	}
+	s.joins[cs.Topic()+"\x00"+cs.JoinRef()] = joined{sock: cs, assigns: snap}
+	s.mu.Unlock()
+}
+
+func (s *Socket) joinedAs(topic, joinRef string) (joined, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.joins[topic+"\x00"+joinRef]
+	return j, ok
 }
 
 func (s *Socket) recordTermination(topic, joinRef string, reason error) {
