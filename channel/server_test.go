@@ -557,6 +557,7 @@ func TestFrameLengthEncodings(t *testing.T) {
 	for _, compression := range []bool{false, true} {
 		e := newTestEndpoint(t, &Options{Router: roomRouter(nil), Compression: compression})
 		c := e.dial(t, "vsn=2.0.0", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+		assert.Equal(t, compression, strings.Contains(c.resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"))
 		c.join("1", "room:a", "{}")
 		// The frame is the pad plus 34 bytes of [null,null,"room:a","x",{"p":""}].
 		for _, n := range []int{0, 125 - 34, 126 - 34, 200, 65535 - 34, 65536 - 34, 70_000, 1 << 20} {

@@ -50,10 +50,11 @@ type encodeCache struct {
 	bin  [2]bool
 	err  [2]error
 
-	// Complete WebSocket frames (see wsframe.go).
-	wsOnce [2]sync.Once
-	ws     [2][]byte
-	wsErr  [2]error
+	// Complete WebSocket frames (see wsframe.go): V1, V2, then both
+	// compressed.
+	wsOnce [4]sync.Once
+	ws     [4][]byte
+	wsErr  [4]error
 }
 
 // FrameKind tells what a Frame is.

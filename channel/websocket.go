@@ -76,9 +76,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	info.Request = nil
 	t.conn = conn
 
+	// Compression without context takeover: each message is compressed on
+	// its own, so a broadcast is compressed once for every subscriber (see
+	// deflate.go) and a connection keeps no compressor between messages.
 	mode := websocket.CompressionDisabled
 	if s.opts.Compression {
-		mode = websocket.CompressionContextTakeover
+		mode = websocket.CompressionNoContextTakeover
 	}
 	ws, err := websocket.Accept(&hijackWriter{ResponseWriter: w, t: t}, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{"phoenix"},
@@ -91,6 +94,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.opts.MaxFrameSize)
+	t.deflate = strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")
 	t.attach(ws)
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",
 		slog.String("remote_addr", info.RemoteAddr), slog.String("serializer", ser.String()))
@@ -175,6 +179,9 @@ type wsTransport struct {
 	brMu sync.Mutex    // orders inspecting br with a close handshake
 	ser  Serializer
 	max  int
+	// deflate: permessage-deflate was negotiated; frames of large payloads
+	// are sent compressed (deflate.go).
+	deflate bool
 	// framed: pyre frames outbound messages itself (compression off; see
 	// wsframe.go) instead of writing them through coder/websocket.
 	framed bool
@@ -202,7 +209,7 @@ type outMsg struct {
 }
 
 func newWSTransport(s *Server, ser Serializer) *wsTransport {
-	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: !s.opts.Compression}
+	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: true}
 	// Activity starts now: the idle sweeper sees the connection from Attach
 	// on, while the upgrade is still under way.
 	t.lastRead.Store(time.Now().UnixNano())
@@ -237,7 +244,7 @@ func (t *wsTransport) Send(f *Frame) {
 	var bin bool
 	var err error
 	if t.framed {
-		b, err = f.wireWS(t.ser)
+		b, err = f.wireWS(t.ser, t.deflate)
 	} else {
 		b, bin, err = f.Encode(t.ser)
 	}

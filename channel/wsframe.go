@@ -60,17 +60,27 @@ func (s Serializer) encodeWS(f *frame) ([]byte, bool, error) {
 }
 
 // wireWS returns the frame as a complete WebSocket frame, built once per
-// serializer for shared broadcast frames.
-func (f *Frame) wireWS(s Serializer) ([]byte, error) {
+// serializer (and compression) for shared broadcast frames. With deflate,
+// payloads of at least deflateThreshold bytes are compressed.
+func (f *Frame) wireWS(s Serializer, deflate bool) ([]byte, error) {
+	build := func() ([]byte, error) {
+		b, bin, err := s.encodeWS(&f.f)
+		if err != nil || !deflate || len(b) < deflateThreshold {
+			return b, err
+		}
+		return deflateFrame(b, bin)
+	}
 	if f.cache == nil {
-		b, _, err := s.encodeWS(&f.f)
-		return b, err
+		return build()
 	}
 	i := 0
 	if s == V2 {
 		i = 1
 	}
+	if deflate {
+		i += 2
+	}
 	c := f.cache
-	c.wsOnce[i].Do(func() { c.ws[i], _, c.wsErr[i] = s.encodeWS(&f.f) })
+	c.wsOnce[i].Do(func() { c.ws[i], c.wsErr[i] = build() })
 	return c.ws[i], c.wsErr[i]
 }
