@@ -28,21 +28,37 @@ func BenchmarkPushPayloadMap(b *testing.B) {
 	}
 }
 
-// countTransport encodes like the WebSocket transport and counts frames.
-type countTransport struct{ n atomic.Int64 }
+// countTransport frames like the WebSocket transport and counts frames.
+type countTransport struct {
+	n       atomic.Int64
+	deflate bool
+}
 
 func (t *countTransport) Send(f *Frame) {
-	if _, _, err := f.Encode(V2); err == nil {
+	if _, err := f.wireWS(V2, t.deflate); err == nil {
 		t.n.Add(1)
 	}
 }
 func (t *countTransport) Close(int, string) {}
 
 func BenchmarkBroadcast1000LocalSubscribers(b *testing.B) {
+	benchBroadcast(b, &countTransport{}, map[string]any{"body": "hello world", "seq": 1})
+}
+
+// BenchmarkBroadcast1000Deflate: a 2 KB broadcast to 1 000 subscribers that
+// negotiated permessage-deflate, compressed once for all of them.
+func BenchmarkBroadcast1000Deflate(b *testing.B) {
+	body := make([]string, 100)
+	for i := range body {
+		body[i] = fmt.Sprintf("chat message number %d from user%d", i, i%7)
+	}
+	benchBroadcast(b, &countTransport{deflate: true}, map[string]any{"lines": body})
+}
+
+func benchBroadcast(b *testing.B, t *countTransport, payload map[string]any) {
 	srv := NewServer(&Options{Router: roomRouter(nil)})
 	defer srv.Close()
 	const subs = 1000
-	t := &countTransport{}
 	conns := make([]*Conn, subs)
 	for i := range conns {
 		c, err := srv.Attach(context.Background(), &ConnectInfo{}, t)
@@ -60,7 +76,6 @@ func BenchmarkBroadcast1000LocalSubscribers(b *testing.B) {
 	if n := srv.Subscribers("room:bench"); n != subs {
 		b.Fatalf("%d subscribers", n)
 	}
-	payload := map[string]any{"body": "hello world", "seq": 1}
 	ctx := context.Background()
 	start := t.n.Load()
 	b.ReportAllocs()
