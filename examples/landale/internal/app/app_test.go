@@ -41,6 +41,7 @@ type client struct {
 	c    *websocket.Conn
 	resp *http.Response
 	ref  int
+	kept [][]any // frames next passed over, in arrival order
 }
 
 func dial(t *testing.T, srv *httptest.Server, query string, header http.Header) (*client, error) {
@@ -79,19 +80,28 @@ func (cl *client) send(joinRef any, topic, event string, payload any) string {
 	return ref
 }
 
-// next reads frames until match accepts one.
+// next returns the first frame match accepts, like a selective receive:
+// frames it passes over are kept for later calls, because frames of
+// different channels (a reply on one, a push on another) have no order.
 func (cl *client) next(match func(f []any) bool) []any {
 	cl.t.Helper()
+	for i, f := range cl.kept {
+		if match(f) {
+			cl.kept = append(cl.kept[:i], cl.kept[i+1:]...)
+			return f
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
 		_, b, err := cl.c.Read(ctx)
-		require.NoError(cl.t, err)
+		require.NoError(cl.t, err, "frames passed over: %v", cl.kept)
 		var f []any
 		require.NoError(cl.t, json.Unmarshal(b, &f))
 		if match(f) {
 			return f
 		}
+		cl.kept = append(cl.kept, f)
 	}
 }
 
