@@ -22,7 +22,10 @@
 //   - Subscribing the same Subscriber twice to one topic delivers once
 //     (subscriptions are a set); Unsubscribe of an unknown pair is a no-op.
 //   - Broadcast returns after local delivery; an error means the message may
-//     not have reached other nodes (local subscribers have it already).
+//     not have reached other nodes (local subscribers have it already),
+//     except that a ctx already canceled makes Subscribe and Broadcast fail
+//     with context.Canceled before doing anything. Unsubscribe ignores ctx's
+//     cancellation so that cleanup always works.
 package pubsub
 
 import (
@@ -51,7 +54,8 @@ type Message struct {
 // Subscriber receives messages of the topics it is subscribed to.
 type Subscriber interface {
 	// Deliver hands msg to the subscriber. It must not block and must not
-	// modify msg. It may be called concurrently for different topics.
+	// modify msg. It may be called concurrently, also for one topic (two
+	// publishers on one node publish on their own goroutines).
 	Deliver(msg *Message)
 }
 
