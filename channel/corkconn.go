@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // connBufSize is the size of the bufio buffers coder/websocket reads frame
@@ -46,10 +45,10 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// corkConn is the hijacked net.Conn. While corked, writes collect in a
-// pooled buffer and go out in one syscall at uncork, so a batch of queued
-// frames costs one send. It also rewrites the echo of a client close frame
-// without a status code to 1002, as Bandit (Phoenix's default server) does.
+// corkConn is the hijacked net.Conn. A batch of queued frames goes out in
+// one socket write (writeFrames), so a batch costs one send. It answers a
+// client's close frame as Bandit (Phoenix's default server) does, and lets
+// the reader wait for input on a shallow stack (waitReadable).
 type corkConn struct {
 	net.Conn
 
@@ -64,10 +63,6 @@ type corkConn struct {
 
 	serverClose atomic.Bool // the server started the close handshake
 	scan        frameScanner
-
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte
 }
 
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -121,70 +116,24 @@ func (c *corkConn) waitReadable() {
 	c.rmu.Unlock()
 }
 
-func (c *corkConn) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-func (c *corkConn) uncork() error {
-	c.mu.Lock()
-	c.corked = false
-	b := c.takeLocked()
-	c.mu.Unlock()
-	return c.writeOut(b)
-}
-
-// takeLocked removes the collected bytes; nil when there are none. The
-// socket write happens outside mu, so that a write blocked on a full
-// socket never holds up Close or another goroutine's control frame.
-func (c *corkConn) takeLocked() *[]byte {
-	b := c.buf
-	c.buf = nil
-	return b
-}
-
-// writeOut writes collected bytes and returns the buffer to the pool.
-func (c *corkConn) writeOut(b *[]byte) error {
-	if b == nil {
-		return nil
+// writeFrames writes complete frames in one socket write, gathered in a
+// pooled buffer.
+func (c *corkConn) writeFrames(batch []outMsg) error {
+	if len(batch) == 1 {
+		_, err := c.Conn.Write(batch[0].b)
+		return err
 	}
-	_, err := c.Conn.Write(*b)
-	if cap(*b) <= 256<<10 {
-		*b = (*b)[:0]
-		corkPool.Put(b)
+	bp := corkPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for i := range batch {
+		b = append(b, batch[i].b...)
+	}
+	_, err := c.Conn.Write(b)
+	if cap(b) <= 256<<10 {
+		*bp = b[:0]
+		corkPool.Put(bp)
 	}
 	return err
-}
-
-// writeFrames writes complete frames in one socket write (with anything
-// collected while corked before them).
-func (c *corkConn) writeFrames(batch []outMsg) error {
-	c.mu.Lock()
-	if c.buf == nil {
-		c.buf = corkPool.Get().(*[]byte)
-	}
-	for i := range batch {
-		*c.buf = append(*c.buf, batch[i].b...)
-	}
-	b := c.takeLocked()
-	c.mu.Unlock()
-	return c.writeOut(b)
-}
-
-// Close writes what is still collected (a close frame written while
-// another goroutine had the connection corked, say), within a second,
-// then closes the socket.
-func (c *corkConn) Close() error {
-	c.mu.Lock()
-	c.corked = false
-	b := c.takeLocked()
-	c.mu.Unlock()
-	if b != nil {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = c.writeOut(b)
-	}
-	return c.Conn.Close()
 }
 
 // Write answers a client's close frame the way Bandit (Phoenix's default
@@ -268,27 +217,4 @@ func (s *frameScanner) feed(p []byte) {
 	}
 }
 
-func (c *corkConn) write(p []byte) (int, error) {
-	c.mu.Lock()
-	if !c.corked {
-		b := c.takeLocked()
-		c.mu.Unlock()
-		if err := c.writeOut(b); err != nil {
-			return 0, err
-		}
-		return c.Conn.Write(p)
-	}
-	if c.buf == nil {
-		c.buf = corkPool.Get().(*[]byte)
-	}
-	*c.buf = append(*c.buf, p...)
-	var full *[]byte
-	if len(*c.buf) >= 64<<10 {
-		full = c.takeLocked()
-	}
-	c.mu.Unlock()
-	if err := c.writeOut(full); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
+func (c *corkConn) write(p []byte) (int, error) { return c.Conn.Write(p) }

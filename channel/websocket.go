@@ -169,7 +169,7 @@ func acceptableSubprotocols(h http.Header) bool {
 
 // wsTransport is the WebSocket Transport: a bounded outbound queue drained
 // by a writer goroutine that exists only while there is something to write
-// and that writes everything queued with a single flush (corked socket).
+// and that writes everything queued with one socket write.
 type wsTransport struct {
 	srv  *Server
 	conn *Conn
@@ -181,11 +181,7 @@ type wsTransport struct {
 	max  int
 	// deflate: permessage-deflate was negotiated; frames of large payloads
 	// are sent compressed (deflate.go).
-	deflate bool
-	// framed: pyre frames outbound messages itself (compression off; see
-	// wsframe.go) instead of writing them through coder/websocket.
-	framed bool
-
+	deflate  bool
 	lastRead atomic.Int64 // unix nanos of the last inbound frame (see idle.go)
 	burst    sync.Mutex   // held by readLoop's worker while it reads (see readLoop)
 	burstOK  bool         // the worker's verdict: the connection goes on
@@ -196,20 +192,19 @@ type wsTransport struct {
 	bytes     int
 	writing   bool
 	closing   bool
-	finished  bool
 	closeCode int // a close requested before the upgrade completed
 	closeWhy  string
 	closeMu   sync.Once
 	wg        sync.WaitGroup // writer and closer goroutines
 }
 
+// outMsg is one queued, complete WebSocket frame (see wsframe.go).
 type outMsg struct {
-	b   []byte
-	bin bool
+	b []byte
 }
 
 func newWSTransport(s *Server, ser Serializer) *wsTransport {
-	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes, framed: true}
+	t := &wsTransport{srv: s, ser: ser, max: s.opts.MaxQueueBytes}
 	// Activity starts now: the idle sweeper sees the connection from Attach
 	// on, while the upgrade is still under way.
 	t.lastRead.Store(time.Now().UnixNano())
@@ -240,14 +235,7 @@ func (t *wsTransport) attach(ws *websocket.Conn) {
 
 // Send implements Transport.
 func (t *wsTransport) Send(f *Frame) {
-	var b []byte
-	var bin bool
-	var err error
-	if t.framed {
-		b, err = f.wireWS(t.ser, t.deflate)
-	} else {
-		b, bin, err = f.Encode(t.ser)
-	}
+	b, err := f.wireWS(t.ser, t.deflate)
 	if err != nil {
 		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
 		return
@@ -265,7 +253,7 @@ func (t *wsTransport) Send(f *Frame) {
 		t.conn.CloseSlowConsumer()
 		return
 	}
-	t.queue = append(t.queue, outMsg{b: b, bin: bin})
+	t.queue = append(t.queue, outMsg{b: b})
 	t.bytes += len(b)
 	if !t.writing && t.ws != nil {
 		t.writing = true
@@ -275,9 +263,10 @@ func (t *wsTransport) Send(f *Frame) {
 	t.mu.Unlock()
 }
 
+// writeLoop writes what is queued until the queue is empty. A write blocked
+// on a full socket is ended by closing the socket.
 func (t *wsTransport) writeLoop() {
 	defer t.wg.Done()
-	ctx := context.Background() // a blocked write is ended by closing the socket
 	if d := t.srv.opts.WriteDelay; d > 0 {
 		time.Sleep(d) // let more frames join this write (Options.WriteDelay)
 	}
@@ -293,16 +282,11 @@ func (t *wsTransport) writeLoop() {
 		t.mu.Unlock()
 
 		n := 0
-		var err error
-		if t.framed {
-			for i := range batch {
-				n += len(batch[i].b)
-			}
-			err = t.nc.writeFrames(batch)
-			clear(batch)
-		} else {
-			n, err = t.writeCoder(ctx, batch)
+		for i := range batch {
+			n += len(batch[i].b)
 		}
+		err := t.nc.writeFrames(batch)
+		clear(batch)
 		t.mu.Lock()
 		t.bytes -= n
 		if cap(batch) <= 1024 {
@@ -317,29 +301,6 @@ func (t *wsTransport) writeLoop() {
 			return
 		}
 	}
-}
-
-// writeCoder writes a batch through coder/websocket (compression on),
-// corked so that the batch costs one socket write.
-func (t *wsTransport) writeCoder(ctx context.Context, batch []outMsg) (int, error) {
-	n := 0
-	t.nc.cork()
-	var err error
-	for i := range batch {
-		typ := websocket.MessageText
-		if batch[i].bin {
-			typ = websocket.MessageBinary
-		}
-		if err == nil {
-			err = t.ws.Write(ctx, typ, batch[i].b)
-		}
-		n += len(batch[i].b)
-		batch[i] = outMsg{}
-	}
-	if ferr := t.nc.uncork(); err == nil {
-		err = ferr
-	}
-	return n, err
 }
 
 // Close implements Transport: queued frames are dropped, the close frame is
@@ -444,7 +405,6 @@ func (t *wsTransport) closeHandshake(ws *websocket.Conn, code int, reason string
 //go:noinline
 func (t *wsTransport) endRead() {
 	t.mu.Lock()
-	t.finished = true
 	t.mu.Unlock()
 	t.closeMu.Do(func() {}) // no close frame after the read side ended
 	t.closeNow()
