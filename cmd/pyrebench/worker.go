@@ -591,6 +591,15 @@ func (w *worker) startRPC(d time.Duration) {
 }
 
 func (w *worker) stat(ev string, full bool) workerStat {
+	// In-flight echoes are counted before rpcDone is read: a reply counts
+	// itself before it clears rpcRef, so a snapshot with none in flight has
+	// the final count.
+	var inFlight int64
+	for _, c := range w.conns {
+		if c.rpcRef.Load() != 0 {
+			inFlight++
+		}
+	}
 	s := workerStat{
 		Ev: ev, ID: w.cfg.ID, PID: os.Getpid(),
 		Ready: w.ready.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(),
@@ -608,10 +617,8 @@ func (w *worker) stat(ev string, full bool) workerStat {
 	for _, c := range w.conns {
 		s.Delivered += c.delivered.Load()
 		s.LastNs = max(s.LastNs, c.lastRecv.Load())
-		if c.rpcRef.Load() != 0 {
-			s.RPCInFlight++
-		}
 	}
+	s.RPCInFlight = inFlight
 	w.mu.Lock()
 	s.Errors, s.Drops, s.StalledEnds = maps.Clone(w.errs), maps.Clone(w.drops), maps.Clone(w.stalledEnds)
 	s.FirstErr = w.firstErr
