@@ -174,7 +174,7 @@ type wsTransport struct {
 	srv  *Server
 	conn *Conn
 	ws   *websocket.Conn
-	nc   *corkConn
+	nc   *hijackedConn
 	br   *bufio.Reader // coder/websocket's read buffer, ours to inspect
 	brMu sync.Mutex    // orders inspecting br with a close handshake
 	ser  Serializer

@@ -11,12 +11,12 @@ import (
 
 // connBufSize is the size of the bufio buffers coder/websocket reads frame
 // headers through and writes frames through. Small is enough: payloads
-// larger than the buffer bypass it, and writes are collected by the
-// corkConn anyway, so a bigger buffer would only cost idle memory.
+// larger than the buffer bypass it, and pyre frames and batches its own
+// writes (writeFrames), so a bigger buffer would only cost idle memory.
 const connBufSize = 256
 
 // hijackWriter wraps the ResponseWriter so that the hijacked connection is
-// a corkConn, and replaces net/http's 4 KiB buffers with small ones.
+// a hijackedConn, and replaces net/http's 4 KiB buffers with small ones.
 type hijackWriter struct {
 	http.ResponseWriter
 	t *wsTransport
@@ -31,7 +31,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cc := &corkConn{Conn: nc}
+	cc := &hijackedConn{Conn: nc}
 	cc.rcond = sync.NewCond(&cc.rmu)
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
@@ -45,11 +45,11 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// corkConn is the hijacked net.Conn. A batch of queued frames goes out in
+// hijackedConn is the hijacked net.Conn. A batch of queued frames goes out in
 // one socket write (writeFrames), so a batch costs one send. It answers a
 // client's close frame as Bandit (Phoenix's default server) does, and lets
 // the reader wait for input on a shallow stack (waitReadable).
-type corkConn struct {
+type hijackedConn struct {
 	net.Conn
 
 	// Reads: one goroutine reads the socket at a time; bytes read by
@@ -65,9 +65,9 @@ type corkConn struct {
 	scan        frameScanner
 }
 
-var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func (c *corkConn) Read(p []byte) (int, error) {
+func (c *hijackedConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	for len(c.pending) == 0 && c.reading {
 		c.rcond.Wait()
@@ -91,7 +91,7 @@ func (c *corkConn) Read(p []byte) (int, error) {
 }
 
 // hasPending reports whether bytes read ahead wait for the next Read.
-func (c *corkConn) hasPending() bool {
+func (c *hijackedConn) hasPending() bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	return len(c.pending) > 0
@@ -100,7 +100,7 @@ func (c *corkConn) hasPending() bool {
 // waitReadable blocks until the peer sent something (or the connection
 // failed), keeping what it read for the next Read. It returns at once if
 // bytes are pending or another goroutine is reading.
-func (c *corkConn) waitReadable() {
+func (c *hijackedConn) waitReadable() {
 	c.rmu.Lock()
 	if len(c.pending) > 0 || c.reading {
 		c.rmu.Unlock()
@@ -118,12 +118,12 @@ func (c *corkConn) waitReadable() {
 
 // writeFrames writes complete frames in one socket write, gathered in a
 // pooled buffer.
-func (c *corkConn) writeFrames(batch []outMsg) error {
+func (c *hijackedConn) writeFrames(batch []outMsg) error {
 	if len(batch) == 1 {
 		_, err := c.Conn.Write(batch[0].b)
 		return err
 	}
-	bp := corkPool.Get().(*[]byte)
+	bp := framePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	for i := range batch {
 		b = append(b, batch[i].b...)
@@ -131,7 +131,7 @@ func (c *corkConn) writeFrames(batch []outMsg) error {
 	_, err := c.Conn.Write(b)
 	if cap(b) <= 256<<10 {
 		*bp = b[:0]
-		corkPool.Put(bp)
+		framePool.Put(bp)
 	}
 	return err
 }
@@ -140,7 +140,7 @@ func (c *corkConn) writeFrames(batch []outMsg) error {
 // server) does rather than echoing it as coder/websocket does: 1000 when the
 // client's code is 1000-1003, 1007-1011 or >= 3000, otherwise (including no
 // code) 1002. Close frames the server starts itself pass unchanged.
-func (c *corkConn) Write(p []byte) (int, error) {
+func (c *hijackedConn) Write(p []byte) (int, error) {
 	if len(p) >= 2 && p[0] == 0x88 && int(p[1]&0x7f)+2 == len(p) && c.scan.peerClosed.Load() && !c.serverClose.Load() {
 		code := 0
 		if len(p) >= 4 {
@@ -150,12 +150,12 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		if (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || code >= 3000 {
 			answer = CloseNormal
 		}
-		if _, err := c.write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)}); err != nil {
+		if _, err := c.Conn.Write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)}); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	}
-	return c.write(p)
+	return c.Conn.Write(p)
 }
 
 // frameScanner follows the frame headers of the inbound byte stream, only
@@ -216,5 +216,3 @@ func (s *frameScanner) feed(p []byte) {
 		s.skip, s.hn, s.need = n, 0, 2
 	}
 }
-
-func (c *corkConn) write(p []byte) (int, error) { return c.Conn.Write(p) }
