@@ -41,9 +41,13 @@
 // long-lived goroutine that only waits for the socket to become readable
 // and then hands a burst of inbound messages to a short-lived worker (deep
 // work grows a goroutine's stack for good, so it is kept off the long-lived
-// one). Outbound frames go through an ordered writer goroutine that runs
-// only while frames are queued; frames queued together go out in one socket
-// write. A channel has no goroutine while idle. Broadcasts are encoded once
+// one). Outbound frames wait in the connection's ordered queue for the
+// server's write pool: a few goroutines (at most GOMAXPROCS, and none while
+// nothing is queued) that send everything queued for a connection in one
+// non-blocking socket write, so a busy server makes fewer writes than it
+// delivers frames. A client too slow to take a write gets a goroutine of
+// its own until it has (no pool goroutine ever waits on a socket). A
+// channel has no goroutine while idle. Broadcasts are encoded once
 // per node and serializer, as complete WebSocket frames, and the same bytes
 // are queued for every subscriber ("fastlane"); only events a channel
 // intercepts go through its mailbox. One goroutine per server closes idle

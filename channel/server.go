@@ -61,8 +61,10 @@ type Options struct {
 	// WriteDelay, if positive, holds a connection's outbound frames this
 	// long before writing them, so that frames arriving meanwhile share one
 	// socket write: fewer writes per delivery (on loopback a write costs
-	// about as much as everything else a delivery does) in exchange for up
+	// several times everything else a delivery does) in exchange for up
 	// to WriteDelay of added latency on every push, reply and broadcast.
+	// Without it a busy server already sends a connection's waiting frames
+	// in one write; the delay trades latency for CPU below saturation too.
 	// Worth it for servers that fan out many broadcasts per second to many
 	// subscribers; see BENCHMARKS.md. Defaults to 0: write at once.
 	WriteDelay time.Duration
@@ -155,17 +157,21 @@ type Server struct {
 	sweepOnce sync.Once
 	sweepStop chan struct{}  // closed to stop the idle sweeper (idle.go)
 	wg        sync.WaitGroup // connection goroutines (transport owners)
+	writers   writePool      // WebSocket writes (writepool.go)
 
 	stats serverStats
 }
 
 type serverStats struct {
-	connections  atomic.Int64
-	accepted     atomic.Uint64
-	refused      atomic.Uint64
-	slowClosed   atomic.Uint64
-	malformed    atomic.Uint64
-	mailboxDrops atomic.Uint64
+	connections   atomic.Int64
+	accepted      atomic.Uint64
+	refused       atomic.Uint64
+	slowClosed    atomic.Uint64
+	malformed     atomic.Uint64
+	mailboxDrops  atomic.Uint64
+	framesQueued  atomic.Uint64
+	writes        atomic.Uint64
+	blockedWrites atomic.Uint64
 }
 
 // Stats are counters of a Server.
@@ -176,6 +182,14 @@ type Stats struct {
 	SlowClosed   uint64 // connections closed with CloseSlowConsumer
 	Malformed    uint64 // connections closed for malformed frames
 	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
+	// FramesQueued counts the frames queued for WebSocket connections, and
+	// Writes the socket writes that sent them: a busy server sends several
+	// frames of a connection in one write, so Writes < FramesQueued.
+	FramesQueued uint64
+	Writes       uint64
+	// BlockedWrites counts the writes that found the client's socket buffer
+	// full and had to wait for the client to read: a sign of slow clients.
+	BlockedWrites uint64
 }
 
 // NewServer returns a Server. It panics if opts.Router is nil.
@@ -196,6 +210,8 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
+	s.writers.wg = &s.wg
+	s.writers.delay = o.WriteDelay
 	s.origins = newOriginChecker(o.AllowedOrigins)
 
 	s.breakers = o.Breakers
@@ -218,12 +234,15 @@ func (s *Server) PubSub() pubsub.PubSub { return s.ps }
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Connections:  s.stats.connections.Load(),
-		Accepted:     s.stats.accepted.Load(),
-		Refused:      s.stats.refused.Load(),
-		SlowClosed:   s.stats.slowClosed.Load(),
-		Malformed:    s.stats.malformed.Load(),
-		MailboxDrops: s.stats.mailboxDrops.Load(),
+		Connections:   s.stats.connections.Load(),
+		Accepted:      s.stats.accepted.Load(),
+		Refused:       s.stats.refused.Load(),
+		SlowClosed:    s.stats.slowClosed.Load(),
+		Malformed:     s.stats.malformed.Load(),
+		MailboxDrops:  s.stats.mailboxDrops.Load(),
+		FramesQueued:  s.stats.framesQueued.Load(),
+		Writes:        s.stats.writes.Load(),
+		BlockedWrites: s.stats.blockedWrites.Load(),
 	}
 }
 

@@ -168,8 +168,8 @@ func acceptableSubprotocols(h http.Header) bool {
 }
 
 // wsTransport is the WebSocket Transport: a bounded outbound queue drained
-// by a writer goroutine that exists only while there is something to write
-// and that writes everything queued with one socket write.
+// by the server's write pool (writepool.go), which writes everything queued
+// with one socket write.
 type wsTransport struct {
 	srv  *Server
 	conn *Conn
@@ -218,9 +218,7 @@ func (t *wsTransport) attach(ws *websocket.Conn) {
 	t.ws = ws
 	code, why := t.closeCode, t.closeWhy
 	if code == 0 && len(t.queue) > 0 && !t.writing {
-		t.writing = true
-		t.wg.Add(1)
-		go t.writeLoop()
+		t.startWriting()
 	}
 	t.mu.Unlock()
 	if code != 0 {
@@ -255,12 +253,88 @@ func (t *wsTransport) Send(f *Frame) {
 	}
 	t.queue = append(t.queue, outMsg{b: b})
 	t.bytes += len(b)
+	t.srv.stats.framesQueued.Add(1)
 	if !t.writing && t.ws != nil {
-		t.writing = true
-		t.wg.Add(1)
-		go t.writeLoop()
+		t.startWriting()
 	}
 	t.mu.Unlock()
+}
+
+// startWriting hands the queue to a writer: the server's write pool, or,
+// for a connection it cannot write without blocking (not a plain socket,
+// e.g. TLS), a goroutine of the connection's own. Called with mu held and
+// writing false; writing stays true (and wg counts the writer) until the
+// queue is empty.
+func (t *wsTransport) startWriting() {
+	t.writing = true
+	t.wg.Add(1)
+	if t.nc.canWriteNoBlock() {
+		t.srv.writers.schedule(t)
+		return
+	}
+	go t.writeLoop()
+}
+
+// flush is the write pool's turn of the connection: everything queued goes
+// out in one non-blocking write. If frames arrived meanwhile the connection
+// goes back on the ready list; if the socket could not take the whole
+// write, a goroutine finishes it (see finishFlush).
+//
+// buf is the worker's gather buffer.
+func (t *wsTransport) flush(buf *[]byte) {
+	t.mu.Lock()
+	if len(t.queue) == 0 || t.closing {
+		t.writing = false
+		t.mu.Unlock()
+		t.wg.Done()
+		return
+	}
+	batch := t.queue
+	t.queue, t.spare = t.spare[:0], nil
+	t.mu.Unlock()
+
+	n := 0
+	for i := range batch {
+		n += len(batch[i].b)
+	}
+	t.srv.stats.writes.Add(1)
+	done, rest, err := t.nc.tryWriteFrames(batch, buf)
+	clear(batch)
+	if !done {
+		t.srv.stats.blockedWrites.Add(1)
+		go t.finishFlush(batch, n, rest)
+		return
+	}
+	t.flushed(batch, n, err)
+}
+
+// finishFlush writes the rest of a partial write, blocking until the slow
+// peer takes it (or the connection is closed), then continues as flush.
+func (t *wsTransport) finishFlush(batch []outMsg, n int, rest []byte) {
+	err := t.nc.finishWrite(rest)
+	t.flushed(batch, n, err)
+}
+
+// flushed accounts for a written batch of n bytes and decides what comes
+// next: close on a write error, back on the ready list when more is
+// queued, otherwise the writer's turn ends.
+func (t *wsTransport) flushed(batch []outMsg, n int, err error) {
+	t.mu.Lock()
+	t.bytes -= n
+	if cap(batch) <= 1024 {
+		t.spare = batch[:0]
+	}
+	if err == nil && len(t.queue) > 0 && !t.closing {
+		t.mu.Unlock()
+		t.srv.writers.schedule(t)
+		return
+	}
+	t.writing = false
+	t.mu.Unlock()
+	if err != nil {
+		t.closeNow()
+	}
+	t.wg.Done()
 }
 
 // writeLoop writes what is queued until the queue is empty. A write blocked
@@ -285,6 +359,7 @@ func (t *wsTransport) writeLoop() {
 		for i := range batch {
 			n += len(batch[i].b)
 		}
+		t.srv.stats.writes.Add(1)
 		err := t.nc.writeFrames(batch)
 		clear(batch)
 		t.mu.Lock()

@@ -1,0 +1,116 @@
+package channel
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// writePool writes the queued frames of WebSocket connections on a few
+// shared goroutines instead of a goroutine per connection.
+//
+// A connection with frames to write is put on the ready list once (its
+// transport's writing flag); a worker takes it, writes everything queued
+// with one non-blocking socket write, and puts it back at the end of the
+// list if more frames arrived meanwhile. Frames that arrive while a
+// connection waits its turn join its next write, so a busy server makes
+// fewer writes per delivery. A socket that cannot take a whole write (its
+// peer reads slowly) leaves the pool: a goroutine of the connection's own
+// writes the rest, blocking, and hands the connection back (see
+// wsTransport.flush). No worker ever waits on a socket. With
+// Options.WriteDelay a worker waits until the connection at the head of
+// the list has been there that long; the list is in arrival order, so no
+// due connection waits behind one that is not.
+//
+// Workers exist only while the list is not empty: the first connection put
+// on an empty list starts one, and up to GOMAXPROCS run when the list is
+// long. Each is owned by the Server's WaitGroup.
+type writePool struct {
+	wg *sync.WaitGroup
+
+	delay time.Duration // Options.WriteDelay
+
+	mu      sync.Mutex
+	ready   []readyConn
+	head    int // ready[head:] waits
+	running int
+}
+
+// readyConn is an entry of the ready list: a connection and when it got
+// there (unix nanos; only kept with a write delay).
+type readyConn struct {
+	t  *wsTransport
+	at int64
+}
+
+// writePoolTake is how many connections a worker takes from the list at
+// once: few enough to keep the order fair, enough to make the lock cheap.
+const writePoolTake = 32
+
+// writePoolSpread is the backlog per running worker above which another
+// worker starts (up to GOMAXPROCS).
+const writePoolSpread = 256
+
+// schedule puts t on the ready list. t must not be on it already.
+func (p *writePool) schedule(t *wsTransport) {
+	var at int64
+	if p.delay > 0 {
+		at = time.Now().UnixNano()
+	}
+	p.mu.Lock()
+	p.ready = append(p.ready, readyConn{t, at})
+	start := p.running == 0 ||
+		(len(p.ready)-p.head > writePoolSpread*p.running && p.running < runtime.GOMAXPROCS(0))
+	if start {
+		p.running++
+	}
+	p.mu.Unlock()
+	if start {
+		p.wg.Add(1)
+		go p.work()
+	}
+}
+
+// work flushes ready connections until the list is empty.
+func (p *writePool) work() {
+	defer p.wg.Done()
+	var batch [writePoolTake]readyConn
+	buf := make([]byte, 0, 16<<10) // gathers a connection's frames
+	for {
+		p.mu.Lock()
+		n := copy(batch[:], p.ready[p.head:])
+		if n == 0 {
+			p.running--
+			p.ready, p.head = p.ready[:0], 0
+			if cap(p.ready) > 64<<10 {
+				p.ready = nil // a burst's list is not kept
+			}
+			p.mu.Unlock()
+			return
+		}
+		clear(p.ready[p.head : p.head+n])
+		p.head += n
+		if p.head == len(p.ready) {
+			p.ready, p.head = p.ready[:0], 0
+		} else if p.head >= 4096 && p.head*2 >= len(p.ready) {
+			m := copy(p.ready, p.ready[p.head:])
+			clear(p.ready[m:])
+			p.ready, p.head = p.ready[:m], 0
+		}
+		p.mu.Unlock()
+		if cap(buf) > 256<<10 {
+			buf = make([]byte, 0, 16<<10) // one huge batch does not pin memory
+		}
+		for i := range batch[:n] {
+			if p.delay > 0 {
+				// The list is in arrival order: waiting for this entry's
+				// time never holds back one that is due.
+				if wait := time.Duration(batch[i].at + int64(p.delay) - time.Now().UnixNano()); wait > 0 {
+					time.Sleep(wait)
+				}
+			}
+			batch[i].t.flush(&buf)
+			batch[i] = readyConn{}
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// readJoin reads frames from a silent client until its join reply.
+func readJoinReply(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"phx_reply"`)
+}
+
+// A client that stops reading makes the pool's non-blocking write come up
+// short; the rest goes out from a goroutine of the connection's own, ahead
+// of everything else, including the pong coder/websocket writes meanwhile.
+// The client must then read every frame whole and in order.
+func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
+	c := e.dialSilent(t, "vsn=2.0.0")
+	ctx := context.Background()
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
+	readJoinReply(t, c)
+
+	// Sizes cover the three header lengths (7-bit, 16-bit, 64-bit).
+	sizes := []int{10, 200, 5000, 70000, 1}
+	n := 0
+	broadcast := func() {
+		pad := strings.Repeat("y", sizes[n%len(sizes)])
+		require.NoError(t, e.srv.Broadcast(ctx, "room:a", "n", map[string]any{"i": n, "pad": pad}))
+		n++
+	}
+	for e.srv.Stats().BlockedWrites == 0 {
+		require.Less(t, n, 100_000, "the socket never filled")
+		broadcast()
+	}
+	// A ping now: the server's pong must wait for the blocked write.
+	pong := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, testTimeout)
+		defer cancel()
+		pong <- c.Ping(pctx) // answered through the Read loop below
+	}()
+	for range 20 {
+		broadcast()
+	}
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","2","room:a","echo",{"last":true}]`)))
+
+	rctx, cancel := context.WithTimeout(ctx, testTimeout)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		_, b, err := c.Read(rctx)
+		require.NoError(t, err, "frame %d", i)
+		var f []json.RawMessage
+		require.NoError(t, json.Unmarshal(b, &f), "frame %d is not whole", i)
+		require.Len(t, f, 5)
+		var p struct {
+			I   int    `json:"i"`
+			Pad string `json:"pad"`
+		}
+		require.NoError(t, json.Unmarshal(f[4], &p))
+		require.Equal(t, i, p.I, "frames out of order")
+		require.Len(t, p.Pad, sizes[i%len(sizes)])
+	}
+	_, b, err := c.Read(rctx)
+	require.NoError(t, err)
+	assert.Equal(t, `["1","2","room:a","phx_reply",{"response":{"last":true},"status":"ok"}]`, string(b))
+	// The ping was answered once the client read what came before its pong.
+	go func() { _, _, _ = c.Read(context.Background()) }() // keeps processing control frames
+	require.NoError(t, <-pong)
+	st := e.srv.Stats()
+	assert.Less(t, st.Writes, st.FramesQueued, "a blocked connection's frames queue up and share writes")
+}
+
+// Close ends a write blocked on a client that never reads: the goroutine
+// that finishes it returns (goleak checks) and Close does not hang.
+func TestCloseEndsBlockedWrite(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
+	c := e.dialSilent(t, "vsn=2.0.0")
+	ctx := context.Background()
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
+	readJoinReply(t, c)
+	big := strings.Repeat("z", 64<<10)
+	for i := 0; e.srv.Stats().BlockedWrites == 0; i++ {
+		require.Less(t, i, 10_000, "the socket never filled")
+		require.NoError(t, e.srv.Broadcast(ctx, "room:a", "big", map[string]string{"x": big}))
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Close() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(testTimeout):
+		t.Fatal("Close hung on a blocked write")
+	}
+}
+
+// A connection the pool cannot write without blocking (TLS) gets a writer
+// goroutine of its own, with the same ordering and batching.
+func TestTLSConnectionsAreWrittenInOrder(t *testing.T) {
+	srv := NewServer(&Options{Router: roomRouter(nil)})
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewTLSServer(mux)
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		hs.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := "wss" + strings.TrimPrefix(hs.URL, "https") + "/socket/websocket?vsn=2.0.0"
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hs.Client()})
+	require.NoError(t, err)
+	c := newWSClient(t, conn, nil)
+	t.Cleanup(func() {
+		_ = conn.CloseNow()
+		for range c.frames {
+		}
+	})
+	c.join("1", "room:a", "{}")
+	for i := range 200 {
+		require.NoError(t, srv.Broadcast(ctx, "room:a", "n", map[string]int{"i": i}))
+	}
+	for i := range 200 {
+		c.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))
+	}
+	st := srv.Stats()
+	assert.Zero(t, st.BlockedWrites)
+	assert.LessOrEqual(t, st.Writes, st.FramesQueued)
+}
