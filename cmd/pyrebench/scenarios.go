@@ -33,7 +33,8 @@ var tables = map[string]table{
 		{"server_cpu_pct", "server CPU %", 0}, {"server_sys_pct", "of which sys %", 0},
 		{"client_cpu_pct", "client CPU %", 0}, {"machine_cpu_pct", "machine CPU % (all cores)", 0},
 		{"others_cpu_pct", "other processes CPU %", 0},
-		{"server_cpu_s_per_m", "**server CPU s/M deliv**", 2}, {"server_rss_mb", "server RSS MB", 0},
+		{"server_cpu_s_per_m", "**server CPU s/M deliv**", 2}, {"frames_per_write", "frames/write", 2},
+		{"server_rss_mb", "server RSS MB", 0},
 		{"stop", "stop", -1},
 	},
 	"rpc": {
@@ -293,6 +294,7 @@ func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]
 		return nil, err
 	}
 	watchMem := o.mode == "slow"
+	ctr0 := t.mem(false)
 	su0, ss0 := serverCPU(t.pid)
 	cc0 := cs.cpu()
 	mb0, mt0 := machineCPU()
@@ -393,6 +395,7 @@ loop:
 	cc1 := cs.cpu()
 	mb1, mt1 := machineCPU()
 	pollMem()
+	ctr1 := t.mem(false)
 	rssAfter := rssKB(t.pid)
 	if t.pid != "" && watchMem {
 		rssPeak = max(rssPeak, num(procStatusKB(t.pid, "VmHWM")))
@@ -449,10 +452,12 @@ loop:
 		"machine_cpu_pct":    100 * div(mb1-mb0, mt1-mt0),
 		"others_cpu_pct":     100 * ((mb1-mb0)/clkTck - srvCPU - (cc1 - cc0)) / window,
 		"server_cpu_s_per_m": div(srvCPU, float64(fin.Delivered)/1e6),
-		"server_rss_mb":      rssAfter / 1024,
-		"stop":               stop,
-		"stalled":            float64(stalled),
-		"hb_missed":          float64(fin.HBMissed),
+		// Frames per socket write (pyre's Stats; NaN for other servers).
+		"frames_per_write": div(ctr1["frames_queued"]-ctr0["frames_queued"], ctr1["writes"]-ctr0["writes"]),
+		"server_rss_mb":    rssAfter / 1024,
+		"stop":             stop,
+		"stalled":          float64(stalled),
+		"hb_missed":        float64(fin.HBMissed),
 	}
 	if pub != nil {
 		r["published"] = float64(pub.res.Published)

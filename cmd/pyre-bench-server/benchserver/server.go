@@ -201,6 +201,8 @@ func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
 		"slow_closed":   st.SlowClosed,
 		"malformed":     st.Malformed,
 		"mailbox_drops": st.MailboxDrops,
+		"frames_queued": st.FramesQueued,
+		"writes":        st.Writes,
 		"subscribers":   s.pyre.Subscribers(s.cfg.Topic),
 	}
 	w.Header().Set("Content-Type", "application/json")
