@@ -28,6 +28,20 @@ type child struct {
 
 var errChildExited = errors.New("child process exited")
 
+// pinSelf moves every thread of this process to the CPU list cpus
+// (taskset -a), so that threads started later inherit it.
+func pinSelf(cpus string) error {
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("-pin needs taskset: %w", err)
+	}
+	out, err := exec.Command(ts, "-a", "-p", "-c", cpus, strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset -a -p -c %s: %v: %s", cpus, err, out)
+	}
+	return nil
+}
+
 // startChild runs this executable with args, under "taskset -c cpus" when
 // cpus is not empty (taskset execs the program, so the PID is the
 // program's). stderr goes to errOut.

@@ -65,6 +65,14 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if o.pin {
+		// The coordinator (this process) polls the clients and the server
+		// during a run; on the clients' CPUs it takes nothing from the
+		// server's.
+		if err := pinSelf(o.clientCPUs); err != nil {
+			return err
+		}
+	}
 	tbl := tables[mode]
 	fmt.Println(machineLine(o))
 	fmt.Print(tbl.header())
