@@ -12,11 +12,16 @@ import (
 	"unsafe"
 )
 
-// connBufSize is the size of the bufio buffers coder/websocket reads frame
-// headers through and writes frames through. Small is enough: payloads
-// larger than the buffer bypass it, and pyre frames and batches its own
-// writes (writeFrames), so a bigger buffer would only cost idle memory.
+// connBufSize is the size of the bufio buffer coder/websocket reads frame
+// headers through. Small is enough: payloads larger than the buffer bypass
+// it, and a bigger buffer would only cost idle memory.
 const connBufSize = 256
+
+// controlBufSize is the size of the bufio buffer coder/websocket writes
+// through. pyre frames and writes data messages itself (writeFrames), so
+// coder/websocket writes only control frames (pong, close): at most 2 + 125
+// bytes, which must reach the socket in one Write (see Write, and wmu).
+const controlBufSize = 128
 
 // hijackWriter wraps the ResponseWriter so that the hijacked connection is
 // a hijackedConn, and replaces net/http's 4 KiB buffers with small ones.
@@ -48,7 +53,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	h.t.nc = cc
 	h.t.br = bufio.NewReaderSize(cc, connBufSize)
-	rw := bufio.NewReadWriter(h.t.br, bufio.NewWriterSize(cc, connBufSize))
+	rw := bufio.NewReadWriter(h.t.br, bufio.NewWriterSize(cc, controlBufSize))
 	return cc, rw, nil
 }
 

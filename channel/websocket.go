@@ -94,6 +94,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.opts.MaxFrameSize)
+	// coder/websocket made the read buffer read through an io.MultiReader
+	// of the bytes buffered before the hijack and the socket (golang/go
+	// #32314). Our buffer was new and empty, and Hijack kept those bytes
+	// in hijackedConn.pending, so read the socket directly: the wrapper
+	// would stay allocated for the connection's life.
+	t.br.Reset(t.nc)
 	t.deflate = strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")
 	t.attach(ws)
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",

@@ -142,3 +142,16 @@ func TestTLSConnectionsAreWrittenInOrder(t *testing.T) {
 	assert.Zero(t, st.BlockedWrites)
 	assert.LessOrEqual(t, st.Writes, st.FramesQueued)
 }
+
+// The largest control frame (a close echoing a 123-byte reason) reaches
+// Write in one call, so the Bandit-style answer replaces it: had
+// coder/websocket's write buffer split it, the client's own code would come
+// back.
+func TestLongestCloseFrameIsAnsweredWhole(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	c := e.dial(t, "vsn=2.0.0", nil)
+	c.join("1", "room:a", "{}")
+	err := c.c.Close(4000, strings.Repeat("r", 123))
+	require.Error(t, err, "the server echoed 4000 instead of answering 1000")
+	assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(err))
+}
