@@ -77,9 +77,13 @@ bench:
 bench-load:
 	$(GO) build -o $(BIN)/pyrebench ./cmd/pyrebench
 	$(BIN)/pyrebench idle -n 19000 -reps 3 -wait-idle 80
-	$(BIN)/pyrebench idle -n 5000 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench idle -n 5000 -reps 3 -wait-idle 80 -client-deflate -compression
+	$(BIN)/pyrebench idle -n 5000 -reps 3 -wait-idle 80 -client-deflate
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 5 -wait-idle 80
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 25 -reps 5 -wait-idle 80
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 5 -wait-idle 80 -write-delay 50ms
 	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 12 -reps 3 -wait-idle 80
-	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 3 -wait-idle 80
+	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 5 -reps 1 -wait-idle 80
 	$(BIN)/pyrebench rpc -pin -n 1000 -seconds 10 -reps 3 -wait-idle 80
 	$(BIN)/pyrebench slow -n 1000 -stalled-pct 1 -rate 50 -size 8192 -seconds 20 -reps 3 -wait-idle 80
 

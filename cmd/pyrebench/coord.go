@@ -45,6 +45,7 @@ type options struct {
 	stallRcvBuf                    int
 	maxQueueBytes                  int
 	compression                    bool
+	clientDeflate                  bool
 	writeDelay                     time.Duration
 	profileDir, jsonOut, logDir    string
 	waitIdle                       float64
@@ -92,7 +93,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
 	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: write at once)")
-	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (the lean client never offers deflate, so this only shows the server's cost when unused)")
+	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (with -client-deflate the clients negotiate it)")
+	fs.BoolVar(&o.clientDeflate, "client-deflate", false, "clients offer permessage-deflate; they cannot inflate, so with -compression fanout and slow need -size below 512 (pyre compresses from 512 bytes)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the publish window) and of each client process (CPU, whole run)")
 	fs.StringVar(&o.jsonOut, "json", "", "append every run's raw result as a JSON line to this file")
 	fs.StringVar(&o.logDir, "logdir", "", "directory for the server's stderr (default: a new temp dir)")
@@ -133,6 +135,9 @@ func parseOptions(mode string, args []string) (*options, error) {
 		if o.rate < 1 || o.rate > 100_000 || o.seconds < 1 || o.seconds > 600 || o.size < 32 || o.size > 1<<20 {
 			return nil, errors.New("-rate 1..100000, -seconds 1..600 and -size 32..1048576 (the /publish contract)")
 		}
+	}
+	if o.clientDeflate && o.compression && (mode == "fanout" || mode == "slow") && o.size >= 512 {
+		return nil, errors.New("-client-deflate cannot inflate: with -compression, -size must be below 512")
 	}
 	if mode == "rpc" && (o.seconds < 1 || o.seconds > 600) {
 		return nil, errors.New("-seconds must be 1..600")
@@ -365,7 +370,7 @@ func (o *options) startClients(t *target, n, stalled int) (*clients, error) {
 			DialConcurrency: o.dialConc,
 			ConnTimeout:     o.connTimeout, ConnectTimeout: o.connectTimeout,
 			Heartbeat: o.heartbeat, ReadBuf: o.readBuf, StallRcvBuf: o.stallRcvBuf,
-			MaxFail: o.maxFail, IO: o.clientIO,
+			MaxFail: o.maxFail, IO: o.clientIO, Deflate: o.clientDeflate,
 		}
 		if o.profileDir != "" && o.mode != "idle" {
 			_ = os.MkdirAll(o.profileDir, 0o755)

@@ -46,6 +46,7 @@ type workerConfig struct {
 	MaxFail         int           `json:"max_fail"`              // stop dialing after this many failures
 	CPUProfile      string        `json:"cpu_profile,omitempty"` // write a CPU profile of this process here
 	IO              string        `json:"io"`                    // "epoll" (Linux) or "goroutine": how joined connections are read
+	Deflate         bool          `json:"deflate,omitempty"`     // offer permessage-deflate (the client cannot inflate)
 }
 
 const maxMessage = 1 << 20
@@ -404,7 +405,7 @@ func (w *worker) runConn(c *wconn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Now().Add(w.cfg.ConnTimeout))
-	ws, err := wsc.Handshake(nc, w.host, w.requestURI, w.cfg.ReadBuf, maxMessage)
+	ws, err := wsc.HandshakeWith(nc, w.host, w.requestURI, w.cfg.ReadBuf, maxMessage, w.cfg.Deflate)
 	if err != nil {
 		fail(err)
 		return

@@ -91,6 +91,9 @@ func (e *HandshakeError) Error() string {
 // Conn is a client WebSocket connection. ReadMessage must be called from
 // one goroutine at a time; WriteMessage may be called from any.
 type Conn struct {
+	// Deflate reports that the server agreed to permessage-deflate.
+	Deflate bool
+
 	nc  net.Conn
 	br  *bufio.Reader
 	max int
@@ -119,12 +122,29 @@ func AcceptKey(key string) string {
 // returned without copying) and maxMessage bounds a reassembled message.
 // Deadlines are the caller's: set them on nc.
 func Handshake(nc net.Conn, host, requestURI string, readBuf, maxMessage int) (*Conn, error) {
+	return HandshakeWith(nc, host, requestURI, readBuf, maxMessage, false)
+}
+
+// deflateOffer is the permessage-deflate offer of HandshakeWith: no context
+// takeover either way, as browsers negotiate it with pyre.
+const deflateOffer = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+
+// HandshakeWith is Handshake; with offerDeflate the client also offers
+// permessage-deflate and accepts the server's agreement (Conn.Deflate).
+// The client does not inflate: a compressed frame (RSV1) is ErrProtocol,
+// so this only measures what negotiating compression costs the server for
+// messages too small to be compressed.
+func HandshakeWith(nc net.Conn, host, requestURI string, readBuf, maxMessage int, offerDeflate bool) (*Conn, error) {
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
 	req := "GET " + requestURI + " HTTP/1.1\r\nHost: " + host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n"
+	if offerDeflate {
+		req += "Sec-WebSocket-Extensions: " + deflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		return nil, err
 	}
@@ -143,10 +163,15 @@ func Handshake(nc net.Conn, host, requestURI string, readBuf, maxMessage int) (*
 	if hdr["sec-websocket-accept"] != AcceptKey(key) {
 		return nil, fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrBadHandshake)
 	}
-	if hdr["sec-websocket-extensions"] != "" {
-		return nil, fmt.Errorf("%w: unrequested extension %q", ErrBadHandshake, hdr["sec-websocket-extensions"])
+	deflate := false
+	if ext := hdr["sec-websocket-extensions"]; ext != "" {
+		name, _, _ := strings.Cut(ext, ";")
+		if !offerDeflate || strings.Contains(ext, ",") || strings.TrimSpace(name) != "permessage-deflate" {
+			return nil, fmt.Errorf("%w: unrequested extension %q", ErrBadHandshake, ext)
+		}
+		deflate = true
 	}
-	return &Conn{nc: nc, br: br, max: maxMessage, w: nc}, nil
+	return &Conn{nc: nc, br: br, max: maxMessage, w: nc, Deflate: deflate}, nil
 }
 
 // readResponse reads an HTTP/1.1 response head (bounded by the reader's

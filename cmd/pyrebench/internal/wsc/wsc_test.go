@@ -415,3 +415,51 @@ func TestControl(t *testing.T) {
 	require.ErrorAs(t, <-errc, &ce)
 	assert.Equal(t, &CloseError{Code: 1000, Reason: "bye"}, ce)
 }
+
+// handshakeAnswer runs HandshakeWith against a fake server answering with
+// the extension header ext ("" for none) and returns the request's offer.
+func handshakeAnswer(t *testing.T, offer bool, ext string) (*Conn, string, error) {
+	t.Helper()
+	cli, srv := net.Pipe()
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	offered := make(chan string, 1)
+	go func() {
+		req, err := http.ReadRequest(bufio.NewReader(srv))
+		if err != nil {
+			offered <- "error: " + err.Error()
+			return
+		}
+		offered <- req.Header.Get("Sec-WebSocket-Extensions")
+		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+		if ext != "" {
+			resp += "Sec-WebSocket-Extensions: " + ext + "\r\n"
+		}
+		_, _ = io.WriteString(srv, resp+"\r\n")
+	}()
+	c, err := HandshakeWith(cli, "example", "/ws", 1024, 1<<20, offer)
+	return c, <-offered, err
+}
+
+func TestHandshakeDeflateOffer(t *testing.T) {
+	c, offered, err := handshakeAnswer(t, true, "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+	require.NoError(t, err)
+	assert.True(t, c.Deflate)
+	assert.Equal(t, deflateOffer, offered)
+
+	c, _, err = handshakeAnswer(t, true, "")
+	require.NoError(t, err)
+	assert.False(t, c.Deflate, "the server may decline")
+
+	_, offered, err = handshakeAnswer(t, false, "permessage-deflate")
+	assert.Empty(t, offered)
+	assert.ErrorIs(t, err, ErrBadHandshake, "an extension nobody offered")
+
+	_, _, err = handshakeAnswer(t, true, "x-webkit-deflate-frame")
+	assert.ErrorIs(t, err, ErrBadHandshake)
+}
+
+// A compressed frame (RSV1) is a protocol error: the client cannot inflate.
+func TestCompressedFrameIsProtocolError(t *testing.T) {
+	_, _, err := ParseHeader([]byte{0xC1, 0x01, 'x'}, 1<<20)
+	assert.ErrorIs(t, err, ErrProtocol)
+}
