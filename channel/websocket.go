@@ -288,22 +288,11 @@ func (t *wsTransport) startWriting() {
 //
 // buf is the worker's gather buffer.
 func (t *wsTransport) flush(buf *[]byte) {
-	t.mu.Lock()
-	if len(t.queue) == 0 || t.closing {
-		t.writing = false
-		t.mu.Unlock()
+	batch, n, ok := t.takeBatch()
+	if !ok {
 		t.wg.Done()
 		return
 	}
-	batch := t.queue
-	t.queue, t.spare = t.spare[:0], nil
-	t.mu.Unlock()
-
-	n := 0
-	for i := range batch {
-		n += len(batch[i].b)
-	}
-	t.srv.stats.writes.Add(1)
 	done, rest, err := t.nc.tryWriteFrames(batch, buf)
 	clear(batch)
 	if !done {
@@ -326,10 +315,7 @@ func (t *wsTransport) finishFlush(batch []outMsg, n int, rest []byte) {
 // queued, otherwise the writer's turn ends.
 func (t *wsTransport) flushed(batch []outMsg, n int, err error) {
 	t.mu.Lock()
-	t.bytes -= n
-	if cap(batch) <= 1024 {
-		t.spare = batch[:0]
-	}
+	t.release(batch, n)
 	if err == nil && len(t.queue) > 0 && !t.closing {
 		t.mu.Unlock()
 		t.srv.writers.schedule(t)
@@ -343,36 +329,51 @@ func (t *wsTransport) flushed(batch []outMsg, n int, err error) {
 	t.wg.Done()
 }
 
-// writeLoop writes what is queued until the queue is empty. A write blocked
-// on a full socket is ended by closing the socket.
+// takeBatch takes everything queued, n bytes in all, for one write. When
+// nothing is queued or the connection is closing it ends the writer's turn
+// (writing false) and returns ok false.
+func (t *wsTransport) takeBatch() (batch []outMsg, n int, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) == 0 || t.closing {
+		t.writing = false
+		return nil, 0, false
+	}
+	batch = t.queue
+	t.queue, t.spare = t.spare[:0], nil
+	for i := range batch {
+		n += len(batch[i].b)
+	}
+	t.srv.stats.writes.Add(1)
+	return batch, n, true
+}
+
+// release accounts for a written batch of n bytes and keeps its slice for
+// the next queue. Called with mu held.
+func (t *wsTransport) release(batch []outMsg, n int) {
+	t.bytes -= n
+	if cap(batch) <= 1024 {
+		t.spare = batch[:0]
+	}
+}
+
+// writeLoop writes what is queued until the queue is empty, blocking: the
+// writer of a connection the pool cannot write without blocking (TLS). A
+// write blocked on a full socket is ended by closing the socket.
 func (t *wsTransport) writeLoop() {
 	defer t.wg.Done()
 	if d := t.srv.opts.WriteDelay; d > 0 {
 		time.Sleep(d) // let more frames join this write (Options.WriteDelay)
 	}
 	for {
-		t.mu.Lock()
-		if len(t.queue) == 0 || t.closing {
-			t.writing = false
-			t.mu.Unlock()
+		batch, n, ok := t.takeBatch()
+		if !ok {
 			return
 		}
-		batch := t.queue
-		t.queue, t.spare = t.spare[:0], nil
-		t.mu.Unlock()
-
-		n := 0
-		for i := range batch {
-			n += len(batch[i].b)
-		}
-		t.srv.stats.writes.Add(1)
 		err := t.nc.writeFrames(batch)
 		clear(batch)
 		t.mu.Lock()
-		t.bytes -= n
-		if cap(batch) <= 1024 {
-			t.spare = batch[:0]
-		}
+		t.release(batch, n)
 		t.mu.Unlock()
 		if err != nil {
 			t.closeNow()
