@@ -155,3 +155,52 @@ func TestLongestCloseFrameIsAnsweredWhole(t *testing.T) {
 	require.Error(t, err, "the server echoed 4000 instead of answering 1000")
 	assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(err))
 }
+
+// Many connections, several concurrent publishers and clients leaving
+// mid-stream: every connection that stays sees each publisher's messages
+// complete and in order, and nothing is left running (goleak).
+func TestWritePoolConcurrentPublishersAndLeavers(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	const conns, pubs, msgs = 40, 4, 150
+	clients := make([]*wsClient, conns)
+	for i := range clients {
+		clients[i] = e.dial(t, "vsn=2.0.0", nil)
+		clients[i].join("1", "room:a", "{}")
+	}
+	ctx := context.Background()
+	done := make(chan error, pubs)
+	for p := range pubs {
+		go func() {
+			for i := range msgs {
+				if err := e.srv.Broadcast(ctx, "room:a", "m", map[string]int{"p": p, "i": i}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	// Every fourth client leaves while the publishers run.
+	for i := 0; i < conns; i += 4 {
+		_ = clients[i].c.CloseNow()
+	}
+	for range pubs {
+		require.NoError(t, <-done)
+	}
+	for i, c := range clients {
+		if i%4 == 0 {
+			continue
+		}
+		next := make([]int, pubs)
+		for next[0] < msgs || next[1] < msgs || next[2] < msgs || next[3] < msgs {
+			s, err := c.tryRead(testTimeout)
+			require.NoError(t, err, "client %d after %v", i, next)
+			var f []json.RawMessage
+			require.NoError(t, json.Unmarshal([]byte(s), &f))
+			var m struct{ P, I int }
+			require.NoError(t, json.Unmarshal(f[4], &m))
+			require.Equal(t, next[m.P], m.I, "client %d: publisher %d out of order", i, m.P)
+			next[m.P]++
+		}
+	}
+}
