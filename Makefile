@@ -4,17 +4,22 @@ NPM      ?= npm
 BIN      := bin
 ADDR     ?= 127.0.0.1:7175
 
-.PHONY: run test vet fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench bench-load clean
+.PHONY: run test vet cross fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench bench-load clean
 
 ## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
 	$(GO) run ./examples/landale -addr $(ADDR)
 
 ## test: everything CI runs: vet, gofmt, go test -race, the phoenix.js suites, the browser test
-test: vet fmt-check go-test conformance landale-e2e browser
+test: vet fmt-check cross go-test conformance landale-e2e browser
 
 vet:
 	$(GO) vet ./...
+
+## cross: the module builds for Windows and macOS too (raw socket writes are Unix-only)
+cross:
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
+	GOOS=darwin GOARCH=arm64 $(GO) build ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \

@@ -3,13 +3,11 @@ package channel
 import (
 	"bufio"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 )
 
 // connBufSize is the size of the bufio buffer coder/websocket reads frame
@@ -42,7 +40,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	cc := &hijackedConn{Conn: nc}
 	cc.rcond = sync.NewCond(&cc.rmu)
 	cc.fd = -1
-	if sc, ok := nc.(syscall.Conn); ok {
+	if sc, ok := nc.(syscall.Conn); ok && rawWrites {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) { cc.fd = int(fd) })
 		}
@@ -206,8 +204,8 @@ func (c *hijackedConn) finishWrite(rest []byte) error {
 // writeNoBlock writes b to the non-blocking socket until it is all written,
 // the socket would block (a short count, no error) or the write fails.
 //
-// It calls write(2) on the descriptor directly, as a raw system call, and
-// tells neither the netpoller nor the scheduler. The call cannot block (the
+// It calls write(2) on the descriptor directly, as a raw system call
+// (rawWrite, Unix only), and tells neither the netpoller nor the scheduler. The call cannot block (the
 // socket is non-blocking), fdMu keeps Close from releasing the descriptor
 // meanwhile, and telling the runtime costs more than the write on a busy
 // server: measured on a saturated core, the runtime monitor saw a processor
@@ -220,24 +218,7 @@ func (c *hijackedConn) writeNoBlock(b []byte) (int, error) {
 	if c.fdClosed {
 		return 0, net.ErrClosed
 	}
-	w := 0
-	for w < len(b) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.fd),
-			uintptr(unsafe.Pointer(unsafe.SliceData(b[w:]))), uintptr(len(b)-w))
-		switch e {
-		case 0:
-			if r == 0 {
-				return w, io.ErrShortWrite
-			}
-			w += int(r)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return w, nil
-		default:
-			return w, e
-		}
-	}
-	return w, nil
+	return rawWrite(c.fd, b)
 }
 
 // Close closes the socket once no non-blocking write is using its

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // column is one column of a scenario's table: a key of the result map and
@@ -163,13 +162,12 @@ func machineLine(o *options) string {
 			}
 		}
 	}
-	var rl syscall.Rlimit
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	cur, hard := openFileLimit()
 	memGiB := float64(meminfoKB("MemTotal")) / (1 << 20)
 	pin := "not pinned (server and clients share all CPUs)"
 	if o.pin {
 		pin = fmt.Sprintf("server pinned to CPU %s, clients to CPU %s", o.serverCPUs, o.clientCPUs)
 	}
 	return fmt.Sprintf("machine: %d CPUs (%s), %.1f GiB RAM, open files %d/%d (soft/hard), %s, %s/%s; %s",
-		runtime.NumCPU(), model, memGiB, rl.Cur, rl.Max, runtime.Version(), runtime.GOOS, runtime.GOARCH, pin)
+		runtime.NumCPU(), model, memGiB, cur, hard, runtime.Version(), runtime.GOOS, runtime.GOARCH, pin)
 }

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -174,14 +173,14 @@ func (b *Broker) Restart() {
 // nothing is answered, like a hung or very slow broker. Thaw resumes it.
 func (b *Broker) Freeze() {
 	if b.cmd != nil {
-		_ = syscall.Kill(b.cmd.Process.Pid, syscall.SIGSTOP)
+		b.signal(sigStop)
 	}
 }
 
 // Thaw resumes a frozen broker.
 func (b *Broker) Thaw() {
 	if b.cmd != nil {
-		_ = syscall.Kill(b.cmd.Process.Pid, syscall.SIGCONT)
+		b.signal(sigCont)
 	}
 }
 
