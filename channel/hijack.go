@@ -205,7 +205,7 @@ func (c *hijackedConn) finishWrite(rest []byte) error {
 // the socket would block (a short count, no error) or the write fails.
 //
 // It calls write(2) on the descriptor directly, as a raw system call
-// (rawWrite, Unix only), and tells neither the netpoller nor the scheduler. The call cannot block (the
+// (rawWrite, Linux only), and tells neither the netpoller nor the scheduler. The call cannot block (the
 // socket is non-blocking), fdMu keeps Close from releasing the descriptor
 // meanwhile, and telling the runtime costs more than the write on a busy
 // server: measured on a saturated core, the runtime monitor saw a processor
