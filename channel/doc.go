@@ -46,8 +46,11 @@
 // nothing is queued) that send everything queued for a connection in one
 // non-blocking socket write, so a busy server makes fewer writes than it
 // delivers frames. A client too slow to take a write gets a goroutine of
-// its own until it has (no pool goroutine ever waits on a socket). A
-// channel has no goroutine while idle. Broadcasts are encoded once
+// its own until it has (no pool goroutine ever waits on a socket). The
+// pool needs raw non-blocking socket writes: on Linux it serves plain
+// TCP connections; TLS connections, and every connection on other
+// systems, get a writer goroutine while frames are queued. A channel has
+// no goroutine while idle. Broadcasts are encoded once
 // per node and serializer, as complete WebSocket frames, and the same bytes
 // are queued for every subscriber ("fastlane"); only events a channel
 // intercepts go through its mailbox. One goroutine per server closes idle
