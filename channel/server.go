@@ -169,7 +169,7 @@ type serverStats struct {
 	slowClosed    atomic.Uint64
 	malformed     atomic.Uint64
 	mailboxDrops  atomic.Uint64
-	framesQueued  atomic.Uint64
+	framesWritten atomic.Uint64
 	writes        atomic.Uint64
 	blockedWrites atomic.Uint64
 }
@@ -182,11 +182,11 @@ type Stats struct {
 	SlowClosed   uint64 // connections closed with CloseSlowConsumer
 	Malformed    uint64 // connections closed for malformed frames
 	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
-	// FramesQueued counts the frames queued for WebSocket connections, and
-	// Writes the socket writes that sent them: a busy server sends several
-	// frames of a connection in one write, so Writes < FramesQueued.
-	FramesQueued uint64
-	Writes       uint64
+	// FramesWritten counts the frames written to WebSocket connections, and
+	// Writes the socket writes that carried them: a busy server sends
+	// several frames of a connection in one write, so Writes < FramesWritten.
+	FramesWritten uint64
+	Writes        uint64
 	// BlockedWrites counts the writes that found the client's socket buffer
 	// full and had to wait for the client to read: a sign of slow clients.
 	BlockedWrites uint64
@@ -240,7 +240,7 @@ func (s *Server) Stats() Stats {
 		SlowClosed:    s.stats.slowClosed.Load(),
 		Malformed:     s.stats.malformed.Load(),
 		MailboxDrops:  s.stats.mailboxDrops.Load(),
-		FramesQueued:  s.stats.framesQueued.Load(),
+		FramesWritten: s.stats.framesWritten.Load(),
 		Writes:        s.stats.writes.Load(),
 		BlockedWrites: s.stats.blockedWrites.Load(),
 	}

@@ -259,7 +259,6 @@ func (t *wsTransport) Send(f *Frame) {
 	}
 	t.queue = append(t.queue, outMsg{b: b})
 	t.bytes += len(b)
-	t.srv.stats.framesQueued.Add(1)
 	if !t.writing && t.ws != nil {
 		t.startWriting()
 	}
@@ -345,6 +344,7 @@ func (t *wsTransport) takeBatch() (batch []outMsg, n int, ok bool) {
 		n += len(batch[i].b)
 	}
 	t.srv.stats.writes.Add(1)
+	t.srv.stats.framesWritten.Add(uint64(len(batch)))
 	return batch, n, true
 }
 

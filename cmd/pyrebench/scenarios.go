@@ -461,7 +461,7 @@ loop:
 		"others_cpu_pct":     100 * ((mb1-mb0)/clkTck - srvCPU - (cc1 - cc0)) / window,
 		"server_cpu_s_per_m": div(srvCPU, float64(fin.Delivered)/1e6),
 		// Frames per socket write (pyre's Stats; NaN for other servers).
-		"frames_per_write": div(ctr1["frames_queued"]-ctr0["frames_queued"], ctr1["writes"]-ctr0["writes"]),
+		"frames_per_write": div(ctr1["frames_written"]-ctr0["frames_written"], ctr1["writes"]-ctr0["writes"]),
 		"server_rss_mb":    rssAfter / 1024,
 		"stop":             stop,
 		"stalled":          float64(stalled),
