@@ -176,26 +176,35 @@ func (c *hijackedConn) canWriteNoBlock() bool { return c.fd >= 0 }
 
 // tryWriteFrames writes the batch's frames (gathered in *buf, which it may
 // grow) with non-blocking socket writes. It returns done when the socket
-// took everything or failed. Otherwise it returns the rest (a copy), which
-// must go out before any other write: wmu stays locked until
-// finishWrite(rest) is called, on a goroutine that may block.
-func (c *hijackedConn) tryWriteFrames(batch []outMsg, buf *[]byte) (done bool, rest []byte, err error) {
+// took everything or failed. Otherwise it returns the rest (a copy) for
+// finishWrite(rest, held), to be called on a goroutine that may block:
+//   - held: the socket took part of the batch; wmu stays locked, so the
+//     rest goes out before any other write;
+//   - !held: another write (a control frame coder/websocket is sending,
+//     perhaps to a full socket) holds wmu, and tryWriteFrames does not wait
+//     for it: the whole batch goes out after it.
+func (c *hijackedConn) tryWriteFrames(batch []outMsg, buf *[]byte) (done bool, rest []byte, held bool, err error) {
 	b := gather(batch, *buf)
 	if len(batch) > 1 {
 		*buf = b[:0]
 	}
-	c.wmu.Lock()
+	if !c.wmu.TryLock() {
+		return false, append([]byte(nil), b...), false, nil
+	}
 	n, err := c.writeNoBlock(b)
 	if err != nil || n == len(b) {
 		c.wmu.Unlock()
-		return true, nil, err
+		return true, nil, false, err
 	}
-	return false, append([]byte(nil), b[n:]...), nil
+	return false, append([]byte(nil), b[n:]...), true, nil
 }
 
-// finishWrite writes the rest of a partial tryWriteFrames, blocking, and
-// unlocks wmu.
-func (c *hijackedConn) finishWrite(rest []byte) error {
+// finishWrite writes the rest of a tryWriteFrames, blocking, and unlocks
+// wmu; held says whether tryWriteFrames left wmu locked.
+func (c *hijackedConn) finishWrite(rest []byte, held bool) error {
+	if !held {
+		c.wmu.Lock()
+	}
 	_, err := c.Conn.Write(rest)
 	c.wmu.Unlock()
 	return err
@@ -205,10 +214,10 @@ func (c *hijackedConn) finishWrite(rest []byte) error {
 // the socket would block (a short count, no error) or the write fails.
 //
 // It calls write(2) on the descriptor directly, as a raw system call
-// (rawWrite, Linux only), and tells neither the netpoller nor the scheduler. The call cannot block (the
-// socket is non-blocking), fdMu keeps Close from releasing the descriptor
-// meanwhile, and telling the runtime costs more than the write on a busy
-// server: measured on a saturated core, the runtime monitor saw a processor
+// (rawWrite, Linux only), and tells neither the netpoller nor the
+// scheduler. The call cannot block (the socket is non-blocking), fdMu keeps
+// Close from releasing the descriptor meanwhile, and telling the runtime
+// costs more than the write on a busy server: measured on a saturated core, the runtime monitor saw a processor
 // "in a system call" at nearly every tick, handed it to another thread and
 // never backed off (11 % of the core went to its sleeps and the thread
 // switches), and RawConn's per-call poller bookkeeping cost another 3 %.

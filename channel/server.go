@@ -187,8 +187,10 @@ type Stats struct {
 	// several frames of a connection in one write, so Writes < FramesWritten.
 	FramesWritten uint64
 	Writes        uint64
-	// BlockedWrites counts the writes that found the client's socket buffer
-	// full and had to wait for the client to read: a sign of slow clients.
+	// BlockedWrites counts the writes the write pool handed to a goroutine
+	// of the connection's own because they could not go out at once: the
+	// client's socket buffer was full (a sign of slow clients) or a control
+	// frame was being written.
 	BlockedWrites uint64
 }
 

@@ -292,20 +292,20 @@ func (t *wsTransport) flush(buf *[]byte) {
 		t.wg.Done()
 		return
 	}
-	done, rest, err := t.nc.tryWriteFrames(batch, buf)
+	done, rest, held, err := t.nc.tryWriteFrames(batch, buf)
 	clear(batch)
 	if !done {
 		t.srv.stats.blockedWrites.Add(1)
-		go t.finishFlush(batch, n, rest)
+		go t.finishFlush(batch, n, rest, held)
 		return
 	}
 	t.flushed(batch, n, err)
 }
 
-// finishFlush writes the rest of a partial write, blocking until the slow
+// finishFlush writes what tryWriteFrames could not, blocking until the slow
 // peer takes it (or the connection is closed), then continues as flush.
-func (t *wsTransport) finishFlush(batch []outMsg, n int, rest []byte) {
-	err := t.nc.finishWrite(rest)
+func (t *wsTransport) finishFlush(batch []outMsg, n int, rest []byte, held bool) {
+	err := t.nc.finishWrite(rest, held)
 	t.flushed(batch, n, err)
 }
 

@@ -204,3 +204,51 @@ func TestWritePoolConcurrentPublishersAndLeavers(t *testing.T) {
 		}
 	}
 }
+
+// A control frame being written (coder/websocket's pong or close, which
+// may wait on a full socket) holds the connection's write lock; the pool
+// must not wait for it, or one slow client would stall every connection.
+// The test holds that lock itself: the other client still gets every
+// broadcast, and the held connection gets its frames, in order, once the
+// lock is free.
+func TestWritePoolDoesNotWaitBehindControlFrames(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	held := e.dial(t, "vsn=2.0.0", nil)
+	held.join("1", "room:a", "{}")
+	other := e.dial(t, "vsn=2.0.0", nil)
+	other.join("1", "room:a", "{}")
+
+	e.srv.mu.Lock()
+	var tr *wsTransport
+	for c := range e.srv.conns {
+		if c.t != nil {
+			if w := c.t.(*wsTransport); tr == nil || w.lastActivity() < tr.lastActivity() {
+				tr = w // the first client: it joined first, so the pool meets it first
+			}
+		}
+	}
+	e.srv.mu.Unlock()
+	require.NotNil(t, tr)
+	tr.nc.wmu.Lock()
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			tr.nc.wmu.Unlock()
+		}
+	}
+	defer unlock()
+
+	ctx := context.Background()
+	for i := range 20 {
+		require.NoError(t, e.srv.Broadcast(ctx, "room:a", "n", map[string]int{"i": i}))
+	}
+	for i := range 20 {
+		other.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))
+	}
+	assert.NotZero(t, e.srv.Stats().BlockedWrites, "the held connection's write was handed to a goroutine")
+	unlock()
+	for i := range 20 {
+		held.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))
+	}
+}
