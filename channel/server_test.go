@@ -547,8 +547,14 @@ func TestClientCloseAnsweredWhileBroadcasting(t *testing.T) {
 			runtime.Gosched()
 		}
 		// Close reads (and drops) data frames until the server's close frame.
+		// On a loaded machine the unread broadcasts can fill this client's
+		// queue first: then the frame is the server's own 3008 close, which
+		// arrives whole just the same.
 		err := c.Close(websocket.StatusNormalClosure, "")
-		require.NoError(t, err, "attempt %d: the server's close frame was lost", i)
+		if err != nil {
+			require.Equal(t, websocket.StatusCode(CloseSlowConsumer), websocket.CloseStatus(err),
+				"attempt %d: the server's close frame was lost: %v", i, err)
+		}
 	}
 }
 
