@@ -3,6 +3,8 @@ package channeltest_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/channel/channeltest"
@@ -51,4 +53,27 @@ func TestFailSendAfterTheChannelEnded(t *testing.T) {
 		after()
 	})
 	contains(t, msg, `Send to greet:1 failed: the channel ended or its mailbox is full`)
+}
+
+// The server records a join (OnJoin) just after it queued the join reply,
+// so the test can see the reply first. Assigns and Send wait for the
+// record (up to Options.Timeout, 1 s) instead of failing. Here a user
+// OnJoin hook holds the record back for half a second of the bubble's fake
+// time.
+func TestAssignsWaitsForTheJoinRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			close(release)
+		}()
+		opts := &channeltest.Options{}
+		opts.Server.OnJoin = func(*channel.Socket) { <-release }
+		ep := channeltest.New(t, greeterRouter(), opts)
+		ch := ep.Socket(nil).Join("greet:1", map[string]any{"name": "ada"})
+		start := time.Now()
+		assert.Equal(t, map[string]any{"name": "ada"}, ch.Assigns())
+		assert.Equal(t, 500*time.Millisecond, time.Since(start), "Assigns waited for the record")
+		ep.Close()
+	})
 }

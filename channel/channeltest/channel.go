@@ -26,7 +26,9 @@ func (c *Channel) JoinRef() string { return c.joinRef }
 
 // Assigns returns the channel's assigns as they were right after its Join
 // returned, like the socket Phoenix's subscribe_and_join returns. The map
-// is a copy: later Assign calls of the channel do not show.
+// is a copy: later Assign calls of the channel do not show. The server
+// records the join just after it sent the join reply; Assigns waits for
+// that record up to Options.Timeout.
 func (c *Channel) Assigns() map[string]any {
 	c.s.tb.Helper()
 	j, ok := c.s.joinedAs(c.topic, c.joinRef)

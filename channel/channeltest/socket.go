@@ -257,14 +257,35 @@ func (s *Socket) recordJoin(cs *channel.Socket) {
 		s.joins = make(map[string]joined)
 	}
 	s.joins[cs.Topic()+"\x00"+cs.JoinRef()] = joined{sock: cs, assigns: snap}
+	s.signalLocked()
 	s.mu.Unlock()
 }
 
+// joinedAs returns the server side of a join. The server calls OnJoin just
+// after it queued the join reply, so a test that saw the reply may get here
+// first: it waits for the record (up to Options.Timeout), woken by
+// recordJoin.
 func (s *Socket) joinedAs(topic, joinRef string) (joined, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	j, ok := s.joins[topic+"\x00"+joinRef]
-	return j, ok
+	key := topic + "\x00" + joinRef
+	var t *time.Timer
+	for {
+		s.mu.Lock()
+		j, ok := s.joins[key]
+		notify := s.notify
+		s.mu.Unlock()
+		if ok {
+			return j, true
+		}
+		if t == nil {
+			t = time.NewTimer(s.ep.timeout)
+			defer t.Stop()
+		}
+		select {
+		case <-notify:
+		case <-t.C:
+			return joined{}, false
+		}
+	}
 }
 
 func (s *Socket) recordTermination(topic, joinRef string, reason error) {
