@@ -15,14 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readJoin reads frames from a silent client until its join reply.
-func readJoinReply(t *testing.T, c *websocket.Conn) {
+// joinSilent dials a client that reads nothing by itself (dialSilent),
+// joins room:a and reads the join reply.
+func (e *testEndpoint) joinSilent(t *testing.T) *websocket.Conn {
 	t.Helper()
+	c := e.dialSilent(t, "vsn=2.0.0")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
 	_, b, err := c.Read(ctx)
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"phx_reply"`)
+	return c
 }
 
 // A client that stops reading makes the pool's non-blocking write come up
@@ -31,10 +35,8 @@ func readJoinReply(t *testing.T, c *websocket.Conn) {
 // The client must then read every frame whole and in order.
 func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
-	c := e.dialSilent(t, "vsn=2.0.0")
+	c := e.joinSilent(t)
 	ctx := context.Background()
-	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
-	readJoinReply(t, c)
 
 	// Sizes cover the three header lengths (7-bit, 16-bit, 64-bit).
 	sizes := []int{10, 200, 5000, 70000, 1}
@@ -90,10 +92,8 @@ func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
 // that finishes it returns (goleak checks) and Close does not hang.
 func TestCloseEndsBlockedWrite(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
-	c := e.dialSilent(t, "vsn=2.0.0")
+	e.joinSilent(t)
 	ctx := context.Background()
-	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`["1","1","room:a","phx_join",{}]`)))
-	readJoinReply(t, c)
 	big := strings.Repeat("z", 64<<10)
 	for i := 0; e.srv.Stats().BlockedWrites == 0; i++ {
 		require.Less(t, i, 10_000, "the socket never filled")
