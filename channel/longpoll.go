@@ -156,7 +156,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Cache-Control", "no-store")
-	if !s.checkOrigin(r) {
+	if !s.checkLongPollOrigin(r) {
 		s.stats.refused.Add(1)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll request refused: origin not allowed",
 			slog.String("origin", r.Header.Get("Origin")), slog.String("remote_addr", r.RemoteAddr))
@@ -176,6 +176,15 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 	}
+}
+
+// checkLongPollOrigin runs Options.CheckOrigin, else the AllowedOrigins
+// policy, on a LongPoll request.
+func (s *Server) checkLongPollOrigin(r *http.Request) bool {
+	if s.opts.CheckOrigin != nil {
+		return s.opts.CheckOrigin(r)
+	}
+	return s.origins.allow(r, true)
 }
 
 // get serves a poll, or creates a session when the request carries no
