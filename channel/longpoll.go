@@ -40,10 +40,14 @@ import (
 //
 // # Bounds and policies
 //
-// Sessions per node are capped by MaxSessions: beyond it a new session is
-// refused with HTTP 503, an empty body and Retry-After; phoenix.js takes an
-// unparsable answer like a network error (error, close 1011) and reconnects
-// with its backoff. The same answer is given while the Server shuts down.
+// Sessions per node are capped by MaxSessions, and the sessions of one
+// client (by default one IP address, or one IPv6 /64) by
+// MaxSessionsPerClient, so that a client opening sessions in a loop is
+// refused alone while others still connect: beyond either cap a new
+// session is refused with HTTP 503, an empty body and Retry-After;
+// phoenix.js takes an unparsable answer like a network error (error, close
+// 1011) and reconnects with its backoff. The same answer is given while the
+// Server shuts down.
 // Messages waiting for the next poll are capped by MaxQueuedMessages and by
 // Options.MaxQueueBytes: a message that would overflow either closes the
 // session as a slow consumer (Stats.SlowClosed), its channels terminate, and
@@ -94,6 +98,24 @@ type LongPollOptions struct {
 	// MaxSessions caps the sessions open on this node. Beyond it new
 	// sessions are refused with HTTP 503 (see above). Defaults to 10 000.
 	MaxSessions int
+	// MaxSessionsPerClient caps the sessions one client (see ClientKey) may
+	// hold on this node, so that one client cannot take all MaxSessions and
+	// lock everyone else out: its next session is refused with HTTP 503 (as
+	// above) while other clients still get theirs. Defaults to 100, and
+	// never more than MaxSessions; set it to MaxSessions to turn the share
+	// off. Clients behind one NAT share one key, so raise it for many users
+	// behind few addresses.
+	MaxSessionsPerClient int
+	// ClientKey names the client a request comes from, for
+	// MaxSessionsPerClient. Defaults to the request's remote IP address
+	// (http.Request.RemoteAddr without the port), IPv6 addresses grouped by
+	// their /64 prefix, which one subscriber or host usually holds whole.
+	// Behind a reverse proxy every request comes from the proxy: set
+	// ClientKey to read the client address from a header the proxy sets and
+	// clients cannot forge (such as the last X-Forwarded-For entry the
+	// proxy appended), or to key by something else the app trusts. An empty
+	// key falls back to the default. It is called once per new session.
+	ClientKey func(r *http.Request) string
 	// MaxQueuedMessages caps the messages waiting for a session's next poll;
 	// overflow closes the session as a slow consumer. Queued bytes are
 	// capped by Options.MaxQueueBytes. Defaults to 1 000.
@@ -126,6 +148,10 @@ func (o *LongPollOptions) withDefaults() LongPollOptions {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10_000
 	}
+	if c.MaxSessionsPerClient <= 0 {
+		c.MaxSessionsPerClient = 100
+	}
+	c.MaxSessionsPerClient = min(c.MaxSessionsPerClient, c.MaxSessions)
 	if c.MaxQueuedMessages <= 0 {
 		c.MaxQueuedMessages = 1_000
 	}
@@ -222,10 +248,17 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	defer s.wg.Done()
-	if !st.reserve() {
+	client := st.clientKey(r)
+	if ok, full := st.reserve(client); !ok {
 		s.stats.refused.Add(1)
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "longpoll session refused: too many sessions",
-			slog.Int("max_sessions", st.opts.MaxSessions), slog.String("remote_addr", r.RemoteAddr))
+		if full {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "longpoll session refused: too many sessions",
+				slog.Int("max_sessions", st.opts.MaxSessions), slog.String("remote_addr", r.RemoteAddr))
+		} else {
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll session refused: too many sessions for this client",
+				slog.Int("max_sessions_per_client", st.opts.MaxSessionsPerClient),
+				slog.String("client", client), slog.String("remote_addr", r.RemoteAddr))
+		}
 		writeLPUnavailable(w)
 		return
 	}
@@ -238,7 +271,7 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 	}
 	ser, ok := negotiateSerializer(info.Params)
 	if !ok {
-		st.release()
+		st.release(client)
 		s.stats.refused.Add(1)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll connection refused: unsupported vsn",
 			slog.Any("vsn", info.Params["vsn"]), slog.String("remote_addr", r.RemoteAddr))
@@ -246,11 +279,11 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	info.Serializer = ser
-	ss := st.newLPSession(s, ser)
+	ss := st.newLPSession(s, ser, client)
 	conn, err := s.Attach(r.Context(), info, ss)
 	info.Request = nil
 	if err != nil {
-		st.release()
+		st.release(client)
 		if errors.Is(err, ErrServerClosed) {
 			writeLPUnavailable(w)
 			return

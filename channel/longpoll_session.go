@@ -14,12 +14,13 @@ import (
 // to Conn.Receive in order by the session's own goroutine (run), which also
 // reaps the session when it goes idle and finishes the Conn at the end.
 type lpSession struct {
-	st    *lpState
-	srv   *Server
-	conn  *Conn // set right after Attach, before run starts
-	ser   Serializer
-	id    string
-	token string
+	st     *lpState
+	srv    *Server
+	conn   *Conn // set right after Attach, before run starts
+	ser    Serializer
+	id     string
+	token  string
+	client string // the client key, for MaxSessionsPerClient
 
 	in      chan *lpLine  // POSTed messages, handed to run one at a time
 	stop    chan struct{} // closed by Close
@@ -47,7 +48,7 @@ type lpLine struct {
 	done chan struct{}
 }
 
-func (st *lpState) newLPSession(s *Server, ser Serializer) *lpSession {
+func (st *lpState) newLPSession(s *Server, ser Serializer, client string) *lpSession {
 	id := randomID(16)
 	return &lpSession{
 		st:       st,
@@ -55,6 +56,7 @@ func (st *lpState) newLPSession(s *Server, ser Serializer) *lpSession {
 		ser:      ser,
 		id:       id,
 		token:    st.sign(id),
+		client:   client,
 		in:       make(chan *lpLine),
 		stop:     make(chan struct{}),
 		posting:  make(chan struct{}, 1),
