@@ -5,8 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -138,4 +141,95 @@ func TestLongPollClientKeyDefaults(t *testing.T) {
 	assert.Equal(t, 100, d.MaxSessionsPerClient)
 	d = (&LongPollOptions{MaxSessions: 10}).withDefaults()
 	assert.Equal(t, 10, d.MaxSessionsPerClient, "never more than MaxSessions")
+}
+
+// lpSessionGoroutines counts the goroutines running code of a LongPoll
+// session.
+func lpSessionGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "channel.(*lpSession)") {
+			count++
+		}
+	}
+	return count
+}
+
+// TestLongPollUnusedSessionsHoldNoGoroutine: a session opened by one GET
+// and never used costs no goroutine, so a flood of them costs memory only
+// (before, each held one for IdleTimeout).
+func TestLongPollUnusedSessionsHoldNoGoroutine(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), LongPoll: &LongPollOptions{}})
+	hc := e.hs.Client()
+	t.Cleanup(hc.CloseIdleConnections)
+	for range 20 {
+		_, status := lpOpen(t, hc, e.hs.URL)
+		require.Equal(t, lpGone, status)
+	}
+	assert.Equal(t, 20, e.srv.longPoll().count())
+	assert.Equal(t, 0, lpSessionGoroutines())
+}
+
+// TestLongPollFeedEndsBetweenPosts: the goroutine that hands POSTed lines
+// to the connection ends once the POST is done; later POSTs start it
+// again, and an unused session is still reaped after IdleTimeout.
+func TestLongPollFeedEndsBetweenPosts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newLPServer(t, &Options{})
+		defer srv.Close()
+		c := newLPClient(t, srv, "vsn=2.0.0")
+		c.open()
+		idle := newLPClient(t, srv, "vsn=2.0.0")
+		idle.open()
+		synctest.Wait()
+		assert.Equal(t, 0, lpSessionGoroutines())
+		require.Equal(t, lpOK, c.post(`["1","1","room:a","phx_join",{}]`).Status)
+		synctest.Wait()
+		assert.Equal(t, 0, lpSessionGoroutines(), "feed ended")
+		require.Equal(t, lpOK, c.post(`["1","2","room:a","bcast",{"n":1}]`).Status)
+		c.pollUntil(`["1","2","room:a","phx_reply",{"response":{},"status":"ok"}]`)
+		time.Sleep(10 * time.Second) // fake time: idle has not polled for 10 s, c polls
+		c.get()
+		time.Sleep(5*time.Second + time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 1, srv.longPoll().count(), "the idle session was reaped")
+		assert.Equal(t, lpGone, idle.get().Status, "and its token is gone")
+	})
+}
+
+// BenchmarkLongPollUnusedSessions reports what a session costs that was
+// opened by one token-less GET and never used: heap and goroutines.
+func BenchmarkLongPollUnusedSessions(b *testing.B) {
+	const n = 1000
+	var before, after runtime.MemStats
+	var g0, g1 int
+	for b.Loop() {
+		b.StopTimer()
+		srv := newLPServer(b, &Options{LongPoll: &LongPollOptions{MaxSessionsPerClient: n}})
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		g0 = runtime.NumGoroutine()
+		b.StartTimer()
+		for range n {
+			newLPClient(b, srv, "vsn=2.0.0").open()
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		g1 = runtime.NumGoroutine()
+		require.NoError(b, srv.Close())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/session")
+	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-bytes/session")
+	b.ReportMetric(float64(g1-g0)/n, "goroutines/session")
 }
