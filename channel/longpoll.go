@@ -31,7 +31,8 @@ import (
 // {"status":200} once every line was accepted, 408 when one was not within
 // Window, 410 for an unknown session. The token is read from the
 // X-Phoenix-Longpoll-Token header, else from the last "token" query param.
-// check_origin failures and refused connects answer {"status":403}; OPTIONS
+// Origin failures (Options.AllowedOrigins, which also covers GETs without
+// an Origin header) and refused connects answer {"status":403}; OPTIONS
 // answers the CORS preflight; other methods get HTTP 400.
 //
 // Server-to-client binary frames cannot travel over LongPoll (phoenix.js
