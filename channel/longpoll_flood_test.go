@@ -2,10 +2,12 @@ package channel
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -143,9 +145,17 @@ func TestLongPollClientKeyDefaults(t *testing.T) {
 	assert.Equal(t, 10, d.MaxSessionsPerClient, "never more than MaxSessions")
 }
 
-// lpSessionGoroutines counts the goroutines running code of a LongPoll
-// session.
-func lpSessionGoroutines() int {
+// lpSessionGoroutines counts the goroutines running a method of one of
+// the open sessions of srv (told apart from other tests' sessions by the
+// receiver pointer in the stack trace).
+func lpSessionGoroutines(srv *Server) int {
+	st := srv.longPoll()
+	st.mu.Lock()
+	receivers := make([]string, 0, len(st.sessions))
+	for _, ss := range st.sessions {
+		receivers = append(receivers, fmt.Sprintf("(%p", ss))
+	}
+	st.mu.Unlock()
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -157,8 +167,12 @@ func lpSessionGoroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "channel.(*lpSession)") {
-			count++
+		for _, line := range strings.Split(g, "\n") {
+			if strings.Contains(line, "channel.(*lpSession).") && !strings.HasPrefix(line, "created by") &&
+				slices.ContainsFunc(receivers, func(r string) bool { return strings.Contains(line, r) }) {
+				count++
+				break
+			}
 		}
 	}
 	return count
@@ -176,7 +190,7 @@ func TestLongPollUnusedSessionsHoldNoGoroutine(t *testing.T) {
 		require.Equal(t, lpGone, status)
 	}
 	assert.Equal(t, 20, e.srv.longPoll().count())
-	assert.Equal(t, 0, lpSessionGoroutines())
+	assert.Equal(t, 0, lpSessionGoroutines(e.srv))
 }
 
 // TestLongPollFeedEndsBetweenPosts: the goroutine that hands POSTed lines
@@ -191,10 +205,10 @@ func TestLongPollFeedEndsBetweenPosts(t *testing.T) {
 		idle := newLPClient(t, srv, "vsn=2.0.0")
 		idle.open()
 		synctest.Wait()
-		assert.Equal(t, 0, lpSessionGoroutines())
+		assert.Equal(t, 0, lpSessionGoroutines(srv))
 		require.Equal(t, lpOK, c.post(`["1","1","room:a","phx_join",{}]`).Status)
 		synctest.Wait()
-		assert.Equal(t, 0, lpSessionGoroutines(), "feed ended")
+		assert.Equal(t, 0, lpSessionGoroutines(srv), "feed ended")
 		require.Equal(t, lpOK, c.post(`["1","2","room:a","bcast",{"n":1}]`).Status)
 		c.pollUntil(`["1","2","room:a","phx_reply",{"response":{},"status":"ok"}]`)
 		time.Sleep(10 * time.Second) // fake time: idle has not polled for 10 s, c polls
