@@ -29,11 +29,13 @@ type webOrigin struct {
 
 func newOriginChecker(list []string, sameOrigin bool) *originChecker {
 	oc := &originChecker{sameOrigin: sameOrigin}
+	listed := false
 	for _, s := range list {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			continue
 		}
+		listed = true
 		if s == "*" {
 			oc.any = true
 			continue
@@ -43,7 +45,7 @@ func newOriginChecker(list []string, sameOrigin bool) *originChecker {
 		}
 		u, err := url.Parse(s)
 		if err != nil || u.Hostname() == "" {
-			continue
+			continue // matches nothing
 		}
 		a := allowedOrigin{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
 		if strings.HasPrefix(a.host, "*.") {
@@ -51,7 +53,7 @@ func newOriginChecker(list []string, sameOrigin bool) *originChecker {
 		}
 		oc.allowed = append(oc.allowed, a)
 	}
-	if !oc.any && len(oc.allowed) == 0 {
+	if !listed {
 		oc.sameOrigin = true // no list: Phoenix's :conn
 	}
 	return oc

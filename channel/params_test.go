@@ -71,6 +71,11 @@ func TestOriginChecker(t *testing.T) {
 		}
 		assert.Equal(t, want, oc.allow(r, false), origin)
 	}
+	bad := newOriginChecker([]string{"https://", " "}, false)
+	r0 := httptest.NewRequest("GET", "http://server.test:4000/socket/websocket", nil)
+	r0.Header.Set("Origin", "http://server.test:4000")
+	assert.False(t, bad.allow(r0, false), "a list of entries without a host allows no origin")
+	assert.True(t, newOriginChecker([]string{" "}, false).allow(r0, false), "a blank list is no list")
 	any := newOriginChecker([]string{"*"}, false)
 	r := httptest.NewRequest("GET", "http://server.test/", nil)
 	r.Header.Set("Origin", "http://evil.example")
