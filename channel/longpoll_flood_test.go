@@ -27,6 +27,20 @@ func lpFromClient(t *testing.T, ip string) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// lpOtherClient is an HTTP client from 127.0.0.2, another address than
+// the default client's; the test is skipped where it cannot send from
+// there.
+func lpOtherClient(t *testing.T, base string) *http.Client {
+	t.Helper()
+	hc := lpFromClient(t, "127.0.0.2")
+	resp, err := hc.Get(base + "/socket/other") // a 404
+	if err != nil {
+		t.Skipf("cannot send from 127.0.0.2 on this system: %v", err)
+	}
+	resp.Body.Close()
+	return hc
+}
+
 // lpOpen sends a token-less LongPoll GET and returns the HTTP status and
 // the logical one (410 when a session was created).
 func lpOpen(t *testing.T, hc *http.Client, base string, hdr ...string) (code, status int) {
@@ -51,12 +65,7 @@ func lpOpen(t *testing.T, hc *http.Client, base string, hdr ...string) (code, st
 func TestLongPollFloodFromOneAddressLocksOnlyItOut(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), LongPoll: &LongPollOptions{MaxSessions: 40, MaxSessionsPerClient: 10}})
 	flooder := lpFromClient(t, "127.0.0.1")
-	victim := lpFromClient(t, "127.0.0.2")
-	resp, err := victim.Get(e.hs.URL + "/socket/other") // a 404
-	if err != nil {
-		t.Skipf("cannot send from 127.0.0.2 on this system: %v", err)
-	}
-	resp.Body.Close()
+	victim := lpOtherClient(t, e.hs.URL)
 	refused := 0
 	for range 200 {
 		code, status := lpOpen(t, flooder, e.hs.URL)
@@ -75,6 +84,23 @@ func TestLongPollFloodFromOneAddressLocksOnlyItOut(t *testing.T) {
 	code, _ := lpOpen(t, victim, e.hs.URL)
 	assert.Equal(t, http.StatusServiceUnavailable, code, "the victim has its own share")
 	assert.Equal(t, uint64(191), e.srv.Stats().Refused)
+}
+
+// TestLongPollDefaultShare: with the defaults one address holds at most
+// 100 sessions.
+func TestLongPollDefaultShare(t *testing.T) {
+	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), LongPoll: &LongPollOptions{}})
+	flooder := lpFromClient(t, "127.0.0.1")
+	victim := lpOtherClient(t, e.hs.URL)
+	opened := 0
+	for range 150 {
+		if code, _ := lpOpen(t, flooder, e.hs.URL); code == http.StatusOK {
+			opened++
+		}
+	}
+	assert.Equal(t, 100, opened)
+	_, status := lpOpen(t, victim, e.hs.URL)
+	assert.Equal(t, lpGone, status)
 }
 
 // TestLongPollClientKeyShares: behind a proxy the app keys clients itself;
