@@ -26,7 +26,14 @@
 // Options.LongPoll, whose doc describes its sessions, bounds and routing
 // between nodes. Both serializers are supported: V2 (JSON arrays plus binary frames, what
 // phoenix.js speaks; vsn=2.0.0) and V1 (JSON objects; vsn absent or 1.0.x).
-// Another vsn is refused with HTTP 403, like Phoenix. Heartbeats are
+// Another vsn is refused with HTTP 403, like Phoenix. Browsers are let in
+// by Options.AllowedOrigins (Phoenix's check_origin list, checked alone),
+// by default only from the request's own origin, which does not hold
+// against DNS rebinding: servers on loopback or a LAN should set a list.
+// LongPoll sessions are capped per node (LongPollOptions.MaxSessions,
+// 10 000) and per client (MaxSessionsPerClient, 100 per IP address or
+// IPv6 /64, or per LongPollOptions.ClientKey behind a proxy), so that one
+// client cannot lock the others out. Heartbeats are
 // answered, joins, leaves, duplicate joins, stale join_refs, unmatched topics,
 // "join crashed" and "too many channels joined" behave as in Phoenix 1.8,
 // and close codes follow Bandit, Phoenix's default server: 1000/1002 answers

@@ -31,7 +31,8 @@ import (
 // {"status":200} once every line was accepted, 408 when one was not within
 // Window, 410 for an unknown session. The token is read from the
 // X-Phoenix-Longpoll-Token header, else from the last "token" query param.
-// check_origin failures and refused connects answer {"status":403}; OPTIONS
+// Origin failures (Options.AllowedOrigins, which also covers GETs without
+// an Origin header) and refused connects answer {"status":403}; OPTIONS
 // answers the CORS preflight; other methods get HTTP 400.
 //
 // Server-to-client binary frames cannot travel over LongPoll (phoenix.js
@@ -40,10 +41,14 @@ import (
 //
 // # Bounds and policies
 //
-// Sessions per node are capped by MaxSessions: beyond it a new session is
-// refused with HTTP 503, an empty body and Retry-After; phoenix.js takes an
-// unparsable answer like a network error (error, close 1011) and reconnects
-// with its backoff. The same answer is given while the Server shuts down.
+// Sessions per node are capped by MaxSessions, and the sessions of one
+// client (by default one IP address, or one IPv6 /64) by
+// MaxSessionsPerClient, so that a client opening sessions in a loop is
+// refused alone while others still connect: beyond either cap a new
+// session is refused with HTTP 503, an empty body and Retry-After;
+// phoenix.js takes an unparsable answer like a network error (error, close
+// 1011) and reconnects with its backoff. The same answer is given while the
+// Server shuts down.
 // Messages waiting for the next poll are capped by MaxQueuedMessages and by
 // Options.MaxQueueBytes: a message that would overflow either closes the
 // session as a slow consumer (Stats.SlowClosed), its channels terminate, and
@@ -57,6 +62,10 @@ import (
 //
 // Only one poll per session is served at a time: a newer poll supersedes the
 // held one, which is answered 204 at once.
+//
+// A session holds a goroutine only while a POST to it is being handled:
+// one opened by a single GET and never used costs about 1 KB of heap (plus
+// what Connect stores in it) until IdleTimeout reaps it.
 //
 // # Several nodes
 //
@@ -94,6 +103,24 @@ type LongPollOptions struct {
 	// MaxSessions caps the sessions open on this node. Beyond it new
 	// sessions are refused with HTTP 503 (see above). Defaults to 10 000.
 	MaxSessions int
+	// MaxSessionsPerClient caps the sessions one client (see ClientKey) may
+	// hold on this node, so that one client cannot take all MaxSessions and
+	// lock everyone else out: its next session is refused with HTTP 503 (as
+	// above) while other clients still get theirs. Defaults to 100, and
+	// never more than MaxSessions; set it to MaxSessions to turn the share
+	// off. Clients behind one NAT share one key, so raise it for many users
+	// behind few addresses.
+	MaxSessionsPerClient int
+	// ClientKey names the client a request comes from, for
+	// MaxSessionsPerClient. Defaults to the request's remote IP address
+	// (http.Request.RemoteAddr without the port), IPv6 addresses grouped by
+	// their /64 prefix, which one subscriber or host usually holds whole.
+	// Behind a reverse proxy every request comes from the proxy: set
+	// ClientKey to read the client address from a header the proxy sets and
+	// clients cannot forge (such as the last X-Forwarded-For entry the
+	// proxy appended), or to key by something else the app trusts. An empty
+	// key falls back to the default. It is called once per new session.
+	ClientKey func(r *http.Request) string
 	// MaxQueuedMessages caps the messages waiting for a session's next poll;
 	// overflow closes the session as a slow consumer. Queued bytes are
 	// capped by Options.MaxQueueBytes. Defaults to 1 000.
@@ -126,6 +153,10 @@ func (o *LongPollOptions) withDefaults() LongPollOptions {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10_000
 	}
+	if c.MaxSessionsPerClient <= 0 {
+		c.MaxSessionsPerClient = 100
+	}
+	c.MaxSessionsPerClient = min(c.MaxSessionsPerClient, c.MaxSessions)
 	if c.MaxQueuedMessages <= 0 {
 		c.MaxQueuedMessages = 1_000
 	}
@@ -156,7 +187,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Cache-Control", "no-store")
-	if !s.checkOrigin(r) {
+	if !s.checkLongPollOrigin(r) {
 		s.stats.refused.Add(1)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll request refused: origin not allowed",
 			slog.String("origin", r.Header.Get("Origin")), slog.String("remote_addr", r.RemoteAddr))
@@ -176,6 +207,15 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusBadRequest)
 	}
+}
+
+// checkLongPollOrigin runs Options.CheckOrigin, else the AllowedOrigins
+// policy, on a LongPoll request.
+func (s *Server) checkLongPollOrigin(r *http.Request) bool {
+	if s.opts.CheckOrigin != nil {
+		return s.opts.CheckOrigin(r)
+	}
+	return s.origins.allow(r, true)
 }
 
 // get serves a poll, or creates a session when the request carries no
@@ -213,10 +253,17 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	defer s.wg.Done()
-	if !st.reserve() {
+	client := st.clientKey(r)
+	if ok, full := st.reserve(client); !ok {
 		s.stats.refused.Add(1)
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "longpoll session refused: too many sessions",
-			slog.Int("max_sessions", st.opts.MaxSessions), slog.String("remote_addr", r.RemoteAddr))
+		if full {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "longpoll session refused: too many sessions",
+				slog.Int("max_sessions", st.opts.MaxSessions), slog.String("remote_addr", r.RemoteAddr))
+		} else {
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll session refused: too many sessions for this client",
+				slog.Int("max_sessions_per_client", st.opts.MaxSessionsPerClient),
+				slog.String("client", client), slog.String("remote_addr", r.RemoteAddr))
+		}
 		writeLPUnavailable(w)
 		return
 	}
@@ -229,7 +276,7 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 	}
 	ser, ok := negotiateSerializer(info.Params)
 	if !ok {
-		st.release()
+		st.release(client)
 		s.stats.refused.Add(1)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll connection refused: unsupported vsn",
 			slog.Any("vsn", info.Params["vsn"]), slog.String("remote_addr", r.RemoteAddr))
@@ -237,11 +284,11 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	info.Serializer = ser
-	ss := st.newLPSession(s, ser)
+	ss := st.newLPSession(s, ser, client)
 	conn, err := s.Attach(r.Context(), info, ss)
 	info.Request = nil
 	if err != nil {
-		st.release()
+		st.release(client)
 		if errors.Is(err, ErrServerClosed) {
 			writeLPUnavailable(w)
 			return
@@ -252,7 +299,7 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 	ss.conn = conn
 	st.add(ss)
 	s.wg.Add(1) // the request holds s.wg, so Close waits for this too
-	go ss.run()
+	ss.start()
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "longpoll session created",
 		slog.String("remote_addr", r.RemoteAddr), slog.String("serializer", ser.String()))
 	writeLPPoll(w, lpGone, ss.token, nil)

@@ -11,17 +11,21 @@ import (
 
 // lpSession is one LongPoll session: the Transport of its Conn. Outbound
 // frames wait in a bounded queue for the next poll; inbound lines are fed
-// to Conn.Receive in order by the session's own goroutine (run), which also
-// reaps the session when it goes idle and finishes the Conn at the end.
+// to Conn.Receive in order by a goroutine (feed) that runs only while POSTs
+// are being handled, so that a session costs no goroutine until it is used
+// and none while it is idle. A timer reaps the session when it goes idle;
+// the session is finished (finish: its Conn ends, its share is given back)
+// by feed when it runs at the close, else by a goroutine started then.
 type lpSession struct {
-	st    *lpState
-	srv   *Server
-	conn  *Conn // set right after Attach, before run starts
-	ser   Serializer
-	id    string
-	token string
+	st     *lpState
+	srv    *Server
+	conn   *Conn // set right after Attach, before start
+	ser    Serializer
+	id     string
+	token  string
+	client string // the client key, for MaxSessionsPerClient
 
-	in      chan *lpLine  // POSTed messages, handed to run one at a time
+	in      chan *lpLine  // POSTed messages, handed to feed one at a time
 	stop    chan struct{} // closed by Close
 	posting chan struct{} // one POST at a time, so batches never interleave
 
@@ -39,15 +43,22 @@ type lpSession struct {
 	warnedBin bool          // a dropped binary frame was logged
 	closeCode int           // the close code and reason, for the log
 	closeWhy  string
+
+	ready     bool          // start ran: conn is set, the idle timer armed
+	feeding   bool          // feed runs
+	posters   int           // POSTs handing lines to feed
+	finishing bool          // finish has been claimed
+	idle      *time.Timer   // reaps the session after IdleTimeout without a poll
+	feedIdle  chan struct{} // (1) the last POST is done: feed may end
 }
 
-// lpLine is one decoded inbound message and the signal that run handled it.
+// lpLine is one decoded inbound message and the signal that feed handled it.
 type lpLine struct {
 	m    Message
 	done chan struct{}
 }
 
-func (st *lpState) newLPSession(s *Server, ser Serializer) *lpSession {
+func (st *lpState) newLPSession(s *Server, ser Serializer, client string) *lpSession {
 	id := randomID(16)
 	return &lpSession{
 		st:       st,
@@ -55,9 +66,11 @@ func (st *lpState) newLPSession(s *Server, ser Serializer) *lpSession {
 		ser:      ser,
 		id:       id,
 		token:    st.sign(id),
+		client:   client,
 		in:       make(chan *lpLine),
 		stop:     make(chan struct{}),
 		posting:  make(chan struct{}, 1),
+		feedIdle: make(chan struct{}, 1),
 		lastPoll: time.Now(),
 	}
 }
@@ -111,9 +124,10 @@ func (ss *lpSession) wakeLocked() {
 }
 
 // Close implements Transport: the queue is dropped, a held poll is
-// answered 410 and run finishes the Conn. It may run before newSession has
-// set ss.conn (a "disconnect" broadcast right after Attach), so it leaves
-// ss.conn alone; run logs the close.
+// answered 410 and the session is finished (by feed if it runs, else by a
+// goroutine started here). It may run before newSession has set ss.conn (a
+// "disconnect" broadcast right after Attach): it leaves ss.conn alone, and
+// start then finishes the session.
 func (ss *lpSession) Close(code int, reason string) {
 	ss.closeOnce.Do(func() {
 		ss.mu.Lock()
@@ -121,9 +135,61 @@ func (ss *lpSession) Close(code int, reason string) {
 		ss.closeCode, ss.closeWhy = code, reason
 		ss.queue, ss.bytes = nil, 0
 		ss.wakeLocked()
+		fin := ss.claimFinishLocked()
 		ss.mu.Unlock()
 		close(ss.stop)
+		if fin {
+			go ss.finish()
+		}
 	})
+}
+
+// start arms the idle timer once newSession has set ss.conn; the Server's
+// WaitGroup counts the session until finish.
+func (ss *lpSession) start() {
+	ss.mu.Lock()
+	ss.ready = true
+	ss.idle = time.AfterFunc(ss.st.opts.IdleTimeout, ss.checkIdle)
+	fin := ss.claimFinishLocked()
+	ss.mu.Unlock()
+	if fin {
+		go ss.finish() // closed before it started
+	}
+}
+
+// claimFinishLocked reports whether the caller must finish the session: it
+// is closed and started, feed is not running (feed finishes it then), and
+// nobody claimed it before.
+func (ss *lpSession) claimFinishLocked() bool {
+	if !ss.closed || !ss.ready || ss.feeding || ss.finishing {
+		return false
+	}
+	ss.finishing = true
+	return true
+}
+
+// checkIdle runs on the idle timer: it closes the session when it has been
+// without a poll for IdleTimeout, else sets the timer for the rest.
+func (ss *lpSession) checkIdle() {
+	idle := ss.st.opts.IdleTimeout
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	var d time.Duration
+	if !ss.polling {
+		d = time.Since(ss.lastPoll)
+	}
+	if d < idle {
+		ss.idle.Reset(idle - d)
+		ss.mu.Unlock()
+		return
+	}
+	ss.mu.Unlock()
+	c := ss.conn
+	c.log.LogAttrs(c.ctx, slog.LevelInfo, "longpoll session idle, closing", slog.Duration("idle_timeout", idle))
+	c.Close(CloseProtocolError, "idle timeout")
 }
 
 // poll takes the queued messages, waiting up to Window for the first one.
@@ -190,7 +256,7 @@ func (ss *lpSession) endPollLocked() (int, [][]byte) {
 }
 
 // acquire counts a forwarded request served for another node in ss.wg,
-// unless the session is closed; run waits for them before it returns.
+// unless the session is closed; finish waits for them.
 func (ss *lpSession) acquire() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -201,17 +267,7 @@ func (ss *lpSession) acquire() bool {
 	return true
 }
 
-// idleFor returns how long the session has been without a poll.
-func (ss *lpSession) idleFor() time.Duration {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.polling {
-		return 0
-	}
-	return time.Since(ss.lastPoll)
-}
-
-// post hands lines to run in order, each within Window, and returns the
+// post hands lines to feed in order, each within Window, and returns the
 // logical status of the POST.
 func (ss *lpSession) post(ctx context.Context, lines [][]byte) int {
 	window := ss.st.opts.Window
@@ -227,6 +283,10 @@ func (ss *lpSession) post(ctx context.Context, lines [][]byte) int {
 	case <-ctx.Done():
 		return lpTimeout
 	}
+	if !ss.beginFeed() {
+		return lpGone
+	}
+	defer ss.endFeed()
 	c := ss.conn
 	for _, raw := range lines {
 		if len(raw) == 0 {
@@ -283,15 +343,41 @@ func decodeLPLine(ser Serializer, raw []byte) (Message, error) {
 	return ser.decode(true, b[:n])
 }
 
-// run feeds POSTed messages to the Conn, closes the session when it is
-// idle, and finishes the Conn once the session is closed.
-func (ss *lpSession) run() {
-	defer ss.srv.wg.Done()
+// beginFeed counts a POST handing lines over and starts feed unless it
+// runs; false when the session is closed.
+func (ss *lpSession) beginFeed() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	ss.posters++
+	if !ss.feeding {
+		ss.feeding = true
+		go ss.feed()
+	}
+	return true
+}
+
+// endFeed ends what beginFeed began; the last POST out tells feed it may
+// end.
+func (ss *lpSession) endFeed() {
+	ss.mu.Lock()
+	ss.posters--
+	if ss.posters == 0 {
+		select {
+		case ss.feedIdle <- struct{}{}:
+		default:
+		}
+	}
+	ss.mu.Unlock()
+}
+
+// feed hands POSTed messages to the Conn one at a time, while POSTs are
+// being handled. It ends when the last POST is done, or finishes the
+// session when it is closed meanwhile.
+func (ss *lpSession) feed() {
 	c := ss.conn
-	idle := ss.st.opts.IdleTimeout
-	timer := time.NewTimer(idle)
-	defer timer.Stop()
-loop:
 	for {
 		select {
 		case line := <-ss.in:
@@ -299,20 +385,34 @@ loop:
 				c.Receive(&line.m)
 			}
 			close(line.done)
-		case <-timer.C:
-			if d := ss.idleFor(); d < idle {
-				timer.Reset(idle - d)
-				continue
+		case <-ss.feedIdle:
+			ss.mu.Lock()
+			if ss.posters == 0 && !ss.closed {
+				ss.feeding = false
+				ss.mu.Unlock()
+				return
 			}
-			c.log.LogAttrs(c.ctx, slog.LevelInfo, "longpoll session idle, closing", slog.Duration("idle_timeout", idle))
-			c.Close(CloseProtocolError, "idle timeout")
+			ss.mu.Unlock()
 		case <-ss.stop:
-			break loop
+			ss.mu.Lock()
+			ss.finishing = true // claimFinishLocked leaves it to feed
+			ss.mu.Unlock()
+			ss.finish()
+			return
 		}
 	}
+}
+
+// finish ends a closed session: the idle timer stops, the session leaves
+// the state (giving back its client's share), the Conn finishes and the
+// requests served for other nodes end.
+func (ss *lpSession) finish() {
+	defer ss.srv.wg.Done()
 	ss.mu.Lock()
 	code, why := ss.closeCode, ss.closeWhy
 	ss.mu.Unlock()
+	ss.idle.Stop()
+	c := ss.conn
 	c.log.LogAttrs(c.ctx, slog.LevelDebug, "longpoll session closed", slog.Int("code", code), slog.String("reason", why))
 	ss.st.remove(ss)
 	c.Finish()

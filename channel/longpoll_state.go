@@ -7,6 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"weak"
@@ -32,6 +35,7 @@ type lpState struct {
 	mu       sync.Mutex
 	sessions map[string]*lpSession
 	reserved int                           // sessions being created
+	clients  map[string]int                // sessions open or being created, by client key
 	pending  map[string]*lpPending         // requests this node forwarded, by id
 	serving  map[string]context.CancelFunc // requests this node serves for others, by id
 }
@@ -48,6 +52,7 @@ func newLPState(s *Server) *lpState {
 		log:      s.log,
 		srv:      weak.Make(s),
 		sessions: make(map[string]*lpSession),
+		clients:  make(map[string]int),
 		pending:  make(map[string]*lpPending),
 		serving:  make(map[string]context.CancelFunc),
 		closing:  make(chan struct{}),
@@ -119,21 +124,37 @@ func (st *lpState) lookup(sid string) *lpSession {
 	return st.sessions[sid]
 }
 
-// reserve claims room for a new session under MaxSessions.
-func (st *lpState) reserve() bool {
+// reserve claims room for a new session of client under MaxSessions and
+// MaxSessionsPerClient. full tells, when it fails, that MaxSessions is
+// reached (else the client's share is).
+func (st *lpState) reserve(client string) (ok, full bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.sessions)+st.reserved >= st.opts.MaxSessions {
-		return false
+		return false, true
+	}
+	if st.clients[client] >= st.opts.MaxSessionsPerClient {
+		return false, false
 	}
 	st.reserved++
-	return true
+	st.clients[client]++
+	return true, false
 }
 
-func (st *lpState) release() {
+// release gives back a reservation that did not become a session.
+func (st *lpState) release(client string) {
 	st.mu.Lock()
 	st.reserved--
+	st.releaseClientLocked(client)
 	st.mu.Unlock()
+}
+
+func (st *lpState) releaseClientLocked(client string) {
+	if n := st.clients[client]; n > 1 {
+		st.clients[client] = n - 1
+	} else {
+		delete(st.clients, client)
+	}
 }
 
 // add turns a reservation into a registered session.
@@ -148,8 +169,44 @@ func (st *lpState) remove(ss *lpSession) {
 	st.mu.Lock()
 	if st.sessions[ss.id] == ss {
 		delete(st.sessions, ss.id)
+		st.releaseClientLocked(ss.client)
 	}
 	st.mu.Unlock()
+}
+
+// clientKey returns the key of the client r comes from: Options.ClientKey,
+// else the remote address (see clientAddrKey).
+func (st *lpState) clientKey(r *http.Request) string {
+	if st.opts.ClientKey != nil {
+		if k := st.opts.ClientKey(r); k != "" {
+			return k
+		}
+	}
+	return clientAddrKey(r.RemoteAddr)
+}
+
+// clientAddrKey returns the IP address of a remote address without its
+// port; an IPv6 address is reduced to its /64 prefix (one subscriber or
+// host usually holds a whole /64), an IPv4-mapped one to the IPv4 address.
+// An address that does not parse is its own key.
+func clientAddrKey(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return ip.String()
+	}
+	return p.String()
 }
 
 // count returns the number of open sessions.

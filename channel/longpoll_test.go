@@ -946,7 +946,7 @@ func BenchmarkLongPollRoundTrip(b *testing.B) {
 // BenchmarkLongPollIdleSessions reports the heap held by idle sessions, each
 // with one joined channel.
 func BenchmarkLongPollIdleSessions(b *testing.B) {
-	srv := newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour}})
+	srv := newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour, MaxSessionsPerClient: 1000}})
 	defer func() { _ = srv.Close() }()
 	const n = 1000
 	var before, after runtime.MemStats
@@ -962,7 +962,7 @@ func BenchmarkLongPollIdleSessions(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.StopTimer()
 		require.NoError(b, srv.Close())
-		srv = newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour}})
+		srv = newLPServer(b, &Options{LongPoll: &LongPollOptions{IdleTimeout: time.Hour, MaxSessionsPerClient: 1000}})
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/session")

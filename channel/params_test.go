@@ -46,7 +46,7 @@ func TestNegotiateSerializer(t *testing.T) {
 }
 
 func TestOriginChecker(t *testing.T) {
-	oc := newOriginChecker([]string{"https://example.com", "//another.com:888", "//*.other.com", "http://localhost:5173"})
+	oc := newOriginChecker([]string{"https://example.com", "//another.com:888", "//*.other.com", "http://localhost:5173"}, false)
 	tests := map[string]bool{
 		"":                        true, // non-browser clients
 		"https://example.com":     true,
@@ -61,20 +61,25 @@ func TestOriginChecker(t *testing.T) {
 		"http://localhost:5174":   false,
 		"http://evil.example":     false,
 		"null":                    false,
-		"http://server.test:9999": true, // same host as the request
-		"https://SERVER.test":     true,
+		"http://server.test:4000": false, // the request's own origin: only the list counts
+		"https://SERVER.test":     false,
 	}
 	for origin, want := range tests {
 		r := httptest.NewRequest("GET", "http://server.test:4000/socket/websocket", nil)
 		if origin != "" {
 			r.Header.Set("Origin", origin)
 		}
-		assert.Equal(t, want, oc.allow(r), origin)
+		assert.Equal(t, want, oc.allow(r, false), origin)
 	}
-	any := newOriginChecker([]string{"*"})
+	bad := newOriginChecker([]string{"https://", " "}, false)
+	r0 := httptest.NewRequest("GET", "http://server.test:4000/socket/websocket", nil)
+	r0.Header.Set("Origin", "http://server.test:4000")
+	assert.False(t, bad.allow(r0, false), "a list of entries without a host allows no origin")
+	assert.True(t, newOriginChecker([]string{" "}, false).allow(r0, false), "a blank list is no list")
+	any := newOriginChecker([]string{"*"}, false)
 	r := httptest.NewRequest("GET", "http://server.test/", nil)
 	r.Header.Set("Origin", "http://evil.example")
-	assert.True(t, any.allow(r))
+	assert.True(t, any.allow(r, false))
 }
 
 func TestAuthToken(t *testing.T) {

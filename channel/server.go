@@ -40,10 +40,44 @@ type Options struct {
 	// Phoenix's check_origin syntax: "https://example.com",
 	// "//example.com:8080", "//*.example.com" (scheme, host and port are
 	// compared only when given; "*." matches the domain and its subdomains).
-	// "*" allows every origin. Requests without an Origin header (non-browser
-	// clients) and same-host origins are always allowed. Defaults to same-host only.
+	// "*" allows every request. With a list only the list is checked, as in
+	// Phoenix: an origin whose host equals the request's Host header is
+	// refused unless it is listed (or AllowSameOrigin is set). An Origin
+	// without a host ("null") is refused.
+	//
+	// Defaults to no list, which allows the request's own origin only
+	// (Phoenix's check_origin: :conn): an Origin whose host and port equal
+	// those of the request's Host header and whose scheme is https over TLS,
+	// http or https over plain HTTP (a TLS-terminating proxy may be in
+	// front). That default does not protect against DNS rebinding, where a
+	// page of the attacker reaches the server under the attacker's host
+	// name, so that Host and Origin agree: a server reachable on loopback or
+	// a LAN (a local agent, a device, a development server) must set a list.
+	//
+	// Requests without an Origin header: a WebSocket handshake is allowed
+	// (non-browser clients; browsers always send Origin there), as in
+	// Phoenix. A LongPoll GET may come from a browser without Origin (on
+	// same-origin GETs, and on cross-site <img> or <script> loads): it is
+	// refused when its Sec-Fetch-Site header says cross-site or same-site,
+	// and otherwise checked as if its Origin were the request's own (its
+	// scheme and Host): allowed without a list or with AllowSameOrigin, and
+	// with a list only when that origin is listed. A non-browser LongPoll
+	// client therefore has to send a listed Origin or reach the server under
+	// a listed host name (or CheckOrigin must let it in). Other LongPoll
+	// requests without Origin (POSTs, which need a session token, and
+	// OPTIONS) are allowed.
 	AllowedOrigins []string
-	// CheckOrigin, if set, replaces the AllowedOrigins check.
+	// AllowSameOrigin, with AllowedOrigins set, also allows the request's
+	// own origin (Phoenix's check_origin: :conn; see AllowedOrigins for the
+	// comparison), for a server that serves its own pages as well as
+	// listed ones. Like the default it trusts the Host header and so does
+	// not protect against DNS rebinding. Without AllowedOrigins it is the
+	// default policy. Defaults to false.
+	AllowSameOrigin bool
+	// CheckOrigin, if set, replaces AllowedOrigins and AllowSameOrigin: it is
+	// called for every WebSocket handshake and every LongPoll request, with
+	// or without an Origin header, and false refuses the request (WebSocket:
+	// HTTP 403; LongPoll: {"status":403}).
 	CheckOrigin func(r *http.Request) bool
 	// IdleTimeout closes a connection (code 1002) that sent no frame for this
 	// long. phoenix.js heartbeats every 30 s by default. Defaults to 60 s.
@@ -214,7 +248,7 @@ func NewServer(opts *Options) *Server {
 	s.hub = newHub(s.ps)
 	s.writers.wg = &s.wg
 	s.writers.delay = o.WriteDelay
-	s.origins = newOriginChecker(o.AllowedOrigins)
+	s.origins = newOriginChecker(o.AllowedOrigins, o.AllowSameOrigin)
 
 	s.breakers = o.Breakers
 	s.ownBreakers = s.breakers == nil

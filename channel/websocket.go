@@ -114,11 +114,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// checkOrigin runs Options.CheckOrigin, else the AllowedOrigins policy, on
+// a WebSocket handshake.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	if s.opts.CheckOrigin != nil {
 		return s.opts.CheckOrigin(r)
 	}
-	return s.origins.allow(r)
+	return s.origins.allow(r, false)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, why string, attrs ...slog.Attr) {
