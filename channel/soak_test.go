@@ -71,6 +71,9 @@ func TestSoakConnectJoinCloseChurn(t *testing.T) {
 			// Abandoned sessions (phoenix.js's disconnect sends nothing)
 			// end after this long without a poll.
 			IdleTimeout: 2 * time.Second,
+			// Every session comes from 127.0.0.1: lift the per-client
+			// share to the whole cap.
+			MaxSessionsPerClient: 10_000,
 		},
 	})
 	mux := http.NewServeMux()
