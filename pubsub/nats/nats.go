@@ -427,8 +427,10 @@ type Stats struct {
 func (p *PubSub) Stats() Stats { return Stats{Unconfirmed: p.conf.unconfirmed.Load()} }
 
 // Close removes the node's subscriptions (closing the connection if the
-// adapter owns it) and stops the receive goroutine. Every method called
-// after Close returns pubsub.ErrClosed; Close is idempotent.
+// adapter owns it) and stops the receive and confirmation goroutines; a
+// Broadcast still waiting for its confirmation fails with
+// pubsub.ErrUnavailable. Every method called after Close returns
+// pubsub.ErrClosed; Close is idempotent.
 func (p *PubSub) Close() error {
 	if p.closed.Swap(true) {
 		return nil
