@@ -26,6 +26,21 @@
 //     except that a ctx already canceled makes Subscribe and Broadcast fail
 //     with context.Canceled before doing anything. Unsubscribe ignores ctx's
 //     cancellation so that cleanup always works.
+//   - A nil error from Broadcast means the bus took the message: for a
+//     broker adapter, the broker has confirmed it (Redis answered the
+//     PUBLISH; NATS answered a PING sent after the publish), so it goes to
+//     every node subscribed at that moment, apart from the at-most-once
+//     losses the adapter documents on the receiving side (a subscriber node
+//     that is disconnected or too slow). An adapter never returns nil for a
+//     message it has only buffered: while the broker cannot take messages
+//     (down, restarting, frozen, unreachable) Broadcast fails with an error
+//     wrapping ErrUnavailable, within a bounded time (the adapter's
+//     documented publish timeout, or ctx's deadline if sooner), never
+//     hanging. An adapter may offer an explicit, opt-in asynchronous mode
+//     in which Broadcast returns before the confirmation; a message the
+//     broker then does not confirm must be counted and logged. Nothing is
+//     lost silently. pubsubtest.RunFaults checks this with a frozen and a
+//     killed broker.
 package pubsub
 
 import (
@@ -76,6 +91,8 @@ type PubSub interface {
 	// Unsubscribe removes s from the subscribers of topic.
 	Unsubscribe(ctx context.Context, topic string, s Subscriber) error
 	// Broadcast delivers msg to every subscriber of msg.Topic on every node.
+	// A nil error means the bus took the message; see the package doc for
+	// what that promises and when Broadcast fails.
 	Broadcast(ctx context.Context, msg *Message) error
 	// BroadcastFrom is Broadcast with msg.From set to from, so that the
 	// sender's own subscriber can skip the message.
@@ -88,7 +105,8 @@ var (
 	ErrClosed = errors.New("pubsub: closed")
 	// ErrInvalidTopic is returned for an empty topic.
 	ErrInvalidTopic = errors.New("pubsub: invalid topic")
-	// ErrUnavailable wraps errors from a broker that cannot be reached: the
-	// message was delivered locally but not to other nodes.
+	// ErrUnavailable wraps errors from a broker that cannot be reached or
+	// did not confirm a message in time: the message was delivered locally
+	// but may not have reached other nodes.
 	ErrUnavailable = errors.New("pubsub: broker unavailable")
 )

@@ -170,10 +170,13 @@ func (b *Broker) Restart() {
 }
 
 // Freeze stops the broker process with SIGSTOP: connections stay open but
-// nothing is answered, like a hung or very slow broker. Thaw resumes it.
+// nothing is answered, like a hung or very slow broker. On Linux it returns
+// once the process has stopped, so nothing sent after Freeze returns is
+// processed before Thaw. Thaw resumes it.
 func (b *Broker) Freeze() {
 	if b.cmd != nil {
 		b.signal(sigStop)
+		waitStopped(b.cmd.Process.Pid)
 	}
 }
 

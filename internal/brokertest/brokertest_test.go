@@ -3,6 +3,9 @@ package brokertest
 import (
 	"bufio"
 	"net"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +48,29 @@ func TestRedisKillRestart(t *testing.T) {
 	if got, err := ping(t, b.Addr(), "PING\r\n"); err != nil || got != "+PONG" {
 		t.Fatalf("after Restart: %q %v", got, err)
 	}
+}
+
+// TestFreezeThaw checks that Freeze returns with the process stopped (on
+// Linux) and that Thaw lets it answer again.
+func TestFreezeThaw(t *testing.T) {
+	b := StartRedis(t)
+	b.Freeze()
+	if runtime.GOOS == "linux" {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(b.cmd.Process.Pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ...; comm has no ')' here.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if fields[0] != "T" {
+			t.Fatalf("state after Freeze: %q, want T (stopped)", fields[0])
+		}
+	}
+	b.Thaw()
+	if got, err := ping(t, b.Addr(), "PING\r\n"); err != nil || got != "+PONG" {
+		t.Fatalf("after Thaw: %q %v", got, err)
+	}
+	b.Freeze() // Kill ends a frozen broker too
 }
 
 func TestNATSStarts(t *testing.T) {

@@ -53,6 +53,18 @@ type Options struct {
 	// WriteTimeout bounds a blocked socket write of an owned connection
 	// before it is dropped. Defaults to 2s.
 	WriteTimeout time.Duration
+	// PublishTimeout bounds the wait for NATS to confirm a broadcast (see
+	// the package doc); a broadcast not confirmed in time fails with
+	// pubsub.ErrUnavailable, or is counted in Stats().Unconfirmed with
+	// AsyncConfirm. Defaults to 2s.
+	PublishTimeout time.Duration
+	// AsyncConfirm makes Broadcast return as soon as the message is handed
+	// to the connection, without waiting for NATS to confirm it. The
+	// confirmation still happens in the background: a broadcast that NATS
+	// does not confirm is counted in Stats().Unconfirmed and logged at warn
+	// level, never lost silently. Broadcast still fails at once while the
+	// connection is down. Off by default: Broadcast waits.
+	AsyncConfirm bool
 	// MinBackoff and MaxBackoff bound the reconnect delay of an owned
 	// connection, which doubles after each failed attempt. Default to 50ms
 	// and 5s.
@@ -73,6 +85,7 @@ type PubSub struct {
 	local *pubsub.Local
 	log   *slog.Logger
 	recv  chan *natsgo.Msg
+	conf  *confirmer
 
 	closed atomic.Bool
 	done   chan struct{} // closed by Close
@@ -117,6 +130,7 @@ func New(ctx context.Context, opts Options) (*PubSub, error) {
 	default:
 		return nil, fmt.Errorf("%w: Conn or URL is required", ErrConfig)
 	}
+	p.conf = newConfirmer(p.nc, opts.PublishTimeout, p.log)
 	go p.receive()
 	return p, nil
 }
@@ -136,6 +150,7 @@ func (o *Options) setDefaults() {
 	def(&o.ConnectTimeout, 2*time.Second)
 	def(&o.HealthCheckInterval, time.Second)
 	def(&o.WriteTimeout, 2*time.Second)
+	def(&o.PublishTimeout, 2*time.Second)
 	def(&o.MinBackoff, 50*time.Millisecond)
 	def(&o.MaxBackoff, 5*time.Second)
 	if o.MaxBackoff < o.MinBackoff {
@@ -272,9 +287,13 @@ func (p *PubSub) Unsubscribe(_ context.Context, topic string, s pubsub.Subscribe
 	return nil
 }
 
-// Broadcast delivers msg to the local subscribers of msg.Topic, then
-// publishes it once to NATS for the other nodes. An error wrapping
-// pubsub.ErrUnavailable means the other nodes may not get it.
+// Broadcast delivers msg to the local subscribers of msg.Topic, publishes
+// it once to NATS for the other nodes and waits until the NATS server
+// confirms it (unless AsyncConfirm): a nil error means the server has
+// processed the message, that is, handed it to the subscriptions it knows.
+// An error wrapping pubsub.ErrUnavailable means the other nodes may not get
+// it: the connection is down, or the server did not confirm within
+// PublishTimeout or before ctx ended.
 func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
 	if p.closed.Load() {
 		return pubsub.ErrClosed
@@ -290,18 +309,27 @@ func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
 		return fmt.Errorf("pubsub/nats: publish %.60q: %w: not connected to NATS (%v)",
 			msg.Topic, pubsub.ErrUnavailable, p.nc.Status())
 	}
+	gen := p.conf.generation() // before publishing: see roundTrip
 	bp := bufPool.Get().(*[]byte)
 	data := envelope.Append((*bp)[:0], p.node, msg)
 	err := p.nc.Publish(p.Subject(msg.Topic), data) // copies data
+	size := len(data)
 	if cap(data) <= 64<<10 {
 		*bp = data
 		bufPool.Put(bp)
 	}
 	switch {
 	case err == nil:
+		if p.opts.AsyncConfirm {
+			p.conf.confirmAsync(gen)
+			return nil
+		}
+		if err := p.conf.confirm(ctx, gen); err != nil {
+			return fmt.Errorf("pubsub/nats: publish %.60q: %w: %w", msg.Topic, pubsub.ErrUnavailable, err)
+		}
 		return nil
 	case errors.Is(err, natsgo.ErrMaxPayload):
-		return fmt.Errorf("pubsub/nats: publish %.60q (%d bytes): %w", msg.Topic, len(data), err)
+		return fmt.Errorf("pubsub/nats: publish %.60q (%d bytes): %w", msg.Topic, size, err)
 	default:
 		return fmt.Errorf("pubsub/nats: publish %.60q: %w: %w", msg.Topic, pubsub.ErrUnavailable, err)
 	}
@@ -386,9 +414,23 @@ func (p *PubSub) Sync(ctx context.Context) error {
 // Connected reports whether the connection to NATS is up.
 func (p *PubSub) Connected() bool { return p.nc.IsConnected() }
 
+// Stats are a node's counters since New.
+type Stats struct {
+	// Unconfirmed counts broadcasts that returned nil with
+	// Options.AsyncConfirm but that NATS did not confirm: other nodes may
+	// not have them. It stays 0 without AsyncConfirm, where such a
+	// broadcast returns an error instead.
+	Unconfirmed uint64
+}
+
+// Stats returns the node's counters.
+func (p *PubSub) Stats() Stats { return Stats{Unconfirmed: p.conf.unconfirmed.Load()} }
+
 // Close removes the node's subscriptions (closing the connection if the
-// adapter owns it) and stops the receive goroutine. Every method called
-// after Close returns pubsub.ErrClosed; Close is idempotent.
+// adapter owns it) and stops the receive and confirmation goroutines; a
+// Broadcast still waiting for its confirmation fails with
+// pubsub.ErrUnavailable. Every method called after Close returns
+// pubsub.ErrClosed; Close is idempotent.
 func (p *PubSub) Close() error {
 	if p.closed.Swap(true) {
 		return nil
@@ -403,6 +445,7 @@ func (p *PubSub) Close() error {
 	}
 	clear(p.subs)
 	p.subMu.Unlock()
+	p.conf.stop()
 	close(p.done)
 	<-p.exited
 	return nil

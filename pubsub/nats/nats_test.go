@@ -80,6 +80,31 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestFaults runs the fault suite with default timeouts, on an owned
+// connection and on a caller's connection with nats.go's default reconnect
+// buffer, where a publish made while reconnecting is buffered.
+func TestFaults(t *testing.T) {
+	t.Run("Owned", func(t *testing.T) {
+		pubsubtest.RunFaults(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub, pubsubtest.Broker) {
+			b := brokertest.StartNATS(t)
+			return newNode(t, nats.Options{URL: b.URL()}), newNode(t, nats.Options{URL: b.URL()}), b
+		})
+	})
+	t.Run("CallerConn", func(t *testing.T) {
+		pubsubtest.RunFaults(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub, pubsubtest.Broker) {
+			b := brokertest.StartNATS(t)
+			conn := func() *natsgo.Conn {
+				nc, err := natsgo.Connect(b.URL(), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(50*time.Millisecond),
+					natsgo.PingInterval(time.Second), natsgo.MaxPingsOutstanding(2))
+				require.NoError(t, err)
+				t.Cleanup(nc.Close)
+				return nc
+			}
+			return newNode(t, nats.Options{Conn: conn()}), newNode(t, nats.Options{Conn: conn()}), b
+		})
+	})
+}
+
 func TestSubjectMapping(t *testing.T) {
 	b := brokertest.StartNATS(t)
 	p := newNode(t, nats.Options{URL: b.URL(), Prefix: "app.one"})
@@ -237,6 +262,31 @@ func TestFrozenBroker(t *testing.T) {
 	assert.Equal(t, "thawed", cb.Next(t).Event)
 }
 
+// TestAsyncConfirm checks that with AsyncConfirm a broadcast NATS does not
+// confirm is counted and logged instead of failing, and that confirmed
+// ones are not counted.
+func TestAsyncConfirm(t *testing.T) {
+	b := brokertest.StartNATS(t)
+	ctx := context.Background()
+	log, logs := brokertest.NewLogger(t)
+	opts := nats.Options{URL: b.URL(), Logger: log, AsyncConfirm: true}
+	a := newNode(t, opts)
+	c := pubsubtest.NewCollector("c", 16)
+	require.NoError(t, a.Subscribe(ctx, "room:1", c))
+	require.NoError(t, a.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "confirmed"}))
+	syncNode(t, a) // its round trip follows the broadcast's
+	assert.Zero(t, a.Stats().Unconfirmed)
+
+	b.Freeze()
+	require.NoError(t, a.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "unconfirmed"}))
+	logs.WaitFor(t, "broadcasts not confirmed by NATS") // logged after counting
+	assert.Equal(t, uint64(1), a.Stats().Unconfirmed)
+	assert.Contains(t, logs.String(), "count=1")
+	b.Thaw()
+	assert.Equal(t, "confirmed", c.Next(t).Event)
+	assert.Equal(t, "unconfirmed", c.Next(t).Event, "delivered locally")
+}
+
 func TestMaxPayload(t *testing.T) {
 	b := brokertest.StartNATS(t) // max_payload 4 MiB
 	ctx := context.Background()
@@ -252,4 +302,17 @@ func TestMaxPayload(t *testing.T) {
 func BenchmarkBroadcastTwoNodes(b *testing.B) {
 	broker := brokertest.StartNATS(b)
 	pubsubtest.Bench(b, newNode(b, nats.Options{URL: broker.URL()}), newNode(b, nats.Options{URL: broker.URL()}))
+}
+
+// BenchmarkBroadcastTwoNodesParallel has 16 goroutines broadcast, which
+// share NATS round trips.
+func BenchmarkBroadcastTwoNodesParallel(b *testing.B) {
+	broker := brokertest.StartNATS(b)
+	pubsubtest.BenchParallel(b, newNode(b, nats.Options{URL: broker.URL()}), newNode(b, nats.Options{URL: broker.URL()}), 16)
+}
+
+func BenchmarkBroadcastTwoNodesAsyncConfirm(b *testing.B) {
+	broker := brokertest.StartNATS(b)
+	opts := nats.Options{URL: broker.URL(), AsyncConfirm: true}
+	pubsubtest.Bench(b, newNode(b, opts), newNode(b, nats.Options{URL: broker.URL()}))
 }

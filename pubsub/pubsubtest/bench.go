@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +22,16 @@ const BenchWindow = 512
 // flight, received by one subscriber on sub (pub and sub may be the same
 // node). It reports msgs/s and the publish-to-delivery latency p50 and p99
 // in microseconds.
-func Bench(b *testing.B, pub, sub pubsub.PubSub) {
+func Bench(b *testing.B, pub, sub pubsub.PubSub) { bench(b, pub, sub, 1) }
+
+// BenchParallel is [Bench] with the b.N messages (and the window) shared by
+// publishers goroutines, which measures how an adapter serves concurrent
+// Broadcast callers (for example by sharing broker round trips).
+func BenchParallel(b *testing.B, pub, sub pubsub.PubSub, publishers int) {
+	bench(b, pub, sub, max(publishers, 1))
+}
+
+func bench(b *testing.B, pub, sub pubsub.PubSub, publishers int) {
 	topic := runPrefix() + "bench"
 	r := &benchReceiver{
 		lat:    make([]time.Duration, b.N),
@@ -44,14 +54,39 @@ func Bench(b *testing.B, pub, sub pubsub.PubSub) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	began := time.Now()
-	for i := range b.N {
-		r.window <- struct{}{}
-		p := slices.Clone(payload) // the bus owns a published payload
-		binary.LittleEndian.PutUint64(p, uint64(i))
-		binary.LittleEndian.PutUint64(p[8:], uint64(time.Since(r.start)))
-		if err := pub.Broadcast(ctx, &pubsub.Message{Topic: topic, Event: "bench", Payload: p, Binary: true}); err != nil {
-			b.Fatal(err)
-		}
+	var next atomic.Int64
+	errs := make(chan error, publishers)
+	stop := make(chan struct{}) // closed on the first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				select {
+				case r.window <- struct{}{}:
+				case <-stop:
+					return
+				}
+				p := slices.Clone(payload) // the bus owns a published payload
+				binary.LittleEndian.PutUint64(p, uint64(i))
+				binary.LittleEndian.PutUint64(p[8:], uint64(time.Since(r.start)))
+				if err := pub.Broadcast(ctx, &pubsub.Message{Topic: topic, Event: "bench", Payload: p, Binary: true}); err != nil {
+					errs <- err
+					once.Do(func() { close(stop) })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
 	}
 	timer := time.NewTimer(WaitTimeout)
 	defer timer.Stop()

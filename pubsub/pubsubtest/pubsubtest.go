@@ -8,6 +8,10 @@
 // share a broker: a message reaches every node's subscribers exactly once,
 // fields (From included) survive the trip, and the publishing node does not
 // deliver the copy that comes back from the broker a second time.
+// [RunFaults] checks two nodes while the test freezes or kills their
+// broker: Broadcast must then fail (with pubsub.ErrUnavailable, within
+// [WaitTimeout] even without a ctx deadline) rather than report success
+// for a message the broker never got, and both nodes must recover.
 //
 // Waits are bounded by [WaitTimeout] and driven by deliveries, never by
 // sleeps. A broker adapter whose subscriptions complete asynchronously

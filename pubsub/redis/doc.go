@@ -51,8 +51,15 @@
 //
 // When the connection comes back, the node subscribes again to every topic
 // that has local subscribers at that moment, and broadcasts flow both ways.
-// A PUBLISH that Redis does not answer within [Options.PublishTimeout] fails
-// with pubsub.ErrUnavailable.
+//
+// Broadcast waits for Redis's answer to its PUBLISH (the number of
+// receiving clients), so a nil error means Redis has processed the message
+// and handed it to every subscription it had. Nothing is buffered in the
+// client: a PUBLISH that Redis does not answer within
+// [Options.PublishTimeout] (2s by default), or before ctx ends, fails with
+// pubsub.ErrUnavailable, as does one whose connection breaks; so a frozen
+// or dying Redis makes Broadcast fail within that bound, never hang and
+// never report success.
 //
 // What is lost, Redis PUB/SUB being at-most-once: messages published by
 // other nodes while this node's subscription connection is down or not yet

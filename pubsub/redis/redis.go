@@ -24,7 +24,9 @@ type Options struct {
 	// *redis.ClusterClient for Redis Cluster. The adapter does not close a
 	// Client it was given. Its settings apply: with ContextTimeoutEnabled
 	// false, go-redis bounds a PUBLISH by the client's ReadTimeout instead
-	// of PublishTimeout, and MaxRetries above 0 may publish a message twice.
+	// of PublishTimeout (New rejects such a client without a ReadTimeout,
+	// where a PUBLISH to a frozen Redis could hang), and MaxRetries above 0
+	// may publish a message twice.
 	Client goredis.UniversalClient
 	// URL is a redis:// or rediss:// URL (see redis.ParseURL), used when
 	// Client is nil. The adapter then creates and owns the client, with
@@ -92,6 +94,9 @@ func New(ctx context.Context, opts Options) (*PubSub, error) {
 		receivers: make(map[int]*receiver),
 	}
 	p.local = pubsub.NewLocal(&pubsub.LocalOptions{Logger: p.log})
+	if err := checkClient(p.client); err != nil {
+		return nil, err
+	}
 	if p.client == nil {
 		if opts.URL == "" {
 			return nil, fmt.Errorf("%w: Client or URL is required", ErrConfig)
@@ -118,6 +123,27 @@ func New(ctx context.Context, opts Options) (*PubSub, error) {
 		p.main.start(ctx)
 	}
 	return p, nil
+}
+
+// checkClient rejects a caller's client that would let a PUBLISH to a
+// frozen Redis hang: one that ignores ctx deadlines (ContextTimeoutEnabled
+// false) and has no read timeout either.
+func checkClient(c goredis.UniversalClient) error {
+	var ctxTimeout bool
+	var read time.Duration
+	switch c := c.(type) {
+	case *goredis.Client:
+		ctxTimeout, read = c.Options().ContextTimeoutEnabled, c.Options().ReadTimeout
+	case *goredis.ClusterClient:
+		ctxTimeout, read = c.Options().ContextTimeoutEnabled, c.Options().ReadTimeout
+	default:
+		return nil
+	}
+	if !ctxTimeout && read <= 0 {
+		return fmt.Errorf("%w: Client has no read timeout and ignores context deadlines, so a PUBLISH "+
+			"to an unresponsive Redis could hang; set ContextTimeoutEnabled or a ReadTimeout", ErrConfig)
+	}
+	return nil
 }
 
 func (o *Options) setDefaults() {

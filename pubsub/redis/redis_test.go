@@ -76,6 +76,20 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestFaults runs the fault suite with default timeouts, unsharded and
+// sharded.
+func TestFaults(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "PUBLISH", true: "SPUBLISH"}[sharded], func(t *testing.T) {
+			pubsubtest.RunFaults(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub, pubsubtest.Broker) {
+				b := brokertest.StartRedis(t)
+				opts := redis.Options{URL: b.URL(), Sharded: sharded}
+				return newNode(t, opts), newNode(t, opts), b
+			})
+		})
+	}
+}
+
 func TestTopicMapping(t *testing.T) {
 	b := brokertest.StartRedis(t)
 	a := newNode(t, redis.Options{URL: b.URL(), Prefix: "app1:"})
@@ -238,6 +252,22 @@ func TestNewErrors(t *testing.T) {
 	assert.ErrorIs(t, err, redis.ErrConfig)
 	_, err = redis.New(context.Background(), redis.Options{URL: "http://nope"})
 	assert.ErrorIs(t, err, redis.ErrConfig)
+
+	// A client that could wait forever for a frozen Redis's answer.
+	unbounded := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1})
+	defer unbounded.Close()
+	_, err = redis.New(context.Background(), redis.Options{Client: unbounded})
+	assert.ErrorIs(t, err, redis.ErrConfig)
+	cluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ReadTimeout: -1})
+	defer cluster.Close()
+	_, err = redis.New(context.Background(), redis.Options{Client: cluster, Sharded: true})
+	assert.ErrorIs(t, err, redis.ErrConfig)
+	// Bounded by ctx deadlines instead: accepted.
+	ctxBound := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1, ContextTimeoutEnabled: true})
+	defer ctxBound.Close()
+	p, err := redis.New(context.Background(), redis.Options{Client: ctxBound, ConnectTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
 }
 
 func TestSyncAfterClose(t *testing.T) {
@@ -250,4 +280,11 @@ func TestSyncAfterClose(t *testing.T) {
 func BenchmarkBroadcastTwoNodes(b *testing.B) {
 	broker := brokertest.StartRedis(b)
 	pubsubtest.Bench(b, newNode(b, redis.Options{URL: broker.URL()}), newNode(b, redis.Options{URL: broker.URL()}))
+}
+
+// BenchmarkBroadcastTwoNodesParallel has 16 goroutines broadcast, over the
+// client's connection pool.
+func BenchmarkBroadcastTwoNodesParallel(b *testing.B) {
+	broker := brokertest.StartRedis(b)
+	pubsubtest.BenchParallel(b, newNode(b, redis.Options{URL: broker.URL()}), newNode(b, redis.Options{URL: broker.URL()}), 16)
 }
