@@ -110,7 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LongPoll:       &channel.LongPollOptions{Window: *lpWindow, Secret: []byte(*lpSecret)},
 		Control:        *control,
 	})
-	hs := newHTTPServer(app.mux, *readHeader)
+	timeouts := defaultHTTPTimeouts
+	timeouts.ReadHeader = *readHeader
+	hs := newHTTPServer(app.mux, timeouts)
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -141,23 +143,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // defaultReadHeaderTimeout is the -read-header-timeout default.
 const defaultReadHeaderTimeout = 10 * time.Second
 
-// newHTTPServer returns the http.Server in front of h. Slow or idle peers
-// cannot hold its connections: the request headers must arrive within
-// readHeaderTimeout (a slowloris socket is closed then), a whole request
-// with its body within ReadTimeout (1 min), and the next keep-alive request
-// within IdleTimeout (2 min). None of them cuts a WebSocket: net/http clears
-// a connection's deadlines when the handler hijacks it for the upgrade. Nor
-// a held LongPoll poll: net/http lifts the read deadline once the request
-// body has been read. There is deliberately no WriteTimeout: it runs from the
-// end of the request headers to the end of the response, so it would cut a
-// poll held for the LongPoll window (-longpoll-window, 10 s, more when the
-// poll is forwarded to another node) or a POST waiting for its lines.
-func newHTTPServer(h http.Handler, readHeaderTimeout time.Duration) *http.Server {
+// httpTimeouts are the http.Server's limits on slow and idle peers.
+type httpTimeouts struct {
+	// ReadHeader bounds the request headers: a slowloris socket is closed
+	// after it (http.Server.ReadHeaderTimeout).
+	ReadHeader time.Duration
+	// Read bounds a whole request with its body (http.Server.ReadTimeout).
+	Read time.Duration
+	// Idle bounds the wait for the next keep-alive request
+	// (http.Server.IdleTimeout).
+	Idle time.Duration
+}
+
+// defaultHTTPTimeouts: 10 s for headers, 1 min for a request, 2 min idle.
+var defaultHTTPTimeouts = httpTimeouts{ReadHeader: defaultReadHeaderTimeout, Read: time.Minute, Idle: 2 * time.Minute}
+
+// newHTTPServer returns the http.Server in front of h, with the limits t.
+// None of them cuts a WebSocket: net/http clears a connection's deadlines
+// when the handler hijacks it for the upgrade. Nor a held LongPoll poll:
+// net/http lifts the read deadline once the request body has been read.
+// (TestTimeoutsSpareWebSocketsAndHeldPolls checks both.) There is
+// deliberately no WriteTimeout: it runs from the end of the request headers
+// to the end of the response, so it would cut a poll held for the LongPoll
+// window (-longpoll-window, 10 s, more when the poll is forwarded to another
+// node) or a POST waiting for its lines to be accepted.
+func newHTTPServer(h http.Handler, t httpTimeouts) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		IdleTimeout:       t.Idle,
 	}
 }
 
