@@ -55,7 +55,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
+		return // -h: the usage went to stderr
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
@@ -92,7 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	ps, err := pubsuburl.Open(ctx, *psSpec, logger)
+	// Not ctx: the PubSub must outlive the signal, for the graceful shutdown.
+	ps, err := pubsuburl.Open(context.Background(), *psSpec, logger)
 	if err != nil {
 		return err
 	}
