@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pyre-go/pyre/channel"
@@ -41,7 +42,14 @@ func Example() {
 	srv := channel.NewServer(&channel.Options{Router: router})
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	// As in the README: slow headers, slow request bodies and idle
+	// keep-alive connections are cut; a WebSocket outlives these limits
+	// (net/http clears a hijacked connection's deadlines).
+	hs.Config.ReadHeaderTimeout = 10 * time.Second
+	hs.Config.ReadTimeout = time.Minute
+	hs.Config.IdleTimeout = 2 * time.Minute
+	hs.Start()
 	defer hs.Close()
 	defer srv.Close()
 

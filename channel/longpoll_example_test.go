@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/pubsub"
@@ -33,7 +34,16 @@ func ExampleLongPollOptions() {
 		})
 		mux := http.NewServeMux()
 		mux.Handle("/socket/", srv)
-		return srv, httptest.NewServer(mux)
+		hs := httptest.NewUnstartedServer(mux)
+		// As in the README: slow headers, slow request bodies and idle
+		// keep-alive connections are cut. A held poll outlives ReadTimeout
+		// (the read deadline ends with the request body); a WriteTimeout
+		// would cut it, so there is none.
+		hs.Config.ReadHeaderTimeout = 10 * time.Second
+		hs.Config.ReadTimeout = time.Minute
+		hs.Config.IdleTimeout = 2 * time.Minute
+		hs.Start()
+		return srv, hs
 	}
 	srvA, a := node()
 	srvB, b := node()

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -48,7 +49,14 @@ func Example() {
 	defer tracker.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	// As in the README: slow headers, slow request bodies and idle
+	// keep-alive connections are cut; a WebSocket outlives these limits
+	// (net/http clears a hijacked connection's deadlines).
+	hs.Config.ReadHeaderTimeout = 10 * time.Second
+	hs.Config.ReadTimeout = time.Minute
+	hs.Config.IdleTimeout = 2 * time.Minute
+	hs.Start()
 	defer hs.Close()
 	defer srv.Close()
 

@@ -40,7 +40,8 @@ process.on("exit", () => { for (const p of running) try { p.kill("SIGKILL") } ca
 export class TestServer {
   static async start(flags = [], { timeout = 10000 } = {}) {
     const bin = ensureServerBuilt()
-    const proc = spawn(bin, ["-addr", "127.0.0.1:0", ...flags], { stdio: ["ignore", "pipe", "pipe"] })
+    // -control: the control API (broadcast, push, shutdown below) is off by default.
+    const proc = spawn(bin, ["-addr", "127.0.0.1:0", "-control", ...flags], { stdio: ["ignore", "pipe", "pipe"] })
     running.add(proc)
     const srv = new TestServer(proc, flags)
     const line = await withTimeout(srv.#firstLine(), timeout, `server start (${bin} ${flags.join(" ")})`).catch((err) => {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -211,4 +213,64 @@ func TestRunRefusesNonLoopbackAndServes(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	cancel()
 	assert.NoError(t, <-done)
+}
+
+// A client that sends part of its request headers and then nothing (a
+// slowloris socket) is disconnected after Config.ReadHeaderTimeout.
+func TestRunCutsSlowHeaders(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: 50 * time.Millisecond}, func(a string) { addrc <- a })
+	}()
+	defer func() {
+		cancel()
+		assert.NoError(t, <-done)
+	}()
+	c, err := net.Dial("tcp", <-addrc)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "POST /publish?channel=room:a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+	require.NoError(t, err)
+	// The server closes the socket (EOF) after 50 ms; the 10 s deadline
+	// only bounds a failing test.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		require.FailNow(t, "the server kept a socket with unfinished headers open for 10 s")
+	}
+	require.NoError(t, err, "want EOF")
+}
+
+// A web page cannot make the browser start a publish loop: cross-origin
+// POSTs are refused before the handler runs. Same-origin and non-browser
+// requests (no Origin, as the load tools send) are served.
+func TestPublishRefusesCrossOrigin(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	post := func(h http.Header) int {
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/publish?channel=room:a&rate=1&seconds=1&size=64", strings.NewReader("x"))
+		require.NoError(t, err)
+		req.Header = h
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := hs.Client().Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+		return resp.StatusCode
+	}
+	for name, h := range map[string]http.Header{
+		"other site":     {"Origin": {"https://evil.example"}},
+		"other port":     {"Origin": {"http://127.0.0.1:1"}},
+		"fetch metadata": {"Sec-Fetch-Site": {"cross-site"}},
+		"same site":      {"Sec-Fetch-Site": {"same-site"}, "Origin": {"http://127.0.0.1:1"}},
+	} {
+		assert.Equal(t, http.StatusForbidden, post(h), name)
+	}
+	assert.Equal(t, http.StatusOK, post(http.Header{}), "no Origin")
+	assert.Equal(t, http.StatusOK, post(http.Header{"Origin": {hs.URL}}), "same origin")
 }

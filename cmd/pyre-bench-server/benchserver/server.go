@@ -6,7 +6,9 @@
 //	POST /publish?channel=C&rate=R&seconds=S&size=B
 //	     broadcasts R messages/s for at most S seconds on topic C through
 //	     Server.Broadcast (event "msg", payload {"ts":…,"seq":…,"pad":"x…"}
-//	     of B bytes) and answers a PublishResult when done
+//	     of B bytes) and answers a PublishResult when done; a cross-origin
+//	     browser request (Origin or Sec-Fetch-Site naming another site) is
+//	     refused with 403, so no web page can start a publish loop
 //	GET  /debug/mem[?gc=1]                       runtime.MemStats (after a GC
 //	     with gc=1), goroutines, RSS and the pyre server's Stats
 //	GET  /debug/pprof/…                          net/http/pprof
@@ -64,6 +66,9 @@ type Config struct {
 	Pprof bool
 	// Logger receives pyre's and the HTTP server's logs. Defaults to discarding.
 	Logger *slog.Logger
+	// ReadHeaderTimeout closes a connection (in Run) whose request headers
+	// have not all arrived this long after it began. Defaults to 10 s.
+	ReadHeaderTimeout time.Duration
 }
 
 // RegisterFlags defines the command-line flags of the bench server on fs,
@@ -129,7 +134,7 @@ func New(c Config) *Server {
 		mux: http.NewServeMux(),
 	}
 	s.mux.Handle("/socket/", s.pyre)
-	s.mux.HandleFunc("/publish", s.handlePublish)
+	s.mux.Handle("/publish", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handlePublish)))
 	s.mux.HandleFunc("/debug/mem", s.handleMem)
 	if c.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -244,9 +249,21 @@ func Run(ctx context.Context, c Config, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	// Slow or idle peers cannot hold connections: headers within
+	// ReadHeaderTimeout (slowloris), a whole request within ReadTimeout, the
+	// next keep-alive request within IdleTimeout. The benchmark's WebSockets
+	// outlive them: net/http clears a connection's deadlines when it is
+	// hijacked. No WriteTimeout: it runs from the request headers to the end
+	// of the response and would cut a /publish loop (up to MaxSeconds) or a
+	// 30 s /debug/pprof/profile.
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(logWriter{s.cfg.Logger}, "", 0),
 	}
 	if ready != nil {
