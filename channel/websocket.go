@@ -511,7 +511,11 @@ func (t *wsTransport) readOne() bool {
 	if err != nil {
 		t.srv.stats.malformed.Add(1)
 		c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
-		c.Close(CloseInternalError, "malformed frame")
+		if errors.Is(err, errInvalidUTF8) {
+			c.Close(CloseInvalidPayload, "invalid UTF-8")
+		} else {
+			c.Close(CloseInternalError, "malformed frame")
+		}
 		return true // keep reading so the close handshake completes
 	}
 	t.mu.Lock()
