@@ -54,6 +54,19 @@ type Options struct {
 	// MaxChannels is the most channels one connection may join; the next join
 	// gets "too many channels joined". Defaults to 100.
 	MaxChannels int
+	// MaxTopicLength is the longest topic, in bytes, a client may join: a
+	// longer one is refused with the join reply {"status":"error",
+	// "response":{"reason":"topic too long"}} before the router sees it, and
+	// keeps nothing on the server. Other messages on such a topic find no
+	// channel (it cannot be joined) and are answered as Phoenix answers
+	// messages to unjoined topics. Phoenix has no such bound. Defaults to
+	// 1024.
+	MaxTopicLength int
+	// MaxJoinParamsBytes bounds the join payload (the params passed to
+	// Join), in bytes as received (JSON text or binary): a larger one is
+	// refused with {"status":"error","response":{"reason":"join params too
+	// large"}} before the router sees it. Defaults to 64 KiB.
+	MaxJoinParamsBytes int
 	// MaxQueueBytes bounds the outbound bytes queued for one connection.
 	// A connection that falls this far behind is closed with
 	// CloseSlowConsumer (3008) and counted in Stats. Defaults to 1 MiB.
@@ -120,6 +133,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxChannels <= 0 {
 		c.MaxChannels = 100
+	}
+	if c.MaxTopicLength <= 0 {
+		c.MaxTopicLength = 1024
+	}
+	if c.MaxJoinParamsBytes <= 0 {
+		c.MaxJoinParamsBytes = 64 << 10
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
