@@ -48,8 +48,10 @@ type Options struct {
 	// IdleTimeout closes a connection (code 1002) that sent no frame for this
 	// long. phoenix.js heartbeats every 30 s by default. Defaults to 60 s.
 	IdleTimeout time.Duration
-	// MaxFrameSize is the largest inbound message in bytes; a larger one
-	// closes the connection with 1009. Defaults to 10 000 000.
+	// MaxFrameSize is the largest inbound message in bytes (a compressed
+	// message counts inflated, and MaxInflatedSize bounds it lower); a
+	// larger one closes the connection with 1009. LongPoll applies it to
+	// each POSTed line. Defaults to 10 000 000.
 	MaxFrameSize int64
 	// MaxChannels is the most channels one connection may join; the next join
 	// gets "too many channels joined". Defaults to 100.
@@ -67,6 +69,27 @@ type Options struct {
 	// refused with {"status":"error","response":{"reason":"join params too
 	// large"}} before the router sees it. Defaults to 64 KiB.
 	MaxJoinParamsBytes int
+	// MaxInflatedSize bounds a compressed (permessage-deflate) inbound
+	// message once inflated, in bytes: inflation stops there, nothing of
+	// the message reaches the channels, and the connection is closed with
+	// 1009, as for MaxFrameSize, which bounds uncompressed messages (and
+	// this bound, if it is lower). A few KB of compressed input can inflate
+	// to megabytes, hence the lower bound. Whether a message is compressed
+	// is read from its first frame header before the read; a message whose
+	// header is not yet buffered behind control frames is bounded as if
+	// compressed. It applies only with Compression. Defaults to 1 MiB.
+	MaxInflatedSize int64
+	// MaxInflateRate bounds the inflation work of one connection, in
+	// inflated bytes per second of compressed messages: a token bucket
+	// holding up to MaxInflatedSize bytes, refilled at this rate, is charged
+	// each compressed message's inflated size. While it is in debt the
+	// connection's reads pause (the client is slowed, not closed), so over
+	// any t seconds a connection inflates at most about 2 * MaxInflatedSize
+	// + t * MaxInflateRate bytes. A pause lasts at most MaxInflatedSize / MaxInflateRate
+	// seconds (1 s by default; keep it well below IdleTimeout) and ends
+	// when the connection closes. It applies only with Compression.
+	// Defaults to 1 MiB/s.
+	MaxInflateRate int64
 	// MaxQueueBytes bounds the outbound bytes queued for one connection.
 	// A connection that falls this far behind is closed with
 	// CloseSlowConsumer (3008) and counted in Stats. Defaults to 1 MiB.
@@ -140,6 +163,13 @@ func (o *Options) withDefaults() Options {
 	if c.MaxJoinParamsBytes <= 0 {
 		c.MaxJoinParamsBytes = 64 << 10
 	}
+	if c.MaxInflatedSize <= 0 {
+		c.MaxInflatedSize = 1 << 20
+	}
+	c.MaxInflatedSize = min(c.MaxInflatedSize, c.MaxFrameSize)
+	if c.MaxInflateRate <= 0 {
+		c.MaxInflateRate = 1 << 20
+	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
 	}
@@ -179,6 +209,11 @@ type Server struct {
 	writers   writePool      // WebSocket writes (writepool.go)
 
 	stats serverStats
+
+	// clock and pause are the time of the inflate rate bound (see
+	// beforeInflate): time.Now and a sleep ended by ctx, replaced by tests.
+	clock func() int64
+	pause func(ctx context.Context, d time.Duration)
 }
 
 type serverStats struct {
@@ -231,6 +266,8 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
+	s.clock = func() int64 { return time.Now().UnixNano() }
+	s.pause = sleepCtx
 	s.writers.wg = &s.wg
 	s.writers.delay = o.WriteDelay
 	s.origins = newOriginChecker(o.AllowedOrigins)
@@ -247,6 +284,16 @@ func NewServer(opts *Options) *Server {
 		s.lp = newLPState(s) // needs the node id
 	}
 	return s
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // PubSub returns the server's PubSub.
