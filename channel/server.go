@@ -119,7 +119,8 @@ type Options struct {
 	// all its subscribers and a connection keeps no compressor (an idle
 	// connection costs about the same with or without it). Smaller messages
 	// go uncompressed. It costs CPU per large message and saves bandwidth;
-	// on loopback it rarely pays. Defaults to off.
+	// on loopback it rarely pays. Inbound compressed messages are bounded
+	// by MaxInflatedSize and MaxInflateRate. Defaults to off.
 	Compression bool
 	// Breakers holds the circuit breakers of WithFallback and
 	// PushInitialState, one per service name. Defaults to a registry with
@@ -234,7 +235,7 @@ type Stats struct {
 	Accepted     uint64 // connections accepted since start
 	Refused      uint64 // connections refused (origin, vsn, Connect)
 	SlowClosed   uint64 // connections closed with CloseSlowConsumer
-	Malformed    uint64 // connections closed for malformed frames
+	Malformed    uint64 // connections closed for malformed frames (1011) or invalid UTF-8 (1007)
 	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
 	// FramesWritten counts the frames written to WebSocket connections, and
 	// Writes the socket writes that carried them: a busy server sends
