@@ -71,12 +71,13 @@ browser-deps:
 browser: landale landale-deps browser-deps
 	cd $(LANDALE_E2E) && LANDALE_BIN=$(CURDIR)/$(BIN)/landale $(NPM) run test:browser
 
-## fuzz: run each frame-decoder fuzz target for FUZZTIME (default 60s)
+## fuzz: run each frame-decoder (and close-frame scanner) fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./channel -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./channel -run '^$$' -fuzz '^FuzzDecodeV2Text$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./channel -run '^$$' -fuzz '^FuzzDecodeV2Binary$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./channel -run '^$$' -fuzz '^FuzzFrameScanner$$' -fuzztime $(FUZZTIME)
 
 ## bench: Go benchmarks of the hot paths
 bench:

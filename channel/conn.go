@@ -193,6 +193,8 @@ var (
 	respUnmatched   = []byte(`{"reason":"unmatched topic"}`)
 	respTooMany     = []byte(`{"reason":"too many channels joined"}`)
 	respJoinCrashed = []byte(`{"reason":"join crashed"}`)
+	respTopicLong   = []byte(`{"reason":"topic too long"}`)
+	respParamsLarge = []byte(`{"reason":"join params too large"}`)
 )
 
 // Receive handles one inbound message. A transport calls it from a single
@@ -216,6 +218,20 @@ func (c *Conn) Receive(m *Message) {
 }
 
 func (c *Conn) join(m *Message) {
+	// Bounds first, before the router or a channel sees the join: a refused
+	// join keeps nothing (an existing channel of the topic stays joined).
+	if n := len(m.Topic); n > c.srv.opts.MaxTopicLength {
+		c.log.LogAttrs(c.ctx, slog.LevelInfo, "join refused: topic too long",
+			slog.Int("topic_bytes", n), slog.Int("limit", c.srv.opts.MaxTopicLength))
+		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respTopicLong, false)
+		return
+	}
+	if n := len(m.Payload.raw); n > c.srv.opts.MaxJoinParamsBytes {
+		c.log.LogAttrs(c.ctx, slog.LevelInfo, "join refused: join params too large",
+			slog.String("topic", m.Topic), slog.Int("params_bytes", n), slog.Int("limit", c.srv.opts.MaxJoinParamsBytes))
+		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respParamsLarge, false)
+		return
+	}
 	pattern, factory, ok := c.srv.router.Match(m.Topic)
 	if !ok {
 		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)

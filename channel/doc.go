@@ -35,11 +35,41 @@
 // IPv6 /64, or per LongPollOptions.ClientKey behind a proxy), so that one
 // client cannot lock the others out. Heartbeats are
 // answered, joins, leaves, duplicate joins, stale join_refs, unmatched topics,
-// "join crashed" and "too many channels joined" behave as in Phoenix 1.8,
-// and close codes follow Bandit, Phoenix's default server: 1000/1002 answers
-// to client closes, 1001 after a "disconnect" broadcast to the socket id,
-// 1002 after the idle timeout, 1009 for oversized frames, 1011 for
-// malformed frames and 1012 on Shutdown.
+// "join crashed" and "too many channels joined" behave as in Phoenix 1.8.
+//
+// # Close codes
+//
+// Close codes follow Bandit, Phoenix's default server, and RFC 6455:
+//
+//	1000  answer to a client's close with code 1000-1003, 1007-1011 or 3000-4999
+//	1001  after a "disconnect" broadcast to the socket id
+//	1002  answer to a client's close without a code, with a 1-byte body or
+//	      with any other code (0-999, 1004-1006, 1012-2999, 5000 and up; Bandit
+//	      answers 1000 to codes of 5000 and up); after the idle timeout
+//	1007  a text message (after inflation) or a client's close reason that
+//	      is not valid UTF-8 (Bandit answers 1002 to the latter)
+//	1009  a message larger than MaxFrameSize, or a compressed one inflating
+//	      past MaxInflatedSize
+//	1011  a malformed frame (not a Phoenix message)
+//	1012  Shutdown
+//	3008  a slow consumer (see below)
+//
+// 1007, 1009 and 1011 close only the connection that sent the message;
+// 1007 and 1011 count in Stats.Malformed. Binary frames are opaque and not
+// checked for UTF-8. A LongPoll line is a text frame: invalid UTF-8 in it
+// closes the session like any malformed line (the POST is answered 400).
+//
+// # Limits
+//
+// Every inbound size has a bound with a default (see Options): the message
+// (MaxFrameSize, 10 MB), a compressed message once inflated
+// (MaxInflatedSize, 1 MiB) and the rate a connection may inflate at
+// (MaxInflateRate, 1 MiB/s: beyond it its reads pause), a joined topic
+// (MaxTopicLength, 1024 bytes) and join params (MaxJoinParamsBytes,
+// 64 KiB), the channels per connection (MaxChannels, 100) and the outbound
+// queue (MaxQueueBytes, 1 MiB). A join past a bound is refused with a
+// phx_reply error ("topic too long", "join params too large", "too many
+// channels joined") and keeps nothing on the server.
 //
 // # Concurrency and memory
 //

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unicode/utf8"
 )
 
 // connBufSize is the size of the bufio buffer coder/websocket reads frame
@@ -240,40 +241,81 @@ func (c *hijackedConn) Close() error {
 }
 
 // Write answers a client's close frame the way Bandit (Phoenix's default
-// server) does rather than echoing it as coder/websocket does: 1000 when the
-// client's code is 1000-1003, 1007-1011 or >= 3000, otherwise (including no
-// code) 1002. Close frames the server starts itself pass unchanged.
+// server) does rather than echoing it as coder/websocket does: the answer
+// is the one the frame scanner decided from the client's frame (see
+// closeAnswer), whatever coder/websocket wrote (its echo of a valid code,
+// or 1002 for a payload it could not parse). Close frames the server starts
+// itself pass unchanged.
 func (c *hijackedConn) Write(p []byte) (int, error) {
-	if len(p) >= 2 && p[0] == 0x88 && int(p[1]&0x7f)+2 == len(p) && c.scan.peerClosed.Load() && !c.serverClose.Load() {
-		code := 0
-		if len(p) >= 4 {
-			code = int(p[2])<<8 | int(p[3])
+	if len(p) >= 2 && p[0] == 0x88 && int(p[1]&0x7f)+2 == len(p) && !c.serverClose.Load() {
+		if answer := c.scan.answer.Load(); answer != 0 {
+			c.wmu.Lock()
+			_, err := c.Conn.Write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)})
+			c.wmu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			return len(p), nil
 		}
-		answer := CloseProtocolError
-		if (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || code >= 3000 {
-			answer = CloseNormal
-		}
-		c.wmu.Lock()
-		_, err := c.Conn.Write([]byte{0x88, 0x02, byte(answer >> 8), byte(answer)})
-		c.wmu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		return len(p), nil
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.Conn.Write(p)
 }
 
+// closeAnswer returns the close code that answers a client's close frame
+// payload (unmasked, at most 125 bytes), as Bandit answers it (RFC 6455
+// 7.4):
+//
+//	client's close frame                         answer
+//	no payload (no code)                         1002
+//	1-byte payload                               1002
+//	code 1000-1003, 1007-1011, 3000-4999         1000
+//	any other code (0-999, 1004-1006,            1002
+//	  1012-2999, 5000 and above)
+//	reason not valid UTF-8                       1007 (RFC 6455 8.1)
+//
+// Two answers differ from Bandit's: Bandit answers 1000 to codes of 5000
+// and above (RFC 6455 defines none) and 1002 to an invalid UTF-8 reason.
+// Frames coder/websocket refuses before reading their payload (longer than
+// 125 bytes, fragmented, RSV bits set) are answered 1002 by the scanner.
+func closeAnswer(b []byte) int32 {
+	if len(b) < 2 {
+		return CloseProtocolError
+	}
+	code := int(b[0])<<8 | int(b[1])
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
+	default:
+		return CloseProtocolError
+	}
+	if !utf8.Valid(b[2:]) {
+		return CloseInvalidPayload
+	}
+	return CloseNormal
+}
+
 // frameScanner follows the frame headers of the inbound byte stream, only
 // to notice the client's close frame (coder/websocket answers it before the
-// application hears of it).
+// application hears of it) and decide the answer (closeAnswer). It sees
+// the bytes as they are read from the socket, before coder/websocket
+// parses them, so the answer is decided before coder/websocket writes its
+// own.
 type frameScanner struct {
-	hdr        [14]byte
-	hn, need   int
-	skip       uint64
-	peerClosed atomic.Bool
+	hdr      [14]byte
+	hn, need int
+	skip     uint64
+	// answer is the code to answer the client's first close frame with, 0
+	// until that frame was read whole. Later close frames are ignored.
+	answer     atomic.Int32
+	closeSeen  bool
+	closeFrame *closePayload // the first close frame's payload, while it is read
+}
+
+// closePayload collects the (unmasked) payload of the client's close frame.
+type closePayload struct {
+	mask [4]byte
+	b    []byte
 }
 
 func (s *frameScanner) feed(p []byte) {
@@ -286,8 +328,16 @@ func (s *frameScanner) feed(p []byte) {
 			if n > s.skip {
 				n = s.skip
 			}
+			if cp := s.closeFrame; cp != nil {
+				for _, b := range p[:n] {
+					cp.b = append(cp.b, b^cp.mask[len(cp.b)&3])
+				}
+			}
 			s.skip -= n
 			p = p[n:]
+			if s.skip == 0 {
+				s.endPayload()
+			}
 			continue
 		}
 		s.hdr[s.hn] = p[0]
@@ -318,9 +368,37 @@ func (s *frameScanner) feed(p []byte) {
 		default:
 			n = uint64(l)
 		}
-		if s.hdr[0]&0x0f == 0x8 {
-			s.peerClosed.Store(true)
+		if s.hdr[0]&0x0f == 0x8 && !s.closeSeen {
+			s.startClose(n)
 		}
 		s.skip, s.hn, s.need = n, 0, 2
+		if n == 0 {
+			s.endPayload()
+		}
+	}
+}
+
+// startClose begins the client's first close frame, of n payload bytes:
+// frames coder/websocket refuses before reading the payload are answered
+// 1002 at once, the others once their payload is read.
+func (s *frameScanner) startClose(n uint64) {
+	s.closeSeen = true
+	fin, rsv := s.hdr[0]&0x80 != 0, s.hdr[0]&0x70 != 0
+	if !fin || rsv || n > 125 {
+		s.answer.Store(CloseProtocolError)
+		return
+	}
+	cp := &closePayload{b: make([]byte, 0, n)}
+	if s.hdr[1]&0x80 != 0 {
+		copy(cp.mask[:], s.hdr[s.need-4:s.need])
+	}
+	s.closeFrame = cp
+}
+
+// endPayload ends a frame's payload: the close frame's answer is decided.
+func (s *frameScanner) endPayload() {
+	if cp := s.closeFrame; cp != nil {
+		s.closeFrame = nil
+		s.answer.Store(closeAnswer(cp.b))
 	}
 }

@@ -15,15 +15,55 @@ func TestFrameScannerFindsCloseAcrossSplits(t *testing.T) {
 		var s frameScanner
 		for i := 0; i < len(stream); i += chunk {
 			end := min(i+chunk, len(stream))
-			if i < len(text)+len(ping) {
-				assert.False(t, s.peerClosed.Load(), "chunk %d: close seen too early at %d", chunk, i)
+			if end < len(stream) {
+				assert.Zero(t, s.answer.Load(), "chunk %d: close answered too early at %d", chunk, i)
 			}
 			s.feed(stream[i:end])
 		}
-		assert.True(t, s.peerClosed.Load(), "chunk %d", chunk)
+		assert.EqualValues(t, CloseNormal, s.answer.Load(), "chunk %d", chunk)
 	}
 	var s frameScanner
 	s.feed(text)
 	s.feed(ping)
-	assert.False(t, s.peerClosed.Load())
+	assert.Zero(t, s.answer.Load())
+}
+
+// The scanner answers the client's first close frame only; a second one
+// (read ahead) does not change the answer.
+func TestFrameScannerAnswersFirstCloseOnly(t *testing.T) {
+	var s frameScanner
+	s.feed([]byte{0x88, 0x81, 0, 0, 0, 0, 0x03}) // 1-byte payload
+	assert.EqualValues(t, CloseProtocolError, s.answer.Load())
+	s.feed([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8})
+	assert.EqualValues(t, CloseProtocolError, s.answer.Load())
+}
+
+func TestCloseAnswerTable(t *testing.T) {
+	for _, tc := range []struct {
+		payload []byte
+		want    int32
+	}{
+		{nil, CloseProtocolError},
+		{[]byte{0x03}, CloseProtocolError},
+		{[]byte{0x03, 0xE7}, CloseProtocolError}, // 999
+		{[]byte{0x03, 0xE8}, CloseNormal},        // 1000
+		{[]byte{0x03, 0xEB}, CloseNormal},        // 1003
+		{[]byte{0x03, 0xEC}, CloseProtocolError}, // 1004
+		{[]byte{0x03, 0xED}, CloseProtocolError}, // 1005
+		{[]byte{0x03, 0xEE}, CloseProtocolError}, // 1006
+		{[]byte{0x03, 0xEF}, CloseNormal},        // 1007
+		{[]byte{0x03, 0xF3}, CloseNormal},        // 1011
+		{[]byte{0x03, 0xF4}, CloseProtocolError}, // 1012
+		{[]byte{0x03, 0xF7}, CloseProtocolError}, // 1015
+		{[]byte{0x0B, 0xB7}, CloseProtocolError}, // 2999
+		{[]byte{0x0B, 0xB8}, CloseNormal},        // 3000
+		{[]byte{0x13, 0x87}, CloseNormal},        // 4999
+		{[]byte{0x13, 0x88}, CloseProtocolError}, // 5000
+		{[]byte{0xFF, 0xFF}, CloseProtocolError}, // 65535
+		{[]byte{0x03, 0xE8, 'o', 'k', 0xC3, 0xA9}, CloseNormal},
+		{[]byte{0x03, 0xE8, 'o', 0xFF}, CloseInvalidPayload},
+		{[]byte{0x13, 0x88, 0xFF}, CloseProtocolError}, // the code is checked first
+	} {
+		assert.Equal(t, tc.want, closeAnswer(tc.payload), "%x", tc.payload)
+	}
 }

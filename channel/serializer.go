@@ -31,8 +31,12 @@ func (s Serializer) String() string {
 }
 
 // ErrMalformed wraps every decoding error of an inbound frame. The
-// connection that sent it is closed with 1011.
+// connection that sent it is closed with 1011 (1007 for invalid UTF-8).
 var ErrMalformed = errors.New("channel: malformed frame")
+
+// errInvalidUTF8 is the decoding error of a text message that is not valid
+// UTF-8 (RFC 6455 8.1); the WebSocket transport closes with 1007 for it.
+var errInvalidUTF8 = fmt.Errorf("%w: text message is not valid UTF-8", ErrMalformed)
 
 // frameKind distinguishes the three outbound frame layouts.
 type frameKind uint8
@@ -207,8 +211,13 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// decode parses one inbound WebSocket message.
+// decode parses one inbound WebSocket message. A text message must be
+// valid UTF-8 (RFC 6455 8.1), checked once for the whole message; binary
+// messages are not checked.
 func (s Serializer) decode(binary bool, data []byte) (Message, error) {
+	if !binary && !utf8.Valid(data) {
+		return Message{}, errInvalidUTF8
+	}
 	if binary {
 		if s != V2 {
 			return Message{}, fmt.Errorf("%w: binary frame on a V1 connection", ErrMalformed)

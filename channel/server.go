@@ -82,12 +82,48 @@ type Options struct {
 	// IdleTimeout closes a connection (code 1002) that sent no frame for this
 	// long. phoenix.js heartbeats every 30 s by default. Defaults to 60 s.
 	IdleTimeout time.Duration
-	// MaxFrameSize is the largest inbound message in bytes; a larger one
-	// closes the connection with 1009. Defaults to 10 000 000.
+	// MaxFrameSize is the largest inbound message in bytes (a compressed
+	// message counts inflated, and MaxInflatedSize bounds it lower); a
+	// larger one closes the connection with 1009. LongPoll applies it to
+	// each POSTed line. Defaults to 10 000 000.
 	MaxFrameSize int64
 	// MaxChannels is the most channels one connection may join; the next join
 	// gets "too many channels joined". Defaults to 100.
 	MaxChannels int
+	// MaxTopicLength is the longest topic, in bytes, a client may join: a
+	// longer one is refused with the join reply {"status":"error",
+	// "response":{"reason":"topic too long"}} before the router sees it, and
+	// keeps nothing on the server. Other messages on such a topic find no
+	// channel (it cannot be joined) and are answered as Phoenix answers
+	// messages to unjoined topics. Phoenix has no such bound. Defaults to
+	// 1024.
+	MaxTopicLength int
+	// MaxJoinParamsBytes bounds the join payload (the params passed to
+	// Join), in bytes as received (JSON text or binary): a larger one is
+	// refused with {"status":"error","response":{"reason":"join params too
+	// large"}} before the router sees it. Defaults to 64 KiB.
+	MaxJoinParamsBytes int
+	// MaxInflatedSize bounds a compressed (permessage-deflate) inbound
+	// message once inflated, in bytes: inflation stops there, nothing of
+	// the message reaches the channels, and the connection is closed with
+	// 1009, as for MaxFrameSize, which bounds uncompressed messages (and
+	// this bound, if it is lower). A few KB of compressed input can inflate
+	// to megabytes, hence the lower bound. Whether a message is compressed
+	// is read from its first frame header before the read; a message whose
+	// header is not yet buffered behind control frames is bounded as if
+	// compressed. It applies only with Compression. Defaults to 1 MiB.
+	MaxInflatedSize int64
+	// MaxInflateRate bounds the inflation work of one connection, in
+	// inflated bytes per second of compressed messages: a token bucket
+	// holding up to MaxInflatedSize bytes, refilled at this rate, is charged
+	// each compressed message's inflated size. While it is in debt the
+	// connection's reads pause (the client is slowed, not closed), so over
+	// any t seconds a connection inflates at most about 2 * MaxInflatedSize
+	// + t * MaxInflateRate bytes. A pause lasts at most MaxInflatedSize / MaxInflateRate
+	// seconds (1 s by default; keep it well below IdleTimeout) and ends
+	// when the connection closes. It applies only with Compression.
+	// Defaults to 1 MiB/s.
+	MaxInflateRate int64
 	// MaxQueueBytes bounds the outbound bytes queued for one connection.
 	// A connection that falls this far behind is closed with
 	// CloseSlowConsumer (3008) and counted in Stats. Defaults to 1 MiB.
@@ -117,7 +153,8 @@ type Options struct {
 	// all its subscribers and a connection keeps no compressor (an idle
 	// connection costs about the same with or without it). Smaller messages
 	// go uncompressed. It costs CPU per large message and saves bandwidth;
-	// on loopback it rarely pays. Defaults to off.
+	// on loopback it rarely pays. Inbound compressed messages are bounded
+	// by MaxInflatedSize and MaxInflateRate. Defaults to off.
 	Compression bool
 	// Breakers holds the circuit breakers of WithFallback and
 	// PushInitialState, one per service name. Defaults to a registry with
@@ -154,6 +191,19 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxChannels <= 0 {
 		c.MaxChannels = 100
+	}
+	if c.MaxTopicLength <= 0 {
+		c.MaxTopicLength = 1024
+	}
+	if c.MaxJoinParamsBytes <= 0 {
+		c.MaxJoinParamsBytes = 64 << 10
+	}
+	if c.MaxInflatedSize <= 0 {
+		c.MaxInflatedSize = 1 << 20
+	}
+	c.MaxInflatedSize = min(c.MaxInflatedSize, c.MaxFrameSize)
+	if c.MaxInflateRate <= 0 {
+		c.MaxInflateRate = 1 << 20
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
@@ -194,6 +244,11 @@ type Server struct {
 	writers   writePool      // WebSocket writes (writepool.go)
 
 	stats serverStats
+
+	// clock and pause are the time of the inflate rate bound (see
+	// beforeInflate): time.Now and a sleep ended by ctx, replaced by tests.
+	clock func() int64
+	pause func(ctx context.Context, d time.Duration)
 }
 
 type serverStats struct {
@@ -214,7 +269,7 @@ type Stats struct {
 	Accepted     uint64 // connections accepted since start
 	Refused      uint64 // connections refused (origin, vsn, Connect)
 	SlowClosed   uint64 // connections closed with CloseSlowConsumer
-	Malformed    uint64 // connections closed for malformed frames
+	Malformed    uint64 // connections closed for malformed frames (1011) or invalid UTF-8 (1007)
 	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
 	// FramesWritten counts the frames written to WebSocket connections, and
 	// Writes the socket writes that carried them: a busy server sends
@@ -246,6 +301,8 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
+	s.clock = func() int64 { return time.Now().UnixNano() }
+	s.pause = sleepCtx
 	s.writers.wg = &s.wg
 	s.writers.delay = o.WriteDelay
 	s.origins = newOriginChecker(o.AllowedOrigins, o.AllowSameOrigin)
@@ -262,6 +319,16 @@ func NewServer(opts *Options) *Server {
 		s.lp = newLPState(s) // needs the node id
 	}
 	return s
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // PubSub returns the server's PubSub.

@@ -11,8 +11,9 @@ import (
 const (
 	CloseNormal         = 1000 // client-requested close answered normally
 	CloseGoingAway      = 1001 // "disconnect" broadcast to the socket id
-	CloseProtocolError  = 1002 // idle timeout, or a client close without a code (Bandit's answer)
-	CloseTooBig         = 1009 // inbound frame larger than MaxFrameSize
+	CloseProtocolError  = 1002 // idle timeout, or a client close without a valid code (Bandit's answer)
+	CloseInvalidPayload = 1007 // a text message or close reason that is not valid UTF-8
+	CloseTooBig         = 1009 // inbound message larger than MaxFrameSize (or MaxInflatedSize inflated)
 	CloseInternalError  = 1011 // malformed frame from the client
 	CloseServiceRestart = 1012 // graceful shutdown: clients reconnect elsewhere
 	// CloseSlowConsumer closes a connection whose outbound queue overflowed

@@ -101,6 +101,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// would stay allocated for the connection's life.
 	t.br.Reset(t.nc)
 	t.deflate = strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	if t.deflate {
+		t.inf = &inflateState{limit: s.opts.MaxFrameSize, credit: s.opts.MaxInflatedSize, at: s.clock()}
+	}
 	t.attach(ws)
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",
 		slog.String("remote_addr", info.RemoteAddr), slog.String("serializer", ser.String()))
@@ -190,9 +193,10 @@ type wsTransport struct {
 	// deflate: permessage-deflate was negotiated; frames of large payloads
 	// are sent compressed (deflate.go).
 	deflate  bool
-	lastRead atomic.Int64 // unix nanos of the last inbound frame (see idle.go)
-	burst    sync.Mutex   // held by readLoop's worker while it reads (see readLoop)
-	burstOK  bool         // the worker's verdict: the connection goes on
+	inf      *inflateState // non-nil with deflate: the inflation bounds' state
+	lastRead atomic.Int64  // unix nanos of the last inbound frame (see idle.go)
+	burst    sync.Mutex    // held by readLoop's worker while it reads (see readLoop)
+	burstOK  bool          // the worker's verdict: the connection goes on
 
 	mu        sync.Mutex
 	queue     []outMsg
@@ -502,18 +506,29 @@ func (t *wsTransport) endRead() {
 //
 //go:noinline
 func (t *wsTransport) readOne() bool {
+	compressed := false
+	if t.inf != nil {
+		compressed = t.beforeInflate()
+	}
 	typ, data, err := t.ws.Read(context.Background())
 	if err != nil {
 		t.readEnded(err)
 		return false
 	}
 	t.lastRead.Store(time.Now().UnixNano())
+	if compressed {
+		t.inf.credit -= int64(len(data))
+	}
 	c := t.conn
 	m, err := t.ser.decode(typ == websocket.MessageBinary, data)
 	if err != nil {
 		t.srv.stats.malformed.Add(1)
 		c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed frame, closing connection", slog.Any("error", err))
-		c.Close(CloseInternalError, "malformed frame")
+		if errors.Is(err, errInvalidUTF8) {
+			c.Close(CloseInvalidPayload, "invalid UTF-8")
+		} else {
+			c.Close(CloseInternalError, "malformed frame")
+		}
 		return true // keep reading so the close handshake completes
 	}
 	t.mu.Lock()
@@ -530,7 +545,11 @@ func (t *wsTransport) readEnded(err error) {
 	code := websocket.CloseStatus(err)
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		c.log.LogAttrs(c.ctx, slog.LevelWarn, "frame too large, connection closed", slog.Int64("limit", t.srv.opts.MaxFrameSize))
+		limit := t.srv.opts.MaxFrameSize
+		if t.inf != nil {
+			limit = t.inf.limit
+		}
+		c.log.LogAttrs(c.ctx, slog.LevelWarn, "message too large, connection closed", slog.Int64("limit", limit))
 	case code != -1:
 		c.log.LogAttrs(c.ctx, slog.LevelDebug, "connection closed by client", slog.Int("code", int(code)))
 	default:
@@ -539,3 +558,100 @@ func (t *wsTransport) readEnded(err error) {
 }
 
 func (t *wsTransport) lastActivity() int64 { return t.lastRead.Load() }
+
+// Inflation bounds (Options.MaxInflatedSize and MaxInflateRate).
+//
+// coder/websocket inflates a compressed message inside Read, through the
+// read limit (SetReadLimit), which counts inflated bytes for a compressed
+// message and wire bytes for an uncompressed one. The limit is read when a
+// message starts, so before each read the transport looks at the next
+// frame's header in the read buffer: a compressed message gets
+// MaxInflatedSize, an uncompressed one MaxFrameSize. A compressed message
+// past its limit stops inflating there and coder/websocket closes the
+// connection with 1009.
+
+// inflateState is a compressed connection's inflation state: the read
+// limit in force and a token bucket of inflated bytes. Only the reading
+// goroutine uses it.
+type inflateState struct {
+	limit  int64 // the read limit set on the connection
+	credit int64 // bytes the connection may inflate; negative in debt
+	at     int64 // clock reading of the last refill, nanoseconds
+}
+
+// refill adds what rate bytes per second earned since the last refill, up
+// to burst.
+func (inf *inflateState) refill(now, rate, burst int64) {
+	if el := now - inf.at; el > 0 {
+		earned := float64(el) * float64(rate) / 1e9
+		if earned >= float64(burst-inf.credit) {
+			inf.credit = burst
+		} else {
+			inf.credit += int64(earned)
+		}
+	}
+	inf.at = now
+}
+
+// beforeInflate prepares the next read of a compressed connection: it
+// pauses while the connection's inflation is in debt (the token bucket
+// refills at MaxInflateRate), then sets the read limit for the next
+// message. It reports whether that message is (or may be) compressed, so
+// that its inflated size is charged.
+func (t *wsTransport) beforeInflate() bool {
+	inf, o := t.inf, &t.srv.opts
+	inf.refill(t.srv.clock(), o.MaxInflateRate, o.MaxInflatedSize)
+	if inf.credit < 0 {
+		d := time.Duration(float64(-inf.credit) / float64(o.MaxInflateRate) * 1e9)
+		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelDebug, "inflate rate exceeded, pausing reads",
+			slog.Duration("pause", d), slog.Int64("rate", o.MaxInflateRate))
+		t.srv.pause(t.conn.ctx, d)
+		inf.refill(t.srv.clock(), o.MaxInflateRate, o.MaxInflatedSize)
+	}
+	compressed, known := t.nextCompressed()
+	compressed = compressed || !known
+	limit := o.MaxFrameSize
+	if compressed {
+		limit = o.MaxInflatedSize
+	}
+	if limit != inf.limit {
+		t.ws.SetReadLimit(limit)
+		inf.limit = limit
+	}
+	return compressed
+}
+
+// nextCompressed looks at the frames buffered for the next read (without
+// reading the socket): it skips control frames and reports the RSV1 bit
+// (compressed) of the first data frame, if it is buffered (known).
+func (t *wsTransport) nextCompressed() (compressed, known bool) {
+	t.brMu.Lock()
+	defer t.brMu.Unlock()
+	if t.br.Buffered() == 0 {
+		if !t.nc.hasPending() {
+			return false, false
+		}
+		_, _ = t.br.Peek(1) // takes the pending bytes without blocking
+	}
+	b, _ := t.br.Peek(t.br.Buffered())
+	for off := 0; off < len(b); {
+		h := b[off]
+		if op := h & 0x0f; op < 0x8 {
+			// A data frame (or a protocol error coder/websocket refuses).
+			return h&0x40 != 0, true
+		}
+		if off+2 > len(b) {
+			return false, false
+		}
+		n := int(b[off+1] & 0x7f)
+		if n > 125 {
+			return false, true // an invalid control frame: the read fails
+		}
+		hl := 2
+		if b[off+1]&0x80 != 0 {
+			hl += 4 // masking key
+		}
+		off += hl + n
+	}
+	return false, false
+}

@@ -27,7 +27,13 @@ func newTestEndpoint(t *testing.T, opts *Options) *testEndpoint {
 	if opts.Router == nil {
 		opts.Router = NewRouter()
 	}
-	srv := NewServer(opts)
+	return serveTestEndpoint(t, NewServer(opts))
+}
+
+// serveTestEndpoint serves srv, which the test may have adjusted, behind
+// an httptest server.
+func serveTestEndpoint(t *testing.T, srv *Server) *testEndpoint {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
 	hs := httptest.NewServer(mux)
