@@ -11,7 +11,13 @@
 //	GET  /               redirects to /dashboard.html; other paths serve the pages
 //
 // Errors are JSON: {"error": "<text>", "field": "<field>"} with status 400
-// (or 405/413/415).
+// (or 403/405/413/415).
+//
+// Requests that change state (every method but GET, HEAD and OPTIONS under
+// /api/) must carry a JSON content type and either no Origin header or an
+// allowed one (Config.AllowedOrigins, or the server's own origin): a form
+// or text/plain POST from another site is answered 415, a JSON request
+// from a foreign Origin 403, before anything changes.
 package api
 
 import (
@@ -20,9 +26,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
@@ -52,9 +61,21 @@ type Config struct {
 	Demo Demo
 	// Web holds the pages (overlay.html, dashboard.html, ...); nil serves none.
 	Web fs.FS
+	// AllowedOrigins are the browser origins (scheme://host[:port], exact
+	// match) that may send state-changing requests, besides requests
+	// without an Origin header (Landale's Python services) and the
+	// server's own origin (the pages it serves). nil allows only those.
+	AllowedOrigins []string
+	// BodyReadTimeout bounds reading a request body: the HTTP server sets
+	// no ReadTimeout (it would cut WebSockets), so the API sets a read
+	// deadline per request. Defaults to BodyReadTimeout (10 s).
+	BodyReadTimeout time.Duration
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
+
+// BodyReadTimeout is the default of Config.BodyReadTimeout.
+const BodyReadTimeout = 10 * time.Second
 
 // MaxBodyBytes bounds request bodies (Landale's event size limit).
 const MaxBodyBytes = events.MaxDataBytes + 1024
@@ -63,6 +84,9 @@ const MaxBodyBytes = events.MaxDataBytes + 1024
 func New(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = BodyReadTimeout
 	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
@@ -82,7 +106,7 @@ func New(cfg Config) http.Handler {
 		})
 		mux.Handle("/", files)
 	}
-	return cors(mux)
+	return cors(guard(mux, cfg.AllowedOrigins))
 }
 
 type api struct{ cfg Config }
@@ -104,7 +128,10 @@ func writeError(w http.ResponseWriter, status int, msg, field string) {
 
 // readObject decodes a JSON object body; it writes the error itself and
 // returns false on failure.
-func readObject(w http.ResponseWriter, r *http.Request, v any) bool {
+func (a *api) readObject(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A body trickled in slowly must not hold the connection forever. Not
+	// every ResponseWriter supports deadlines (httptest.ResponseRecorder).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.cfg.BodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -128,7 +155,7 @@ func readObject(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (a *api) simulate(w http.ResponseWriter, r *http.Request) {
 	var req map[string]any
-	if !readObject(w, r, &req) {
+	if !a.readObject(w, r, &req) {
 		return
 	}
 	service, ok := req["service"].(string)
@@ -150,7 +177,7 @@ func (a *api) simulate(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) postEvent(w http.ResponseWriter, r *http.Request) {
 	var raw map[string]any
-	if !readObject(w, r, &raw) {
+	if !a.readObject(w, r, &raw) {
 		return
 	}
 	e, err := events.Complete(events.Event(raw), a.cfg.Now())
@@ -233,7 +260,7 @@ func (a *api) demo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req map[string]any
-	if !readObject(w, r, &req) {
+	if !a.readObject(w, r, &req) {
 		return
 	}
 	running, ok := req["running"].(bool)
@@ -275,4 +302,63 @@ func cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// guard refuses cross-site state changes: any method but GET, HEAD and
+// OPTIONS on /api/ needs a JSON content type (415 otherwise: a form or
+// text/plain POST is a "simple" request that browsers send cross-site
+// without a CORS preflight) and an Origin that is absent, the server's own,
+// or in allowed (403 otherwise).
+func guard(next http.Handler, allowed []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !originAllowed(r, allowed) {
+			writeError(w, http.StatusForbidden, "origin not allowed: "+r.Header.Get("Origin"), "")
+			return
+		}
+		if !isJSON(r.Header.Get("Content-Type")) {
+			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isJSON reports whether a Content-Type header names application/json
+// (parameters such as charset are allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// originAllowed reports whether a state-changing request's Origin may act:
+// no Origin header (non-browser clients), an origin equal to the request's
+// own scheme://host:port, or one in allowed (exact, case-insensitive).
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(origin, a) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 }

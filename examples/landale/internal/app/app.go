@@ -26,7 +26,9 @@ import (
 
 // AllowedOrigins is Landale's socket check_origin list (§1.1). The
 // server's own origin is allowed too (pyre always accepts same-host
-// origins), so the pages it serves can connect.
+// origins), so the pages it serves can connect. The HTTP API uses the same
+// list for requests that change state (POST /api/simulate...): no Origin,
+// the server's own origin or one of these.
 var AllowedOrigins = []string{
 	"http://localhost:5173", "http://localhost:5174", "http://127.0.0.1:5173", "http://127.0.0.1:5174",
 	"http://localhost:8008", "http://saya:8008", "http://zelan:8008",
@@ -157,7 +159,7 @@ func New(opts *Options) (*App, error) {
 	mux.Handle("/socket/", a.Server)
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
 		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
-		Web: o.Web, Stats: a.stats,
+		Web: o.Web, Stats: a.stats, AllowedOrigins: AllowedOrigins,
 	})))
 	a.handler = mux
 	return a, nil

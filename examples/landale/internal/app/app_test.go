@@ -291,3 +291,30 @@ func TestInitialPushesFollowTheJoinReply(t *testing.T) {
 		assert.Equal(t, []any{ref, nil, topic, event}, second[:4], topic)
 	}
 }
+
+// The HTTP API refuses cross-site state changes with the socket's origin
+// list: the dashboard on vite (an allowed origin), the server's own pages
+// and the Python services (no Origin) may POST JSON; other sites may not.
+func TestAPIStateChangesUseTheOriginList(t *testing.T) {
+	a, srv := newServer(t, nil)
+	post := func(ct, origin, body string) int {
+		req, err := http.NewRequest("POST", srv.URL+"/api/simulate", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", ct)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnsupportedMediaType, post("text/plain", "", `{"service":"obs","mode":"down"}`))
+	assert.Equal(t, http.StatusForbidden, post("application/json", "http://evil.example", `{"service":"obs","mode":"down"}`))
+	assert.Equal(t, sim.Up, a.Ctl.Mode(sim.OBS))
+	for i, origin := range append([]string{"", srv.URL}, AllowedOrigins...) {
+		mode := []string{"down", "up"}[i%2]
+		require.Equal(t, http.StatusOK, post("application/json", origin, `{"service":"obs","mode":"`+mode+`"}`), origin)
+		assert.Equal(t, sim.Mode(mode), a.Ctl.Mode(sim.OBS), origin)
+	}
+}
