@@ -8,6 +8,8 @@
 //	GET  /api/status     service modes and breaker states, demo, counters
 //	GET  /api/overlays   the joined overlay:* and stream:overlays channels
 //	POST /api/demo       {"running": true|false} starts or stops the generator
+//	/api/activity/*, /api/twitch/status, /api/oauth/*, /api/contexts*,
+//	/api/community/*     the routes Landale's own apps call (landale.go)
 //	GET  /               redirects to /dashboard.html; other paths serve the pages
 //
 // Errors are JSON: {"error": "<text>", "field": "<field>"} with status 400
@@ -22,6 +24,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -34,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
@@ -66,6 +70,12 @@ type Config struct {
 	// without an Origin header (Landale's Python services) and the
 	// server's own origin (the pages it serves). nil allows only those.
 	AllowedOrigins []string
+	// Activity is the activity log behind /api/activity/*; nil serves an
+	// empty log.
+	Activity *activity.Log
+	// Twitch returns the Twitch service status for /api/twitch/status; nil
+	// answers 503.
+	Twitch func(ctx context.Context) (map[string]any, error)
 	// BodyReadTimeout bounds reading a request body: the HTTP server sets
 	// no ReadTimeout (it would cut WebSockets), so the API sets a read
 	// deadline per request. Defaults to BodyReadTimeout (10 s).
@@ -88,8 +98,9 @@ func New(cfg Config) http.Handler {
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = BodyReadTimeout
 	}
-	a := &api{cfg: cfg}
+	a := &api{cfg: cfg, store: newStore()}
 	mux := http.NewServeMux()
+	a.routeLandale(mux)
 	mux.HandleFunc("POST /api/simulate", a.simulate)
 	mux.HandleFunc("POST /api/events", a.postEvent)
 	mux.HandleFunc("GET /api/events", a.recentEvents)
@@ -109,7 +120,10 @@ func New(cfg Config) http.Handler {
 	return cors(guard(mux, cfg.AllowedOrigins))
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg   Config
+	store *store
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

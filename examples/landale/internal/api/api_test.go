@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
@@ -42,6 +43,8 @@ type fixture struct {
 	ps   *pubsub.Memory
 	demo *fakeDemo
 
+	activity *activity.Log
+
 	mu  sync.Mutex
 	got map[string][]*pubsub.Message
 }
@@ -57,12 +60,22 @@ func newFixture(t *testing.T) *fixture {
 		})
 		require.NoError(t, f.ps.Subscribe(context.Background(), topic, &fn))
 	}
+	f.activity = activity.New(f.ps, 0)
+	require.NoError(t, f.activity.Start(context.Background()))
+	t.Cleanup(f.activity.Close)
 	web := fstest.MapFS{"dashboard.html": {Data: []byte("<h1>dashboard</h1>")}, "overlay.html": {Data: []byte("<h1>overlay</h1>")}}
 	h := New(Config{
 		Ctl: f.ctl, Bus: events.NewBus(f.ps, nil), Overlays: channels.NewTracker(), Demo: f.demo, Web: web,
 		Breakers:       func() map[string]string { return map[string]string{"obs": "open"} },
 		Stats:          func() map[string]any { return map[string]any{"connections": 3} },
 		AllowedOrigins: []string{"http://localhost:5173"},
+		Activity:       f.activity,
+		Twitch: func(ctx context.Context) (map[string]any, error) {
+			if err := f.ctl.Gate(ctx, sim.Twitch); err != nil {
+				return nil, err
+			}
+			return map[string]any{"connected": true}, nil
+		},
 	})
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)

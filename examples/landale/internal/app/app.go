@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/api"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
@@ -86,6 +87,7 @@ type App struct {
 	World       *sim.World
 	Producer    *stream.Producer
 	Transcripts *transcript.Store
+	Activity    *activity.Log
 	Overlays    *channels.Tracker
 	Breakers    *channels.Breakers
 	Demo        *sim.Demo
@@ -124,6 +126,7 @@ func New(opts *Options) (*App, error) {
 	a.World = sim.NewWorld(a.Ctl, a.Bus, nil)
 	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
 	a.Transcripts = transcript.NewStore(0)
+	a.Activity = activity.New(a.ps, 0)
 	a.Overlays = channels.NewTracker()
 	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
 	if o.Breakers != nil {
@@ -159,7 +162,8 @@ func New(opts *Options) (*App, error) {
 	mux.Handle("/socket/", a.Server)
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
 		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
-		Web: o.Web, Stats: a.stats, AllowedOrigins: AllowedOrigins,
+		Web: o.Web, Stats: a.stats, AllowedOrigins: AllowedOrigins, Activity: a.Activity,
+		Twitch: deps.TwitchStatus,
 	})))
 	a.handler = mux
 	return a, nil
@@ -194,6 +198,9 @@ func (a *App) Start(ctx context.Context) error {
 	a.baseCtx, a.stop = context.WithCancel(context.WithoutCancel(ctx))
 	base := a.baseCtx
 	a.mu.Unlock()
+	if err := a.Activity.Start(base); err != nil {
+		return err
+	}
 	if err := a.Producer.Start(base); err != nil {
 		return err
 	}
@@ -212,6 +219,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// presence tracker tells the other nodes goodbye.
 	err = errors.Join(err, a.Overlays.Shutdown(ctx))
 	a.Producer.Close()
+	a.Activity.Close()
 	err = errors.Join(err, a.Breakers.Wait(ctx))
 	a.mu.Lock()
 	if a.stop != nil {

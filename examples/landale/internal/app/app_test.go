@@ -318,3 +318,34 @@ func TestAPIStateChangesUseTheOriginList(t *testing.T) {
 		assert.Equal(t, sim.Mode(mode), a.Ctl.Mode(sim.OBS), origin)
 	}
 }
+
+// The routes Landale's apps call are served from the App's own log and
+// simulators: an event published on the bus shows in the Activity Log's
+// history, the Twitch status is the simulator's.
+func TestLandaleRoutesAreWired(t *testing.T) {
+	_, srv := newServer(t, nil)
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m
+	}
+	resp, err := http.Post(srv.URL+"/api/events", "application/json",
+		strings.NewReader(`{"type":"channel.follow","user_login":"ana","user_name":"Ana"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	code, body := get("/api/activity/events?limit=50")
+	require.Equal(t, 200, code)
+	evs := body["data"].(map[string]any)["events"].([]any)
+	require.NotEmpty(t, evs)
+	assert.Equal(t, "channel.follow", evs[0].(map[string]any)["event_type"])
+	code, body = get("/api/twitch/status")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, true, body["data"].(map[string]any)["connected"])
+	code, body = get("/api/oauth/status")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, map[string]any{"connected": false}, body)
+}
