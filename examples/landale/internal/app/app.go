@@ -93,7 +93,8 @@ type App struct {
 	Demo        *sim.Demo
 	Server      *channel.Server
 
-	ps      pubsub.PubSub
+	ps      pubsub.PubSub // the cluster PubSub
+	node    *events.NodePubSub
 	ownPS   bool
 	log     *slog.Logger
 	handler http.Handler
@@ -122,11 +123,16 @@ func New(opts *Options) (*App, error) {
 	if err := a.Ctl.Apply(o.Simulate); err != nil {
 		return nil, err
 	}
-	a.Bus = events.NewBus(a.ps, nil)
+	// Everything runs on the node layer over the cluster PubSub: what every
+	// node derives for itself (the stream producer's state) is published to
+	// this node only, so each client gets it once however many nodes share
+	// the broker.
+	a.node = events.NewNodePubSub(a.ps)
+	a.Bus = events.NewBus(a.node, nil)
 	a.World = sim.NewWorld(a.Ctl, a.Bus, nil)
 	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
 	a.Transcripts = transcript.NewStore(0)
-	a.Activity = activity.New(a.ps, 0)
+	a.Activity = activity.New(a.node, 0)
 	a.Overlays = channels.NewTracker()
 	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
 	if o.Breakers != nil {
@@ -150,7 +156,7 @@ func New(opts *Options) (*App, error) {
 	}
 	a.Server = channel.NewServer(&channel.Options{
 		Router:              channels.Router(deps),
-		PubSub:              a.ps,
+		PubSub:              a.node,
 		Logger:              o.Logger,
 		AllowedOrigins:      AllowedOrigins,
 		IdleTimeout:         idle,
@@ -226,6 +232,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stop()
 	}
 	a.mu.Unlock()
+	_ = a.node.Close()
 	if a.ownPS {
 		if c, ok := a.ps.(interface{ Close() error }); ok {
 			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
