@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -348,4 +349,19 @@ func TestLandaleRoutesAreWired(t *testing.T) {
 	code, body = get("/api/oauth/status")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, map[string]any{"connected": false}, body)
+}
+
+// A fresh server's world and stream producer agree on the show: Landale's
+// StreamProducer starts on variety (A47), and the simulated Twitch channel
+// starts in a category that maps to variety.
+func TestFreshServerShowAgreesWithTheWorld(t *testing.T) {
+	a, _ := newServer(t, nil)
+	info, err := a.World.Twitch.ChannelInfo(context.Background())
+	require.NoError(t, err)
+	ch := info[0].(map[string]any)
+	assert.Equal(t, "variety", a.Producer.Show())
+	assert.Equal(t, a.Producer.Show(), stream.ShowForGame(ch["game_id"].(string), ch["game_name"].(string)))
+	lm, err := a.Producer.LayerMappings(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "variety", lm["current_show"])
 }
