@@ -16,10 +16,10 @@
 // (or 403/405/413/415).
 //
 // Requests that change state (every method but GET, HEAD and OPTIONS under
-// /api/) must carry a JSON content type and either no Origin header or an
-// allowed one (Config.AllowedOrigins, or the server's own origin): a form
-// or text/plain POST from another site is answered 415, a JSON request
-// from a foreign Origin 403, before anything changes.
+// /api/) must carry either no Origin header or an allowed one
+// (Config.AllowedOrigins, or the server's own origin), and a JSON content
+// type unless they have no body: a request from a foreign Origin is
+// answered 403, a form or text/plain POST 415, before anything changes.
 package api
 
 import (
@@ -319,10 +319,10 @@ func cors(next http.Handler) http.Handler {
 }
 
 // guard refuses cross-site state changes: any method but GET, HEAD and
-// OPTIONS on /api/ needs a JSON content type (415 otherwise: a form or
-// text/plain POST is a "simple" request that browsers send cross-site
-// without a CORS preflight) and an Origin that is absent, the server's own,
-// or in allowed (403 otherwise).
+// OPTIONS on /api/ needs an Origin that is absent, the server's own, or in
+// allowed (403 otherwise), and a JSON content type unless it has no body
+// at all (415 otherwise: a form or text/plain POST is a "simple" request
+// that browsers send cross-site without a CORS preflight).
 func guard(next http.Handler, allowed []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -338,7 +338,11 @@ func guard(next http.Handler, allowed []string) http.Handler {
 			writeError(w, http.StatusForbidden, "origin not allowed: "+r.Header.Get("Origin"), "")
 			return
 		}
-		if !isJSON(r.Header.Get("Content-Type")) {
+		// A POST without a body and without a Content-Type (the dashboard's
+		// OAuth refresh button) carries nothing to misread; the Origin
+		// check above is what keeps other sites out of it.
+		bodyless := r.ContentLength == 0 && r.Header.Get("Content-Type") == ""
+		if !bodyless && !isJSON(r.Header.Get("Content-Type")) {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "")
 			return
 		}
