@@ -5,7 +5,7 @@
 // (not committed: Landale's repository has no licence, so its builds are
 // not redistributed here; see README.md in this folder).
 //
-//   node landale-apps/build.mjs                   # clones the pinned commit (needs GitHub)
+//   node landale-apps/build.mjs                   # clones the pinned commit (needs GitHub, or LANDALE_REPO_URL)
 //   node landale-apps/build.mjs --src /path/to/landale   # a checkout of that commit
 //   node landale-apps/build.mjs --check           # exit 0 when the build is present and current
 //
@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const LANDALE_REPO = 'https://github.com/bryanveloso/landale';
+// LANDALE_REPO_URL overrides where the pinned commit is cloned from (a mirror).
+export const LANDALE_REPO = process.env.LANDALE_REPO_URL || 'https://github.com/bryanveloso/landale';
 export const LANDALE_COMMIT = '940d1aa92c814e3b2522432892fef578cb3d49f4';
 export const BUN_VERSION = '1.2.20'; // Landale's packageManager
 
