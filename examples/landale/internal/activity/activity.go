@@ -88,7 +88,8 @@ type Log struct {
 	sub  *pubsub.SubscriberFunc
 
 	mu      sync.Mutex
-	entries []Entry // oldest first
+	entries []Entry // a ring of up to size entries
+	next    int     // where the next entry goes once the ring is full
 	ids     map[string]bool
 }
 
@@ -136,11 +137,13 @@ func (l *Log) Add(e events.Event) bool {
 	if id != "" && l.ids[id] {
 		return false
 	}
-	if len(l.entries) >= l.size {
-		delete(l.ids, l.entries[0].ID)
-		l.entries = append(l.entries[:0], l.entries[1:]...)
+	if len(l.entries) < l.size {
+		l.entries = append(l.entries, en)
+	} else {
+		delete(l.ids, l.entries[l.next].ID)
+		l.entries[l.next] = en
+		l.next = (l.next + 1) % l.size
 	}
-	l.entries = append(l.entries, en)
 	if id != "" {
 		l.ids[id] = true
 	}
@@ -151,8 +154,9 @@ func (l *Log) Add(e events.Event) bool {
 func (l *Log) List(q Query) []Entry {
 	l.mu.Lock()
 	out := make([]Entry, 0, min(len(l.entries), max(q.Limit, 16)))
-	for i := len(l.entries) - 1; i >= 0; i-- {
-		en := l.entries[i]
+	n := len(l.entries)
+	for k := 1; k <= n; k++ { // newest stored first
+		en := l.entries[(l.next-k+n)%n]
 		if q.EventType != "" && en.EventType != q.EventType {
 			continue
 		}
