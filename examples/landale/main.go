@@ -94,6 +94,38 @@ func newPubSub(spec string, logger *slog.Logger) (pubsub.PubSub, error) {
 	return ps, nil
 }
 
+// HTTP server timeouts. See newHTTPServer.
+const (
+	readHeaderTimeout = 10 * time.Second
+	keepAliveTimeout  = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// newHTTPServer returns the server for the App's handler, with timeouts
+// that bound what a client can hold without sending anything useful:
+//
+//   - ReadHeaderTimeout (10 s): a request's headers must arrive within it,
+//     so a slow-header client cannot hold a connection (and a goroutine).
+//   - IdleTimeout (120 s): a keep-alive connection between two HTTP
+//     requests is closed after it. It does not apply to a WebSocket, which
+//     leaves net/http's keep-alive loop when it is upgraded.
+//   - ReadTimeout and WriteTimeout stay unset on purpose: net/http applies
+//     them as deadlines on the connection itself, and a hijacked WebSocket
+//     keeps those deadlines, so they would cut every socket (and every
+//     LongPoll hold) after that time whatever its traffic. A WebSocket's
+//     liveness is the channel server's idle timeout (-idle-timeout, 90 s)
+//     instead, and the API bounds reading a request body per request
+//     (api.BodyReadTimeout, 10 s) and its size (api.MaxBodyBytes).
+//   - MaxHeaderBytes (64 KiB) instead of net/http's 1 MiB.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       keepAliveTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
+
 func run(args []string, stdout io.Writer) error {
 	cfg, err := parseFlags(args)
 	if err != nil {
@@ -131,7 +163,7 @@ func run(args []string, stdout io.Writer) error {
 		_ = ln.Close()
 		return err
 	}
-	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(a.Handler())
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "landale (pyre) listening on %s\n", base)
 	fmt.Fprintf(stdout, "  overlay:   %s/overlay.html\n", base)

@@ -95,3 +95,14 @@ func TestRunServesAndShutsDownOnSignal(t *testing.T) {
 		t.Fatal("run did not return after SIGINT")
 	}
 }
+
+func TestHTTPServerTimeouts(t *testing.T) {
+	hs := newHTTPServer(http.NotFoundHandler())
+	assert.Equal(t, 10*time.Second, hs.ReadHeaderTimeout, "slow headers are cut")
+	assert.Equal(t, 120*time.Second, hs.IdleTimeout, "idle keep-alive connections are closed")
+	assert.Equal(t, 64<<10, hs.MaxHeaderBytes)
+	// A ReadTimeout or WriteTimeout would stay on hijacked WebSockets and
+	// close them whatever their traffic.
+	assert.Zero(t, hs.ReadTimeout)
+	assert.Zero(t, hs.WriteTimeout)
+}

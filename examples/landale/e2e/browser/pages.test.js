@@ -85,6 +85,47 @@ test('overlay and dashboard in Chromium', { skip, timeout: 150000 }, async (t) =
     assert.equal(await dashboard.locator('#services tr[data-breaker="closed"]').count(), 6);
   });
 
+  await t.test('the dashboard fits a 1280 px window', async () => {
+    await dashboard.setViewportSize({ width: 1280, height: 900 });
+    try {
+      const problems = await dashboard.evaluate(() => {
+        const out = [];
+        const box = (el) => el.getBoundingClientRect();
+        // Nothing in a card runs past the card's edges (the services table did).
+        for (const card of document.querySelectorAll('.card')) {
+          const c = box(card);
+          for (const el of card.querySelectorAll('table, tr, td, th, select, input, button')) {
+            const r = box(el);
+            if (r.width && (r.right > c.right + 0.5 || r.left < c.left - 0.5)) out.push(`${el.tagName}#${el.id} runs past its card`);
+          }
+        }
+        // The takeover buttons cover no input (Show takeover covered Seconds).
+        for (const b of document.querySelectorAll('#takeover-form button')) {
+          for (const i of document.querySelectorAll('#takeover-form input, #takeover-form select')) {
+            const [x, y] = [box(b), box(i)];
+            if (x.left < y.right && y.left < x.right && x.top < y.bottom && y.top < x.bottom) out.push(`#${b.id} covers #${i.id}`);
+          }
+        }
+        // The takeover type select shows its longest option whole.
+        const sel = document.getElementById('takeover-type');
+        const probe = document.createElement('span');
+        probe.style.cssText = `position:absolute;visibility:hidden;white-space:nowrap;font:${getComputedStyle(sel).font}`;
+        document.body.append(probe);
+        const cs = getComputedStyle(sel);
+        const room = sel.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20; // 20 px: the arrow
+        for (const o of sel.options) {
+          probe.textContent = o.text;
+          if (probe.getBoundingClientRect().width > room) out.push(`the type select cuts off "${o.text}"`);
+        }
+        probe.remove();
+        return out;
+      });
+      assert.deepEqual(problems, []);
+    } finally {
+      await dashboard.setViewportSize({ width: 1440, height: 900 });
+    }
+  });
+
   await t.test('a takeover clicked on the dashboard covers the overlay', async () => {
     await dashboard.selectOption('#takeover-type', 'technical-difficulties');
     await dashboard.fill('#takeover-message', 'Back in five!');

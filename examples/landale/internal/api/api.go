@@ -8,23 +8,36 @@
 //	GET  /api/status     service modes and breaker states, demo, counters
 //	GET  /api/overlays   the joined overlay:* and stream:overlays channels
 //	POST /api/demo       {"running": true|false} starts or stops the generator
+//	/api/activity/*, /api/twitch/status, /api/oauth/*, /api/contexts*,
+//	/api/community/*     the routes Landale's own apps call (landale.go)
 //	GET  /               redirects to /dashboard.html; other paths serve the pages
 //
 // Errors are JSON: {"error": "<text>", "field": "<field>"} with status 400
-// (or 405/413/415).
+// (or 403/405/413/415).
+//
+// Requests that change state (every method but GET, HEAD and OPTIONS under
+// /api/) must carry either no Origin header or an allowed one
+// (Config.AllowedOrigins, or the server's own origin), and a JSON content
+// type unless they have no body: a request from a foreign Origin is
+// answered 403, a form or text/plain POST 415, before anything changes.
 package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
@@ -52,9 +65,27 @@ type Config struct {
 	Demo Demo
 	// Web holds the pages (overlay.html, dashboard.html, ...); nil serves none.
 	Web fs.FS
+	// AllowedOrigins are the browser origins (scheme://host[:port], exact
+	// match) that may send state-changing requests, besides requests
+	// without an Origin header (Landale's Python services) and the
+	// server's own origin (the pages it serves). nil allows only those.
+	AllowedOrigins []string
+	// Activity is the activity log behind /api/activity/*; nil serves an
+	// empty log.
+	Activity *activity.Log
+	// Twitch returns the Twitch service status for /api/twitch/status; nil
+	// answers 503.
+	Twitch func(ctx context.Context) (map[string]any, error)
+	// BodyReadTimeout bounds reading a request body: the HTTP server sets
+	// no ReadTimeout (it would cut WebSockets), so the API sets a read
+	// deadline per request. Defaults to BodyReadTimeout (10 s).
+	BodyReadTimeout time.Duration
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
+
+// BodyReadTimeout is the default of Config.BodyReadTimeout.
+const BodyReadTimeout = 10 * time.Second
 
 // MaxBodyBytes bounds request bodies (Landale's event size limit).
 const MaxBodyBytes = events.MaxDataBytes + 1024
@@ -64,8 +95,12 @@ func New(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &api{cfg: cfg}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = BodyReadTimeout
+	}
+	a := &api{cfg: cfg, store: newStore()}
 	mux := http.NewServeMux()
+	a.routeLandale(mux)
 	mux.HandleFunc("POST /api/simulate", a.simulate)
 	mux.HandleFunc("POST /api/events", a.postEvent)
 	mux.HandleFunc("GET /api/events", a.recentEvents)
@@ -82,10 +117,13 @@ func New(cfg Config) http.Handler {
 		})
 		mux.Handle("/", files)
 	}
-	return cors(mux)
+	return cors(guard(mux, cfg.AllowedOrigins))
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg   Config
+	store *store
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -104,7 +142,10 @@ func writeError(w http.ResponseWriter, status int, msg, field string) {
 
 // readObject decodes a JSON object body; it writes the error itself and
 // returns false on failure.
-func readObject(w http.ResponseWriter, r *http.Request, v any) bool {
+func (a *api) readObject(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A body trickled in slowly must not hold the connection forever. Not
+	// every ResponseWriter supports deadlines (httptest.ResponseRecorder).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.cfg.BodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -128,7 +169,7 @@ func readObject(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (a *api) simulate(w http.ResponseWriter, r *http.Request) {
 	var req map[string]any
-	if !readObject(w, r, &req) {
+	if !a.readObject(w, r, &req) {
 		return
 	}
 	service, ok := req["service"].(string)
@@ -150,7 +191,7 @@ func (a *api) simulate(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) postEvent(w http.ResponseWriter, r *http.Request) {
 	var raw map[string]any
-	if !readObject(w, r, &raw) {
+	if !a.readObject(w, r, &raw) {
 		return
 	}
 	e, err := events.Complete(events.Event(raw), a.cfg.Now())
@@ -233,7 +274,7 @@ func (a *api) demo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req map[string]any
-	if !readObject(w, r, &req) {
+	if !a.readObject(w, r, &req) {
 		return
 	}
 	running, ok := req["running"].(bool)
@@ -275,4 +316,67 @@ func cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// guard refuses cross-site state changes: any method but GET, HEAD and
+// OPTIONS on /api/ needs an Origin that is absent, the server's own, or in
+// allowed (403 otherwise), and a JSON content type unless it has no body
+// at all (415 otherwise: a form or text/plain POST is a "simple" request
+// that browsers send cross-site without a CORS preflight).
+func guard(next http.Handler, allowed []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !originAllowed(r, allowed) {
+			writeError(w, http.StatusForbidden, "origin not allowed: "+r.Header.Get("Origin"), "")
+			return
+		}
+		// A POST without a body and without a Content-Type (the dashboard's
+		// OAuth refresh button) carries nothing to misread; the Origin
+		// check above is what keeps other sites out of it.
+		bodyless := r.ContentLength == 0 && r.Header.Get("Content-Type") == ""
+		if !bodyless && !isJSON(r.Header.Get("Content-Type")) {
+			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isJSON reports whether a Content-Type header names application/json
+// (parameters such as charset are allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// originAllowed reports whether a state-changing request's Origin may act:
+// no Origin header (non-browser clients), an origin equal to the request's
+// own scheme://host:port, or one in allowed (exact, case-insensitive).
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(origin, a) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 }

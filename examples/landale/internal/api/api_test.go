@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
@@ -40,6 +43,8 @@ type fixture struct {
 	ps   *pubsub.Memory
 	demo *fakeDemo
 
+	activity *activity.Log
+
 	mu  sync.Mutex
 	got map[string][]*pubsub.Message
 }
@@ -55,11 +60,22 @@ func newFixture(t *testing.T) *fixture {
 		})
 		require.NoError(t, f.ps.Subscribe(context.Background(), topic, &fn))
 	}
+	f.activity = activity.New(f.ps, 0)
+	require.NoError(t, f.activity.Start(context.Background()))
+	t.Cleanup(f.activity.Close)
 	web := fstest.MapFS{"dashboard.html": {Data: []byte("<h1>dashboard</h1>")}, "overlay.html": {Data: []byte("<h1>overlay</h1>")}}
 	h := New(Config{
 		Ctl: f.ctl, Bus: events.NewBus(f.ps, nil), Overlays: channels.NewTracker(), Demo: f.demo, Web: web,
-		Breakers: func() map[string]string { return map[string]string{"obs": "open"} },
-		Stats:    func() map[string]any { return map[string]any{"connections": 3} },
+		Breakers:       func() map[string]string { return map[string]string{"obs": "open"} },
+		Stats:          func() map[string]any { return map[string]any{"connections": 3} },
+		AllowedOrigins: []string{"http://localhost:5173"},
+		Activity:       f.activity,
+		Twitch: func(ctx context.Context) (map[string]any, error) {
+			if err := f.ctl.Gate(ctx, sim.Twitch); err != nil {
+				return nil, err
+			}
+			return map[string]any{"connected": true}, nil
+		},
 	})
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
@@ -70,6 +86,9 @@ func (f *fixture) do(t *testing.T, method, path, body string, header ...string) 
 	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
+	if method != http.MethodGet && method != http.MethodOptions {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -210,10 +229,94 @@ func TestNowIsInjectable(t *testing.T) {
 	h := New(Config{Ctl: sim.NewController(0), Bus: events.NewBus(ps, nil), Overlays: channels.NewTracker(),
 		Now: func() time.Time { return at }})
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/events", strings.NewReader(`{"type":"channel.follow"}`)))
+	req := httptest.NewRequest("POST", "/api/events", strings.NewReader(`{"type":"channel.follow"}`))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
 	require.Equal(t, 200, rec.Code)
 	assert.Contains(t, rec.Body.String(), `"timestamp":"2025-08-25T16:02:11.482913Z"`)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/overlay.html", nil))
 	assert.Equal(t, 404, rec.Code, "no pages without Web")
+}
+
+// A page on another site can POST text/plain or a form without a CORS
+// preflight; before the guard such a POST switched a simulated service
+// down. State-changing routes now need JSON and an allowed (or no) Origin.
+func TestStateChangesRefuseCrossSite(t *testing.T) {
+	f := newFixture(t)
+	published := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.got[events.TopicEvents])
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/api/simulate", `{"service":"obs","mode":"down"}`},
+		{"/api/events", `{"type":"channel.follow","user_login":"x"}`},
+		{"/api/demo", `{"running":true}`},
+	} {
+		for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+			"multipart/form-data; boundary=x", "", "application/jsonx", "application/json-seq"} {
+			code, body, _ := f.do(t, "POST", c.path, c.body, "Content-Type", ct, "Origin", "http://evil.example")
+			assert.Contains(t, []int{403, 415}, code, "%s %q", c.path, ct)
+			assert.NotEmpty(t, body["error"])
+			code, body, _ = f.do(t, "POST", c.path, c.body, "Content-Type", ct)
+			assert.Equal(t, http.StatusUnsupportedMediaType, code, "%s %q without Origin", c.path, ct)
+			assert.Equal(t, "Content-Type must be application/json", body["error"])
+		}
+		for _, origin := range []string{"http://evil.example", "null", "http://localhost:5174", "https://localhost:5173",
+			"http://localhost:5173.evil.example", strings.Replace(f.srv.URL, "http:", "https:", 1), f.srv.URL + "/x"} {
+			code, body, _ := f.do(t, "POST", c.path, c.body, "Origin", origin)
+			assert.Equal(t, http.StatusForbidden, code, "%s from %s", c.path, origin)
+			assert.Equal(t, "origin not allowed: "+origin, body["error"])
+		}
+	}
+	assert.Equal(t, sim.Up, f.ctl.Mode(sim.OBS), "no refused request changed a mode")
+	assert.Equal(t, 0, published(), "no refused request published an event")
+	assert.False(t, f.demo.Running(), "no refused request started the demo")
+
+	// JSON without an Origin (Landale's Python services), from an allowed
+	// origin (the dashboard on vite) and from the server's own pages.
+	code, _, _ := f.do(t, "POST", "/api/simulate", `{"service":"obs","mode":"down"}`, "Content-Type", "application/json; charset=utf-8")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, sim.Down, f.ctl.Mode(sim.OBS))
+	code, _, _ = f.do(t, "POST", "/api/simulate", `{"service":"obs","mode":"slow"}`, "Origin", "http://localhost:5173")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, sim.Slow, f.ctl.Mode(sim.OBS))
+	code, _, _ = f.do(t, "POST", "/api/events", `{"type":"channel.follow"}`, "Origin", f.srv.URL)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, 1, published())
+	code, _, _ = f.do(t, "POST", "/api/demo", `{"running":true}`, "Origin", "HTTP://LOCALHOST:5173")
+	assert.Equal(t, 200, code)
+	assert.True(t, f.demo.Running())
+
+	// Reads stay open to any origin (CORS decides what a page may read).
+	code, _, _ = f.do(t, "GET", "/api/status", "", "Origin", "http://evil.example")
+	assert.Equal(t, 200, code)
+}
+
+// The HTTP server has no ReadTimeout (it would cut WebSockets), so a body
+// trickled in must be cut by the API's own read deadline: without it this
+// request would hold its connection until the client gave up.
+func TestSlowBodyIsCut(t *testing.T) {
+	ctl := sim.NewController(0)
+	ps := pubsub.NewMemory(nil)
+	defer ps.Close()
+	srv := httptest.NewServer(New(Config{Ctl: ctl, Bus: events.NewBus(ps, nil), Overlays: channels.NewTracker(),
+		BodyReadTimeout: 100 * time.Millisecond}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	// Promise 40 bytes, send 10 and then nothing.
+	_, err = io.WriteString(conn, "POST /api/simulate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: 40\r\n\r\n{\"service\"")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second))) // a hang fails, not blocks
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "the server answers instead of waiting for the rest of the body")
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, string(b), "cannot read body")
+	assert.Equal(t, sim.Up, ctl.Mode(sim.OBS))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/correlation"
+	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/api"
 	"github.com/pyre-go/pyre/examples/landale/internal/channels"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
@@ -26,7 +27,9 @@ import (
 
 // AllowedOrigins is Landale's socket check_origin list (§1.1). The
 // server's own origin is allowed too (pyre always accepts same-host
-// origins), so the pages it serves can connect.
+// origins), so the pages it serves can connect. The HTTP API uses the same
+// list for requests that change state (POST /api/simulate...): no Origin,
+// the server's own origin or one of these.
 var AllowedOrigins = []string{
 	"http://localhost:5173", "http://localhost:5174", "http://127.0.0.1:5173", "http://127.0.0.1:5174",
 	"http://localhost:8008", "http://saya:8008", "http://zelan:8008",
@@ -84,12 +87,14 @@ type App struct {
 	World       *sim.World
 	Producer    *stream.Producer
 	Transcripts *transcript.Store
+	Activity    *activity.Log
 	Overlays    *channels.Tracker
 	Breakers    *channels.Breakers
 	Demo        *sim.Demo
 	Server      *channel.Server
 
-	ps      pubsub.PubSub
+	ps      pubsub.PubSub // the cluster PubSub
+	node    *events.NodePubSub
 	ownPS   bool
 	log     *slog.Logger
 	handler http.Handler
@@ -118,10 +123,16 @@ func New(opts *Options) (*App, error) {
 	if err := a.Ctl.Apply(o.Simulate); err != nil {
 		return nil, err
 	}
-	a.Bus = events.NewBus(a.ps, nil)
+	// Everything runs on the node layer over the cluster PubSub: what every
+	// node derives for itself (the stream producer's state) is published to
+	// this node only, so each client gets it once however many nodes share
+	// the broker.
+	a.node = events.NewNodePubSub(a.ps)
+	a.Bus = events.NewBus(a.node, nil)
 	a.World = sim.NewWorld(a.Ctl, a.Bus, nil)
 	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
 	a.Transcripts = transcript.NewStore(0)
+	a.Activity = activity.New(a.node, 0)
 	a.Overlays = channels.NewTracker()
 	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
 	if o.Breakers != nil {
@@ -145,7 +156,7 @@ func New(opts *Options) (*App, error) {
 	}
 	a.Server = channel.NewServer(&channel.Options{
 		Router:              channels.Router(deps),
-		PubSub:              a.ps,
+		PubSub:              a.node,
 		Logger:              o.Logger,
 		AllowedOrigins:      AllowedOrigins,
 		IdleTimeout:         idle,
@@ -157,7 +168,8 @@ func New(opts *Options) (*App, error) {
 	mux.Handle("/socket/", a.Server)
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
 		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
-		Web: o.Web, Stats: a.stats,
+		Web: o.Web, Stats: a.stats, AllowedOrigins: AllowedOrigins, Activity: a.Activity,
+		Twitch: deps.TwitchStatus,
 	})))
 	a.handler = mux
 	return a, nil
@@ -192,6 +204,9 @@ func (a *App) Start(ctx context.Context) error {
 	a.baseCtx, a.stop = context.WithCancel(context.WithoutCancel(ctx))
 	base := a.baseCtx
 	a.mu.Unlock()
+	if err := a.Activity.Start(base); err != nil {
+		return err
+	}
 	if err := a.Producer.Start(base); err != nil {
 		return err
 	}
@@ -210,12 +225,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// presence tracker tells the other nodes goodbye.
 	err = errors.Join(err, a.Overlays.Shutdown(ctx))
 	a.Producer.Close()
+	a.Activity.Close()
 	err = errors.Join(err, a.Breakers.Wait(ctx))
 	a.mu.Lock()
 	if a.stop != nil {
 		a.stop()
 	}
 	a.mu.Unlock()
+	_ = a.node.Close()
 	if a.ownPS {
 		if c, ok := a.ps.(interface{ Close() error }); ok {
 			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
+	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -290,4 +291,77 @@ func TestInitialPushesFollowTheJoinReply(t *testing.T) {
 		second := cl.next(func(f []any) bool { return f[2] == topic })
 		assert.Equal(t, []any{ref, nil, topic, event}, second[:4], topic)
 	}
+}
+
+// The HTTP API refuses cross-site state changes with the socket's origin
+// list: the dashboard on vite (an allowed origin), the server's own pages
+// and the Python services (no Origin) may POST JSON; other sites may not.
+func TestAPIStateChangesUseTheOriginList(t *testing.T) {
+	a, srv := newServer(t, nil)
+	post := func(ct, origin, body string) int {
+		req, err := http.NewRequest("POST", srv.URL+"/api/simulate", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", ct)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnsupportedMediaType, post("text/plain", "", `{"service":"obs","mode":"down"}`))
+	assert.Equal(t, http.StatusForbidden, post("application/json", "http://evil.example", `{"service":"obs","mode":"down"}`))
+	assert.Equal(t, sim.Up, a.Ctl.Mode(sim.OBS))
+	for i, origin := range append([]string{"", srv.URL}, AllowedOrigins...) {
+		mode := []string{"down", "up"}[i%2]
+		require.Equal(t, http.StatusOK, post("application/json", origin, `{"service":"obs","mode":"`+mode+`"}`), origin)
+		assert.Equal(t, sim.Mode(mode), a.Ctl.Mode(sim.OBS), origin)
+	}
+}
+
+// The routes Landale's apps call are served from the App's own log and
+// simulators: an event published on the bus shows in the Activity Log's
+// history, the Twitch status is the simulator's.
+func TestLandaleRoutesAreWired(t *testing.T) {
+	_, srv := newServer(t, nil)
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m
+	}
+	resp, err := http.Post(srv.URL+"/api/events", "application/json",
+		strings.NewReader(`{"type":"channel.follow","user_login":"ana","user_name":"Ana"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	code, body := get("/api/activity/events?limit=50")
+	require.Equal(t, 200, code)
+	evs := body["data"].(map[string]any)["events"].([]any)
+	require.NotEmpty(t, evs)
+	assert.Equal(t, "channel.follow", evs[0].(map[string]any)["event_type"])
+	code, body = get("/api/twitch/status")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, true, body["data"].(map[string]any)["connected"])
+	code, body = get("/api/oauth/status")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, map[string]any{"connected": false}, body)
+}
+
+// A fresh server's world and stream producer agree on the show: Landale's
+// StreamProducer starts on variety (A47), and the simulated Twitch channel
+// starts in a category that maps to variety.
+func TestFreshServerShowAgreesWithTheWorld(t *testing.T) {
+	a, _ := newServer(t, nil)
+	info, err := a.World.Twitch.ChannelInfo(context.Background())
+	require.NoError(t, err)
+	ch := info[0].(map[string]any)
+	assert.Equal(t, "variety", a.Producer.Show())
+	assert.Equal(t, a.Producer.Show(), stream.ShowForGame(ch["game_id"].(string), ch["game_name"].(string)))
+	lm, err := a.Producer.LayerMappings(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "variety", lm["current_show"])
 }

@@ -197,3 +197,19 @@ func hooks(ping channel.Middleware) []channel.Middleware {
 	}
 	return []channel.Middleware{channel.Correlation(), ping, channel.LogUnhandled()}
 }
+
+// TwitchStatus is the Twitch service's status for the HTTP API, through the
+// service's breaker and timeout like a channel's call; an error's text is
+// Landale's format_error of the failure.
+func (d *Deps) TwitchStatus(ctx context.Context) (map[string]any, error) {
+	dd := d.withDefaults()
+	var st map[string]any
+	err := dd.call(ctx, sim.Twitch, func(ctx context.Context) (err error) {
+		st, err = dd.World.Twitch.Status(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, errors.New(errorText(err))
+	}
+	return st, nil
+}

@@ -48,8 +48,23 @@ func (b *Bus) Publish(ctx context.Context, typ string, data map[string]any) (Eve
 	return e, b.PublishEvent(ctx, e)
 }
 
+// PublishLocal is Publish to this node's subscribers only: for events that
+// every node of a cluster derives for itself from the cluster-wide event
+// stream (the stream producer's state), which would reach each client once
+// per node if they were broadcast cluster-wide. On a PubSub without a local
+// layer (see NodePubSub) it is Publish.
+func (b *Bus) PublishLocal(ctx context.Context, typ string, data map[string]any) (Event, error) {
+	if err := Validate(typ, data); err != nil {
+		return nil, err
+	}
+	e := Normalize(typ, data, b.now())
+	return e, b.publish(ctx, e, true)
+}
+
 // PublishEvent publishes an already normalized event on both topics.
-func (b *Bus) PublishEvent(ctx context.Context, e Event) error {
+func (b *Bus) PublishEvent(ctx context.Context, e Event) error { return b.publish(ctx, e, false) }
+
+func (b *Bus) publish(ctx context.Context, e Event, local bool) error {
 	payload, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("events: encode %s: %w", e.Type(), err)
@@ -57,7 +72,11 @@ func (b *Bus) PublishEvent(ctx context.Context, e Event) error {
 	b.remember(e)
 	for _, topic := range []string{TopicEvents, TopicDashboard} {
 		msg := &pubsub.Message{Topic: topic, Event: PubSubEvent, Payload: payload}
-		if err := b.ps.Broadcast(ctx, msg); err != nil {
+		send := b.ps.Broadcast
+		if lb, ok := b.ps.(localBroadcaster); ok && local {
+			send = lb.BroadcastLocal
+		}
+		if err := send(ctx, msg); err != nil {
 			return fmt.Errorf("events: publish %s on %s: %w", e.Type(), topic, err)
 		}
 	}

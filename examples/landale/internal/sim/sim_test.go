@@ -153,7 +153,7 @@ func TestTwitchChannelInfo(t *testing.T) {
 	info, err := w.Twitch.ChannelInfo(ctx)
 	require.NoError(t, err)
 	require.Len(t, info, 1)
-	assert.Equal(t, "509658", info[0].(map[string]any)["game_id"])
+	assert.Equal(t, "509660", info[0].(map[string]any)["game_id"], "Just Chatting: Landale's starting show, variety")
 
 	require.NoError(t, w.Twitch.UpdateChannelInfo(ctx, map[string]any{"title": "New title", "game_id": "490100"}))
 	require.Equal(t, []string{"channel.update"}, rec.types())

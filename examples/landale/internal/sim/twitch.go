@@ -59,13 +59,15 @@ type channelInfo struct {
 	branded  bool
 }
 
-// NewTwitch returns a connected Twitch service with a coding stream set up.
+// NewTwitch returns a connected Twitch service with a Just Chatting stream
+// set up: the category Landale's StreamProducer maps to its starting show,
+// variety, so the simulated channel and the producer agree from the start.
 func NewTwitch(ctl *Controller, emit Emitter, now func() time.Time) *TwitchSim {
 	if now == nil {
 		now = time.Now
 	}
 	return &TwitchSim{ctl: ctl, emit: emit, now: now,
-		info: channelInfo{title: "Building a Phoenix Channels server in Go", gameID: "509658", language: "en",
+		info: channelInfo{title: "Chatting about Phoenix Channels in Go", gameID: "509660", language: "en",
 			tags: []string{"English", "Programming", "Go"}},
 		sessionID: "AQoQexAWVYKSTIu4ec_2VAxyuhAB", since: now()}
 }

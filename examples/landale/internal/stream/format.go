@@ -70,6 +70,10 @@ func defaultTicker(show string) []string {
 
 // showForGame maps a Twitch category to a show as Landale's StreamProducer
 // does: by id first, then by name.
+// ShowForGame is the show Landale's StreamProducer picks for a Twitch
+// category (id, name): ironmon, coding or variety (the default).
+func ShowForGame(id, name string) string { return showForGame(id, name) }
+
 func showForGame(id, name string) string {
 	switch id {
 	case "490100":

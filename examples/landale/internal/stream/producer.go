@@ -6,10 +6,22 @@
 // Every event other than stream.state_updated makes the producer publish a
 // fresh stream.state_updated, which StreamChannels push as stream_state and
 // queue_state.
+//
+// Several nodes: every node runs a producer fed by the cluster-wide event
+// stream, so every node computes the same state. What a producer derives
+// from that stream (stream.state_updated, stream.show_changed,
+// stream.emote_increment) is published to its own node only, so each client
+// gets it once. Commands reach every producer: remove_queue_item through
+// the cluster-wide stream.interrupt_removed event, force_content through the
+// cluster topic CommandTopic. Alerts derived from an event get an id derived
+// from the event's id, so that the same alert has the same id on every node.
 package stream
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -65,6 +77,8 @@ type Producer struct {
 	wake    chan struct{}
 	dropped atomic.Uint64
 	sub     *pubsub.SubscriberFunc
+	cmdSub  *pubsub.SubscriberFunc
+	id      string // BroadcastFrom id of this producer's commands
 
 	mu        sync.Mutex
 	show      string
@@ -108,7 +122,7 @@ func New(bus *events.Bus, ctl *sim.Controller, opts *Options) *Producer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	now := time.Now()
-	p := &Producer{bus: bus, ctl: ctl, opts: o, in: make(chan events.Event, o.QueueSize),
+	p := &Producer{bus: bus, ctl: ctl, opts: o, in: make(chan events.Event, o.QueueSize), id: "stream-producer:" + events.NewShortID(),
 		wake: make(chan struct{}, 1), show: DefaultShow, ticker: defaultTicker(DefaultShow),
 		updated: now, stats: newStats(now)}
 	p.base = p.tickerBaseLocked(now)
@@ -138,6 +152,25 @@ func (p *Producer) Start(ctx context.Context) error {
 	if err := p.bus.PubSub().Subscribe(ctx, events.TopicEvents, p.sub); err != nil {
 		return err
 	}
+	cf := pubsub.SubscriberFunc(func(msg *pubsub.Message) {
+		if msg.From == p.id || msg.Event != forceEvent || msg.Binary {
+			return // our own command was applied when it was given
+		}
+		var cmd forceCommand
+		if err := json.Unmarshal(msg.Payload, &cmd); err != nil || cmd.ID == "" {
+			return
+		}
+		select {
+		case p.in <- events.Event{"type": forceEvent, "command": cmd}:
+		default:
+			p.dropped.Add(1)
+		}
+	})
+	p.cmdSub = &cf
+	if err := p.bus.PubSub().Subscribe(ctx, CommandTopic, p.cmdSub); err != nil {
+		_ = p.bus.PubSub().Unsubscribe(context.WithoutCancel(ctx), events.TopicEvents, p.sub)
+		return err
+	}
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.done = make(chan struct{})
 	go p.run(ctx, p.done)
@@ -154,6 +187,7 @@ func (p *Producer) Close() {
 		return
 	}
 	_ = p.bus.PubSub().Unsubscribe(context.Background(), events.TopicEvents, sub)
+	_ = p.bus.PubSub().Unsubscribe(context.Background(), CommandTopic, p.cmdSub)
 	cancel()
 	<-done
 }
@@ -269,23 +303,37 @@ func (p *Producer) handle(ctx context.Context, e events.Event) {
 		return
 	}
 	now := time.Now()
+	if e.Type() == forceEvent {
+		cmd, _ := e["command"].(forceCommand)
+		p.mu.Lock()
+		p.addAlertLocked(cmd.ID, "manual_override", cmd.Data, time.Duration(cmd.DurationMS)*time.Millisecond, now)
+		p.touchLocked(now)
+		p.mu.Unlock()
+		p.emitState(ctx)
+		return
+	}
 	var follow []func()
 	p.mu.Lock()
 	p.stats.observe(e)
 	switch e.Type() {
+	case "stream.interrupt_removed":
+		// Given on one node; every node's copy of the alert goes.
+		id := e.String("interrupt_id")
+		p.alerts = slices.DeleteFunc(p.alerts, func(a *alert) bool { return a.id == id })
+		p.signal()
 	case "channel.subscribe", "channel.subscription.gift":
 		p.subTrainLocked(e, now)
 	case "channel.raid":
-		p.addAlertLocked("alert", map[string]any{"type": "raid_alert", "raider": e["from_broadcaster_user_name"],
+		p.addAlertLocked(derivedID(e, "raid"), "alert", map[string]any{"type": "raid_alert", "raider": e["from_broadcaster_user_name"],
 			"viewers": e["viewers"]}, p.opts.AlertDuration, now)
 	case "channel.cheer":
 		if bits, _ := e["bits"].(float64); bits >= 500 {
-			p.addAlertLocked("alert", map[string]any{"type": "cheer_celebration", "user_name": e["user_name"],
+			p.addAlertLocked(derivedID(e, "cheer"), "alert", map[string]any{"type": "cheer_celebration", "user_name": e["user_name"],
 				"bits": e["bits"], "message": e["message"]}, p.opts.AlertDuration, now)
 		}
 	case "ironmon.checkpoint":
 		if p.show == "ironmon" {
-			p.addAlertLocked("alert", map[string]any{"type": "checkpoint_clear", "checkpoint_name": e["checkpoint_name"],
+			p.addAlertLocked(derivedID(e, "checkpoint"), "alert", map[string]any{"type": "checkpoint_clear", "checkpoint_name": e["checkpoint_name"],
 				"seed_id": e["seed_count"]}, 5*time.Second, now)
 		}
 	case "channel.update":
@@ -295,7 +343,7 @@ func (p *Producer) handle(ctx context.Context, e events.Event) {
 			p.base = p.tickerBaseLocked(now)
 			data := map[string]any{"show": show, "game_id": e["category_id"], "game_name": e["category_name"],
 				"title": e["title"], "changed_at": events.FormatTime(now)}
-			follow = append(follow, func() { p.publish(ctx, "stream.show_changed", data) })
+			follow = append(follow, func() { p.publishLocal(ctx, "stream.show_changed", data) })
 		}
 	case "channel.chat.message":
 		if p.base != nil && p.base["type"] == "emote_stats" {
@@ -304,7 +352,7 @@ func (p *Producer) handle(ctx context.Context, e events.Event) {
 			if len(emotes)+len(native) > 0 {
 				data := map[string]any{"emotes": emotes, "native_emotes": native, "user_name": e["user_name"],
 					"timestamp": e["timestamp"]}
-				follow = append(follow, func() { p.publish(ctx, "stream.emote_increment", data) })
+				follow = append(follow, func() { p.publishLocal(ctx, "stream.emote_increment", data) })
 			}
 		}
 	}
@@ -332,11 +380,11 @@ func (p *Producer) subTrainLocked(e events.Event, now time.Time) {
 			return
 		}
 	}
-	p.addAlertLocked("sub_train", map[string]any{"subscriber": e["user_name"], "tier": e["tier"], "count": 1,
+	p.addAlertLocked(derivedID(e, "sub_train"), "sub_train", map[string]any{"subscriber": e["user_name"], "tier": e["tier"], "count": 1,
 		"total_months": 0}, p.opts.SubTrainDuration, now)
 }
 
-func (p *Producer) addAlertLocked(typ string, data map[string]any, d time.Duration, now time.Time) *alert {
+func (p *Producer) addAlertLocked(id, typ string, data map[string]any, d time.Duration, now time.Time) *alert {
 	prio := PriorityTicker
 	switch typ {
 	case "alert", "manual_override":
@@ -344,15 +392,24 @@ func (p *Producer) addAlertLocked(typ string, data map[string]any, d time.Durati
 	case "sub_train":
 		prio = PrioritySubTrain
 	}
-	a := &alert{id: events.NewShortID(), typ: typ, priority: prio, duration: d, started: now, data: data}
+	a := &alert{id: id, typ: typ, priority: prio, duration: d, started: now, data: data}
 	p.alerts = append(p.alerts, a)
 	sort.SliceStable(p.alerts, func(i, j int) bool { return p.alerts[i].priority > p.alerts[j].priority })
 	p.signal()
 	return a
 }
 
+// publish publishes a command's event to every node.
 func (p *Producer) publish(ctx context.Context, typ string, data map[string]any) {
 	if _, err := p.bus.Publish(ctx, typ, data); err != nil {
+		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "stream producer publish failed", slog.String("type", typ), slog.Any("error", err))
+	}
+}
+
+// publishLocal publishes what every node's producer derives for itself to
+// this node only.
+func (p *Producer) publishLocal(ctx context.Context, typ string, data map[string]any) {
+	if _, err := p.bus.PublishLocal(ctx, typ, data); err != nil {
 		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "stream producer publish failed", slog.String("type", typ), slog.Any("error", err))
 	}
 }
@@ -395,7 +452,7 @@ func (p *Producer) emitState(ctx context.Context) {
 	st := p.snapshotLocked()
 	st["version"] = p.version
 	p.mu.Unlock()
-	p.publish(ctx, "stream.state_updated", st)
+	p.publishLocal(ctx, "stream.state_updated", st)
 }
 
 func (p *Producer) gate(ctx context.Context) error {
@@ -455,11 +512,44 @@ func (p *Producer) ForceContent(ctx context.Context, contentType string, data ma
 	}
 	now := time.Now()
 	p.mu.Lock()
-	a := p.addAlertLocked("manual_override", d, duration, now)
+	a := p.addAlertLocked(events.NewShortID(), "manual_override", d, duration, now)
 	p.touchLocked(now)
 	p.mu.Unlock()
 	p.emitState(ctx)
+	// The other nodes' producers add the same alert.
+	cmd, err := json.Marshal(forceCommand{ID: a.id, Data: d, DurationMS: duration.Milliseconds()})
+	if err == nil {
+		err = p.bus.PubSub().BroadcastFrom(ctx, p.id, &pubsub.Message{Topic: CommandTopic, Event: forceEvent, Payload: cmd})
+	}
+	if err != nil {
+		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "stream producer command broadcast failed", slog.Any("error", err))
+	}
 	return a.id, nil
+}
+
+// CommandTopic is the PubSub topic on which a producer hands the commands
+// given on its node (force_content) to the producers of the other nodes.
+// No channel subscribes to it.
+const CommandTopic = "landale:stream_producer"
+
+// forceEvent is the event name of a force_content command.
+const forceEvent = "force_content"
+
+type forceCommand struct {
+	ID         string         `json:"id"`
+	Data       map[string]any `json:"data"`
+	DurationMS int64          `json:"duration_ms"`
+}
+
+// derivedID is the id of the alert kind derived from event e: the same on
+// every node, 16 hex digits.
+func derivedID(e events.Event, kind string) string {
+	id := e.String("id")
+	if id == "" {
+		return events.NewShortID()
+	}
+	sum := sha256.Sum256([]byte(kind + "\x00" + id))
+	return hex.EncodeToString(sum[:8])
 }
 
 // RemoveItem removes an alert (absent ids are fine) and publishes
