@@ -4,7 +4,7 @@ NPM      ?= npm
 BIN      := bin
 ADDR     ?= 127.0.0.1:7175
 
-.PHONY: run test soak vet cross fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps browser browser-deps fuzz bench bench-load clean
+.PHONY: run test soak vet cross fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps landale-apps browser browser-deps fuzz bench bench-load clean
 
 ## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
@@ -70,6 +70,10 @@ browser-deps:
 ## browser: both Landale pages in headless Chromium (playwright-core)
 browser: landale landale-deps browser-deps
 	cd $(LANDALE_E2E) && LANDALE_BIN=$(CURDIR)/$(BIN)/landale $(NPM) run test:browser
+
+## landale-apps: Landale's own apps (built on demand from its repository, not vendored: it has no licence) in Chromium; not in `make test`
+landale-apps: landale landale-deps browser-deps
+	cd $(LANDALE_E2E) && LANDALE_BIN=$(CURDIR)/$(BIN)/landale $(NPM) run test:landale-apps
 
 ## fuzz: run each frame-decoder (and close-frame scanner) fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

@@ -51,6 +51,7 @@ type config struct {
 	environment string
 	idleTimeout time.Duration
 	verbose     bool
+	origins     []string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -67,11 +68,18 @@ func parseFlags(args []string) (*config, error) {
 	fl.StringVar(&c.environment, "environment", "development", "environment reported in telemetry")
 	fl.DurationVar(&c.idleTimeout, "idle-timeout", app.IdleTimeout, "close sockets that send nothing for this long (Landale: 90s)")
 	fl.BoolVar(&c.verbose, "v", false, "debug logging")
+	var origins string
+	fl.StringVar(&origins, "origins", "", "comma-separated extra origins of this server's pages, e.g. http://mybox:7175 when listening on 0.0.0.0 (the listen address's origins are always allowed)")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
 	if fl.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fl.Args(), " "))
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.origins = append(c.origins, o)
+		}
 	}
 	if c.demoRate <= 0 {
 		return nil, errors.New("-demo-rate must be positive")
@@ -146,15 +154,21 @@ func run(args []string, stdout io.Writer) error {
 			_ = c.Close()
 		}
 	}()
-	a, err := app.New(&app.Options{
-		PubSub: ps, Logger: logger, Web: webFS(), SlowDelay: cfg.slow, Simulate: cfg.simulate,
-		Demo: cfg.demo, DemoRate: cfg.demoRate, Environment: cfg.environment, IdleTimeout: cfg.idleTimeout,
-	})
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
+	// Browsers load the pages from this listener's address (and from the
+	// names in -origins); only those origins and Landale's list may open
+	// sockets or change state, whatever Host a request names.
+	self := append(app.SelfOriginsFor(ln.Addr().String()), cfg.origins...)
+	a, err := app.New(&app.Options{
+		PubSub: ps, Logger: logger, Web: webFS(), SlowDelay: cfg.slow, Simulate: cfg.simulate,
+		Demo: cfg.demo, DemoRate: cfg.demoRate, Environment: cfg.environment, IdleTimeout: cfg.idleTimeout,
+		SelfOrigins: self,
+	})
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

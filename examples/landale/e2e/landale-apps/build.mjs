@@ -1,7 +1,7 @@
 // Builds Landale's own overlays and dashboard (apps/overlays,
 // apps/dashboard of github.com/bryanveloso/landale, pinned below) with
 // their own toolchain (bun install, vite build) for the browser test
-// browser/landale-apps.test.js. The output goes to e2e/.landale-apps/
+// apps/landale-apps.test.js. The output goes to e2e/.landale-apps/
 // (not committed: Landale's repository has no licence, so its builds are
 // not redistributed here; see README.md in this folder).
 //

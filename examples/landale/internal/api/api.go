@@ -17,7 +17,7 @@
 //
 // Requests that change state (every method but GET, HEAD and OPTIONS under
 // /api/) must carry either no Origin header or an allowed one
-// (Config.AllowedOrigins, or the server's own origin), and a JSON content
+// (Config.AllowedOrigins), and a JSON content
 // type unless they have no body: a request from a foreign Origin is
 // answered 403, a form or text/plain POST 415, before anything changes.
 package api
@@ -31,7 +31,6 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +66,10 @@ type Config struct {
 	Web fs.FS
 	// AllowedOrigins are the browser origins (scheme://host[:port], exact
 	// match) that may send state-changing requests, besides requests
-	// without an Origin header (Landale's Python services) and the
-	// server's own origin (the pages it serves). nil allows only those.
+	// without an Origin header (Landale's Python services). The origins of
+	// the server's own pages must be listed too (app.Options.SelfOrigins):
+	// the Host header is not trusted. nil allows only requests without
+	// Origin.
 	AllowedOrigins []string
 	// Activity is the activity log behind /api/activity/*; nil serves an
 	// empty log.
@@ -319,7 +320,7 @@ func cors(next http.Handler) http.Handler {
 }
 
 // guard refuses cross-site state changes: any method but GET, HEAD and
-// OPTIONS on /api/ needs an Origin that is absent, the server's own, or in
+// OPTIONS on /api/ needs an Origin that is absent or in
 // allowed (403 otherwise), and a JSON content type unless it has no body
 // at all (415 otherwise: a form or text/plain POST is a "simple" request
 // that browsers send cross-site without a CORS preflight).
@@ -358,8 +359,9 @@ func isJSON(contentType string) bool {
 }
 
 // originAllowed reports whether a state-changing request's Origin may act:
-// no Origin header (non-browser clients), an origin equal to the request's
-// own scheme://host:port, or one in allowed (exact, case-insensitive).
+// no Origin header (non-browser clients) or one in allowed (exact,
+// case-insensitive). The request's own Host is not trusted: under DNS
+// rebinding a foreign page reaches this server under its own host name.
 func originAllowed(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -370,13 +372,5 @@ func originAllowed(r *http.Request, allowed []string) bool {
 			return true
 		}
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
+	return false
 }

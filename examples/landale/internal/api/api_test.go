@@ -264,7 +264,7 @@ func TestStateChangesRefuseCrossSite(t *testing.T) {
 			assert.Equal(t, "Content-Type must be application/json", body["error"])
 		}
 		for _, origin := range []string{"http://evil.example", "null", "http://localhost:5174", "https://localhost:5173",
-			"http://localhost:5173.evil.example", strings.Replace(f.srv.URL, "http:", "https:", 1), f.srv.URL + "/x"} {
+			"http://localhost:5173.evil.example", strings.Replace(f.srv.URL, "http:", "https:", 1), f.srv.URL + "/x", f.srv.URL} {
 			code, body, _ := f.do(t, "POST", c.path, c.body, "Origin", origin)
 			assert.Equal(t, http.StatusForbidden, code, "%s from %s", c.path, origin)
 			assert.Equal(t, "origin not allowed: "+origin, body["error"])
@@ -274,8 +274,9 @@ func TestStateChangesRefuseCrossSite(t *testing.T) {
 	assert.Equal(t, 0, published(), "no refused request published an event")
 	assert.False(t, f.demo.Running(), "no refused request started the demo")
 
-	// JSON without an Origin (Landale's Python services), from an allowed
-	// origin (the dashboard on vite) and from the server's own pages.
+	// JSON without an Origin (Landale's Python services) and from an
+	// allowed origin (the dashboard on vite). The server's own origin is
+	// not trusted by its Host header (DNS rebinding): it must be listed.
 	code, _, _ := f.do(t, "POST", "/api/simulate", `{"service":"obs","mode":"down"}`, "Content-Type", "application/json; charset=utf-8")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, sim.Down, f.ctl.Mode(sim.OBS))
@@ -283,6 +284,9 @@ func TestStateChangesRefuseCrossSite(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.Equal(t, sim.Slow, f.ctl.Mode(sim.OBS))
 	code, _, _ = f.do(t, "POST", "/api/events", `{"type":"channel.follow"}`, "Origin", f.srv.URL)
+	assert.Equal(t, http.StatusForbidden, code, "an Origin equal to the Host is not listed")
+	assert.Equal(t, 0, published())
+	code, _, _ = f.do(t, "POST", "/api/events", `{"type":"channel.follow"}`, "Origin", "http://localhost:5173")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, 1, published())
 	code, _, _ = f.do(t, "POST", "/api/demo", `{"running":true}`, "Origin", "HTTP://LOCALHOST:5173")

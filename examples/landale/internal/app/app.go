@@ -8,7 +8,10 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,11 +28,12 @@ import (
 	"github.com/pyre-go/pyre/pubsub"
 )
 
-// AllowedOrigins is Landale's socket check_origin list (§1.1). The
-// server's own origin is allowed too (pyre always accepts same-host
-// origins), so the pages it serves can connect. The HTTP API uses the same
-// list for requests that change state (POST /api/simulate...): no Origin,
-// the server's own origin or one of these.
+// AllowedOrigins is Landale's socket check_origin list (§1.1). The HTTP
+// API uses the same list for requests that change state (POST
+// /api/simulate...): no Origin, or one of these or of Options.SelfOrigins.
+// The request's Host header plays no part: under DNS rebinding an
+// attacker's page reaches a loopback server under the attacker's host name,
+// so "same host" proves nothing.
 var AllowedOrigins = []string{
 	"http://localhost:5173", "http://localhost:5174", "http://127.0.0.1:5173", "http://127.0.0.1:5174",
 	"http://localhost:8008", "http://saya:8008", "http://zelan:8008",
@@ -67,6 +71,11 @@ type Options struct {
 	ServiceTimeout time.Duration
 	// TickerInterval rotates the omnibar ticker. Defaults to 15 s.
 	TickerInterval time.Duration
+	// SelfOrigins are the origins under which browsers load the pages this
+	// server serves itself (scheme://host:port, e.g. "http://127.0.0.1:7175"),
+	// allowed by the socket and the API besides AllowedOrigins.
+	// SelfOriginsFor derives them from a listen address. Defaults to none.
+	SelfOrigins []string
 	// Breakers configures the circuit breaker of each service. Defaults to
 	// BreakerSettings. A service's breaker is reset (closed) whenever its
 	// simulated mode changes.
@@ -154,11 +163,12 @@ func New(opts *Options) (*App, error) {
 	if idle <= 0 {
 		idle = IdleTimeout
 	}
+	origins := append(slices.Clip(AllowedOrigins), o.SelfOrigins...)
 	a.Server = channel.NewServer(&channel.Options{
 		Router:              channels.Router(deps),
 		PubSub:              a.node,
 		Logger:              o.Logger,
-		AllowedOrigins:      AllowedOrigins,
+		AllowedOrigins:      origins,
 		IdleTimeout:         idle,
 		Compression:         true,
 		CorrelationIDLength: 8,
@@ -168,7 +178,7 @@ func New(opts *Options) (*App, error) {
 	mux.Handle("/socket/", a.Server)
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
 		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
-		Web: o.Web, Stats: a.stats, AllowedOrigins: AllowedOrigins, Activity: a.Activity,
+		Web: o.Web, Stats: a.stats, AllowedOrigins: origins, Activity: a.Activity,
 		Twitch: deps.TwitchStatus,
 	})))
 	a.handler = mux
@@ -193,6 +203,23 @@ func connect(_ context.Context, info *channel.ConnectInfo) error {
 	info.Assigns = assigns
 	info.ID = "user_socket:" + info.CorrelationID
 	return nil
+}
+
+// SelfOriginsFor returns the origins browsers use for a server listening on
+// addr (host:port as net.Listener.Addr gives it): for a loopback or
+// unspecified address http://localhost, http://127.0.0.1 and http://[::1]
+// with its port, otherwise http://host:port. Pages loaded under any other
+// name (a LAN host name) need that origin added explicitly.
+func SelfOriginsFor(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if host == "localhost" || (err == nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		return []string{"http://localhost:" + port, "http://127.0.0.1:" + port, "http://[::1]:" + port}
+	}
+	return []string{"http://" + net.JoinHostPort(host, port)}
 }
 
 // Handler serves /socket/websocket, /api/* and the pages.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,10 +24,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newServer(t *testing.T, opts *Options) (*App, *httptest.Server) {
 	t.Helper()
-	a, err := New(opts)
+	// The pages of the test server are its own origin, as the listener's
+	// address gives it (main does the same with SelfOriginsFor).
+	srv := httptest.NewUnstartedServer(nil)
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.SelfOrigins = append(o.SelfOrigins, "http://"+srv.Listener.Addr().String())
+	a, err := New(&o)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(context.Background()))
-	srv := httptest.NewServer(a.Handler())
+	srv.Config.Handler = a.Handler()
+	srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -140,7 +150,16 @@ func TestSocketOrigins(t *testing.T) {
 		_, err := dial(t, srv, "", http.Header{"Origin": {origin}})
 		assert.ErrorContains(t, err, "status 403", origin)
 	}
-	resp, err := http.Get(srv.URL + "/socket/longpoll")
+	// DNS rebinding: a foreign page reaches the server under its own name,
+	// so Host and Origin agree. Only the listed origins count.
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/socket/websocket?vsn=2.0.0",
+		&websocket.DialOptions{Host: "rebind.example:" + port, HTTPHeader: http.Header{"Origin": {"http://rebind.example:" + port}}})
+	require.Error(t, err)
+	assert.Equal(t, http.StatusForbidden, statusOf(resp))
+	resp, err = http.Get(srv.URL + "/socket/longpoll")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)

@@ -4,10 +4,12 @@
 // channels and renders what the server pushes; the dashboard's Activity Log
 // loads its history over HTTP without an error.
 //
-// Skipped when Chromium or the build is missing (run `npm run
-// build:landale-apps` first, which needs GitHub or a checkout of Landale);
-// LANDALE_APPS=required (or CI=true with the build present) makes a
-// missing piece a failure.
+// Not part of `make test`: Landale's repository has no licence, so its
+// apps cannot be vendored here and CI (which reaches no GitHub) cannot
+// build them. Run `make landale-apps` (or `npm run test:landale-apps`)
+// after `npm run build:landale-apps [-- --src <checkout>]`; a missing build
+// or Chromium then fails the run. Run without LANDALE_APPS=required (plain
+// `node --test apps/`) it skips instead.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -39,9 +41,13 @@ before(async () => {
   if (!built) throw new Error(`LANDALE_APPS=required but ${outDir} holds no current build`);
   if (!chromiumPath) throw new Error('LANDALE_APPS=required but Chromium is missing');
   shots = fs.mkdtempSync(path.join(os.tmpdir(), 'landale-apps-shots-'));
-  srv = await LandaleServer.start();
-  overlays = await AppsServer.start(path.join(outDir, 'overlays'), srv.port);
-  dashboardApp = await AppsServer.start(path.join(outDir, 'dashboard'), srv.port);
+  // The apps are served from their own origins, which the Go server must
+  // allow (-origins): it trusts no Host header, only its list.
+  overlays = await AppsServer.start(path.join(outDir, 'overlays'), 0);
+  dashboardApp = await AppsServer.start(path.join(outDir, 'dashboard'), 0);
+  srv = await LandaleServer.start({ args: ['-origins', `${overlays.url},${dashboardApp.url}`] });
+  overlays.upstreamPort = srv.port;
+  dashboardApp.upstreamPort = srv.port;
   browser = await launch(chromiumPath);
 });
 
