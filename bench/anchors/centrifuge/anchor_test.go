@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pyre-go/pyre/internal/brokertest"
 )
 
 // startAnchor serves a new Anchor on an httptest server.
@@ -164,15 +165,10 @@ func TestRunRefusesNonLoopback(t *testing.T) {
 // broker once (A's Publish) and comes back once per node, however many
 // clients are subscribed.
 func TestRedisBrokerCountsOnePublishPerBroadcast(t *testing.T) {
-	const redisAddr = "127.0.0.1:6379"
-	if c, err := net.DialTimeout("tcp", redisAddr, time.Second); err != nil {
-		t.Skipf("no Redis at %s: %v", redisAddr, err)
-	} else {
-		c.Close()
-	}
+	redis := brokertest.StartRedis(t) // a private redis-server, skipped when none is installed
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := Config{Broker: "redis://" + redisAddr, RedisPrefix: fmt.Sprintf("anchortest%d", rand.Int64())}
+	cfg := Config{Broker: redis.URL(), RedisPrefix: fmt.Sprintf("anchortest%d", rand.Int64())}
 	_, a := startAnchor(t, cfg)
 	_, b := startAnchor(t, cfg)
 	var subs []*subscriber
