@@ -46,8 +46,8 @@ type Anchor struct {
 	mux     *http.ServeMux
 	broker  *countingBroker // nil with the in-memory broker
 	shard   *centrifuge.RedisShard
-	publish sync.Mutex      // one publish loop at a time
-	pubs    atomic.Int64    // node.Publish calls
+	publish sync.Mutex   // one publish loop at a time
+	pubs    atomic.Int64 // node.Publish calls
 }
 
 // ErrUnknownBroker is returned for a Config.Broker that is neither memory nor redis://.
@@ -212,7 +212,7 @@ func (a *Anchor) handleMem(w http.ResponseWriter, r *http.Request) {
 // subscribed at the broker.
 type countingBroker struct {
 	centrifuge.Broker
-	closer interface{ Close(context.Context) error }
+	closer                          interface{ Close(context.Context) error }
 	published, received, subscribes atomic.Int64
 }
 
