@@ -12,6 +12,9 @@
 //	                          seconds per million deliveries
 //	pyrebench rpc    [flags]  N clients in a push/reply loop: round trips/s and
 //	                          latency percentiles
+//	pyrebench report FILE...  markdown tables of interleaved runs (-json with
+//	                          -tag and -pair): medians, min–max spreads, and
+//	                          pyre/centrifuge ratios computed per pair
 //	pyrebench slow   [flags]  fanout with K clients that stop reading, next to
 //	                          the same run without them: fast clients'
 //	                          throughput and latency, server memory, and how
@@ -38,6 +41,7 @@ import (
 
 const usage = `usage: pyrebench <idle|fanout|rpc|slow> [flags]
        pyrebench serve [pyre-bench-server flags]
+       pyrebench report [-p99-max ms] results.jsonl...   (markdown of interleaved runs)
 
 Run "pyrebench <scenario> -h" for a scenario's flags.
 `
@@ -55,6 +59,8 @@ func main() {
 		stop()
 	case "client":
 		err = client(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:], os.Stdout)
 	case "idle", "fanout", "rpc", "slow":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		err = runScenario(ctx, mode, os.Args[2:])

@@ -475,7 +475,7 @@ loop:
 	}
 	brokerCPU := (bu1 + bs1) - (bu0 + bs0)
 	r := map[string]any{
-		"subs": float64(subs), "rate": float64(o.rate), "seconds": float64(o.seconds), "size": float64(o.size),
+		"n": float64(o.n), "subs": float64(subs), "rate": float64(o.rate), "seconds": float64(o.seconds), "size": float64(o.size),
 		"expected": float64(expected), "delivered": float64(fin.Delivered),
 		"lost":    float64(expected - fin.Delivered),
 		"dropped": float64(fin.Dropped), "drops": countsString(fin.Drops),
