@@ -141,8 +141,27 @@ func kept(r record, p99Max float64) bool {
 
 // ceiling is a server's highest kept rate in one pair of a ramp.
 type ceiling struct {
-	rate, deliveries, cpuPct, cpuPerM, p99 float64
-	top                                    bool // kept even the highest rate tried
+	rate, deliveries, cpuPct, cpuPerM, p99, clientPct float64
+	top                                               bool   // kept even the highest rate tried
+	next                                              record // the lowest higher rate not kept, nil if none
+}
+
+// why says how a run missed the schedule.
+func why(r record, p99Max float64) string {
+	var out []string
+	if r.f("pub_skipped") > 0 {
+		out = append(out, fmt.Sprintf("published %s of %s msg/s", fmtNum(r.f("pub_rate"), 1), fmtNum(r.f("rate"), 0)))
+	}
+	if r.f("lost") > 0 {
+		out = append(out, fmt.Sprintf("%s lost", fmtNum(r.f("lost"), 0)))
+	}
+	if r.f("dropped") > 0 {
+		out = append(out, fmt.Sprintf("%s subscribers dropped", fmtNum(r.f("dropped"), 0)))
+	}
+	if r.f("p99_ms") > p99Max {
+		out = append(out, fmt.Sprintf("p99 %s ms", fmtNum(r.f("p99_ms"), 0)))
+	}
+	return strings.Join(out, ", ")
 }
 
 // ceilingOf returns the ceiling among runs (one pair of one server, at
@@ -155,11 +174,16 @@ func ceilingOf(runs []record, p99Max float64) (c ceiling, ok bool) {
 	for _, r := range runs {
 		if kept(r, p99Max) && (!ok || r.f("rate") > c.rate) {
 			c = ceiling{rate: r.f("rate"), deliveries: r.f("deliveries_per_s"), cpuPct: r.f("server_cpu_pct"),
-				cpuPerM: r.f("server_cpu_s_per_m"), p99: r.f("p99_ms")}
+				cpuPerM: r.f("server_cpu_s_per_m"), p99: r.f("p99_ms"), clientPct: r.f("client_cpu_pct")}
 			ok = true
 		}
 	}
 	c.top = ok && c.rate == maxRate
+	for _, r := range runs {
+		if !kept(r, p99Max) && r.f("rate") > c.rate && (c.next == nil || r.f("rate") < c.next.f("rate")) {
+			c.next = r
+		}
+	}
 	return c, ok
 }
 
@@ -364,7 +388,7 @@ func writeCeilings(b *strings.Builder, tag string, recs []record, p99Max float64
 	}
 	servers = serverOrder(servers)
 	fmt.Fprintf(b, "### %s: ceiling, the highest rate kept (all published and delivered, p99 ≤ %g ms)\n\n", tag, p99Max)
-	b.WriteString("| server | pair | highest rate kept, msg/s | **deliveries/s** there | p99 ms | server CPU % | server CPU s/M |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| server | pair | highest rate kept, msg/s | **deliveries/s** there | p99 ms | server CPU % | server CPU s/M | client CPU % | next rate: what missed | its server / client CPU % | its deliveries/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	ceil := map[string]map[int]ceiling{}
 	for _, s := range servers {
 		ceil[s] = map[int]ceiling{}
@@ -377,7 +401,7 @@ func writeCeilings(b *strings.Builder, tag string, recs []record, p99Max float64
 		for _, p := range pairs {
 			c, ok := ceilingOf(byServerPair[s][p], p99Max)
 			if !ok {
-				fmt.Fprintf(b, "| %s | %d | none | | | | |\n", s, p)
+				fmt.Fprintf(b, "| %s | %d | none | | | | | | | | |\n", s, p)
 				continue
 			}
 			ceil[s][p] = c
@@ -386,10 +410,16 @@ func writeCeilings(b *strings.Builder, tag string, recs []record, p99Max float64
 			if c.top {
 				rate = "≥ " + rate + " (the highest tried)"
 			}
-			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s |\n", s, p, rate, fmtNum(c.deliveries, 0),
-				fmtNum(c.p99, 1), fmtNum(c.cpuPct, 0), fmtNum(c.cpuPerM, 2))
+			next, nextCPU, nextD := "", "", ""
+			if c.next != nil {
+				next = fmtNum(c.next.f("rate"), 0) + ": " + why(c.next, p99Max)
+				nextCPU = fmtNum(c.next.f("server_cpu_pct"), 0) + " / " + fmtNum(c.next.f("client_cpu_pct"), 0)
+				nextD = fmtNum(c.next.f("deliveries_per_s"), 0)
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, p, rate, fmtNum(c.deliveries, 0),
+				fmtNum(c.p99, 1), fmtNum(c.cpuPct, 0), fmtNum(c.cpuPerM, 2), fmtNum(c.clientPct, 0), next, nextCPU, nextD)
 		}
-		fmt.Fprintf(b, "| **%s** | **median (min–max)** | | **%s** | | | |\n", s, fmtSpread(dv, 0))
+		fmt.Fprintf(b, "| **%s** | **median (min–max)** | | **%s** | | | | | | | |\n", s, fmtSpread(dv, 0))
 	}
 	if ceil["pyre"] != nil && ceil["centrifuge"] != nil {
 		a, c := map[int]float64{}, map[int]float64{}
@@ -399,7 +429,7 @@ func writeCeilings(b *strings.Builder, tag string, recs []record, p99Max float64
 		for p, x := range ceil["centrifuge"] {
 			c[p] = x.deliveries
 		}
-		fmt.Fprintf(b, "| **pyre / centrifuge** | **per pair** | | **%s** | | | |\n", times(fmtSpread(pairRatios(a, c), 2)))
+		fmt.Fprintf(b, "| **pyre / centrifuge** | **per pair** | | **%s** | | | | | | | |\n", times(fmtSpread(pairRatios(a, c), 2)))
 		tops := map[string]int{}
 		for _, s := range []string{"pyre", "centrifuge"} {
 			for _, x := range ceil[s] {

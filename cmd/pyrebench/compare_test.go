@@ -45,6 +45,11 @@ func TestCeilingIsTheHighestKeptRate(t *testing.T) {
 	c, ok := ceilingOf(runs, 150)
 	require.True(t, ok)
 	assert.Equal(t, 36.0, c.rate)
+	require.NotNil(t, c.next)
+	assert.Equal(t, 48.0, c.next.f("rate"), "the lowest rate above the ceiling that was missed")
+	assert.Equal(t, "p99 180 ms", why(c.next, 150))
+	runs[3]["pub_rate"] = 50.0
+	assert.Equal(t, "published 50.0 of 60 msg/s", why(runs[3], 150))
 	assert.Equal(t, 360000.0, c.deliveries)
 	assert.False(t, c.top)
 
