@@ -14,7 +14,10 @@
 #   ramp   server pinned to CPU 0, clients on CPU 1 (polling, never blocking in
 #          epoll_wait), N subscribers, SIZE-byte messages, at each rate of RATES:
 #          deliveries/s, p99, CPU %, CPU s/M, and each server's ceiling (the
-#          highest rate it kept with p99 <= 150 ms)
+#          highest rate it kept with p99 <= 150 ms). PLACEMENT=spill leaves the
+#          clients unpinned at nice 19: they get CPU 1 and whatever the server
+#          leaves of CPU 0 (use it when the ceiling table shows the clients'
+#          core at ~100 % before the server's)
 #   nodes  NODES nodes x N/NODES subscribers on one Redis (both servers) and on
 #          one NATS (pyre; centrifuge has no NATS broker), NODE_RATE msg/s,
 #          unpinned: CPU s/M per node, the broker's CPU, broker traffic per
@@ -35,6 +38,7 @@ SIZE=${SIZE:-128}
 RATES=${RATES:-"24 36 48 60 72"}
 FANOUT_SECONDS=${FANOUT_SECONDS:-10}
 CLIENT_POLL=${CLIENT_POLL:-1ms}
+PLACEMENT=${PLACEMENT:-pin}   # pin: clients on CPU 1; spill: clients anywhere at nice 19
 NODES=${NODES:-2}
 NODE_RATE=${NODE_RATE:-12}
 REDIS=${REDIS:-redis://127.0.0.1:6379}
@@ -42,6 +46,11 @@ NATS=${NATS:-nats://127.0.0.1:4222}
 WAIT_IDLE=${WAIT_IDLE:-80}   # start a run only when the machine was this % idle over 3 s (0: never wait)
 WAIT_IDLE_MAX=${WAIT_IDLE_MAX:-60s}
 P99_MAX=${P99_MAX:-150}
+case $PLACEMENT in
+pin) RAMP_PIN=(-pin) ;;
+spill) RAMP_PIN=(-pin -client-cpus all -client-nice 19) ;;
+*) echo "PLACEMENT must be pin or spill" >&2; exit 2 ;;
+esac
 OUT=${OUT:-bench/results/$(date -u +%Y%m%d-%H%M%S)}
 BIN=${BIN:-bin}
 
@@ -62,7 +71,7 @@ go build -o "$BIN/pyrebench" ./cmd/pyrebench
 	echo "kernel: $(uname -r)"
 	echo "ulimit -n: $(ulimit -Sn)/$(ulimit -Hn)"
 	echo "loadavg before: $(cat /proc/loadavg)"
-	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS CLIENT_POLL=$CLIENT_POLL NODES=$NODES NODE_RATE=$NODE_RATE REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
+	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATE=$NODE_RATE REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -92,7 +101,7 @@ for pair in $(seq 1 "$REPS"); do
 	if has ramp; then
 		for rate in $RATES; do
 			for s in pyre centrifuge; do
-				run ramp "$pair" "$s" fanout -pin -client-poll "$CLIENT_POLL" -n "$N" -size "$SIZE" \
+				run ramp "$pair" "$s" fanout "${RAMP_PIN[@]}" -client-poll "$CLIENT_POLL" -n "$N" -size "$SIZE" \
 					-rate "$rate" -seconds "$FANOUT_SECONDS"
 			done
 		done
