@@ -22,7 +22,12 @@
 //
 // Unless -url is given, pyrebench starts the bench server itself (the code of
 // cmd/pyre-bench-server, run as "pyrebench serve") on a free loopback port, a
-// fresh one for every run. Only 127.0.0.0/8 is ever dialed. Every phase is
+// fresh one for every run. With -server centrifuge it starts the centrifuge
+// anchor (bench/anchors/centrifuge, built as bin/centrifuge-anchor) instead
+// and its clients speak centrifuge's JSON protocol, so that both servers are
+// measured by the same client; -nodes and -pubsub start several servers on
+// one Redis or NATS. bench/compare.sh runs the two servers interleaved and
+// "pyrebench report" summarises the runs. Only 127.0.0.0/8 is ever dialed. Every phase is
 // bounded in time. Run "pyrebench <scenario> -h" for the flags.
 package main
 
