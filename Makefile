@@ -97,7 +97,7 @@ bench-tools:
 	$(GO) build -o $(BIN)/pyrebench ./cmd/pyrebench
 	cd bench/anchors && $(GO) build -o $(CURDIR)/$(BIN)/centrifuge-anchor ./centrifuge
 
-## bench-compare: pyre and centrifuge interleaved, 3 pairs (~15-25 min; quiet machine, Redis 6379, NATS 4222); writes bench/results/<time>/report.md
+## bench-compare: pyre and centrifuge interleaved, 3 pairs (~20 min, at most ~30; quiet machine, Redis 6379, NATS 4222); writes bench/results/<time>/report.md
 bench-compare:
 	bench/compare.sh
 

@@ -6,7 +6,7 @@
 # the whole plan repeated REPS times (pair 1, pair 2, ...). Ratios are
 # computed within each pair and summarised as median (min–max).
 #
-#   make bench-compare                 # the full plan, ~20 min on 2 cores
+#   make bench-compare                 # the full plan: ~20 min on 2 cores, at most ~30 (every run is bounded)
 #   REPS=1 RATES="10 20" N=1000 IDLE_N=1000 FANOUT_SECONDS=2 WAIT_IDLE=0 bench/compare.sh   # smoke
 #
 # Sections (SECTIONS, all by default):
@@ -35,8 +35,9 @@ SECTIONS=${SECTIONS:-"idle ramp nodes"}
 IDLE_N=${IDLE_N:-19000}
 N=${N:-10000}
 SIZE=${SIZE:-128}
-RATES=${RATES:-"24 36 48 60 72"}
+RATES=${RATES:-"24 36 48 60 72 96"}
 FANOUT_SECONDS=${FANOUT_SECONDS:-10}
+DRAIN=${DRAIN:-10s}           # longest wait for deliveries after a publish window (a server further behind missed the rate anyway)
 CLIENT_POLL=${CLIENT_POLL:-1ms}
 PLACEMENT=${PLACEMENT:-pin}   # pin: clients on CPU 1; spill: clients anywhere at nice 19
 NODES=${NODES:-2}
@@ -71,7 +72,7 @@ go build -o "$BIN/pyrebench" ./cmd/pyrebench
 	echo "kernel: $(uname -r)"
 	echo "ulimit -n: $(ulimit -Sn)/$(ulimit -Hn)"
 	echo "loadavg before: $(cat /proc/loadavg)"
-	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATE=$NODE_RATE REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
+	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS DRAIN=$DRAIN CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATE=$NODE_RATE REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -102,17 +103,17 @@ for pair in $(seq 1 "$REPS"); do
 		for rate in $RATES; do
 			for s in pyre centrifuge; do
 				run ramp "$pair" "$s" fanout "${RAMP_PIN[@]}" -client-poll "$CLIENT_POLL" -n "$N" -size "$SIZE" \
-					-rate "$rate" -seconds "$FANOUT_SECONDS"
+					-rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 			done
 		done
 	fi
 	if has nodes; then
 		for s in pyre centrifuge; do
 			run nodes-redis "$pair" "$s" fanout -nodes "$NODES" -pubsub "$REDIS" -client-poll "$CLIENT_POLL" \
-				-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS"
+				-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 		done
 		run nodes-nats "$pair" pyre fanout -nodes "$NODES" -pubsub "$NATS" -client-poll "$CLIENT_POLL" \
-			-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS"
+			-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 	fi
 done
 
