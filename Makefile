@@ -4,7 +4,7 @@ NPM      ?= npm
 BIN      := bin
 ADDR     ?= 127.0.0.1:7175
 
-.PHONY: run test soak vet cross fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps landale-apps browser browser-deps fuzz bench bench-load clean
+.PHONY: run test soak vet cross fmt-check go-test conformance conformance-deps server landale landale-e2e landale-deps landale-apps browser browser-deps fuzz bench bench-load bench-tools bench-compare bench-anchors-test clean
 
 ## run: start the Landale reference server (in-memory PubSub, no Redis needed)
 run:
@@ -100,6 +100,19 @@ bench-load:
 	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 5 -reps 1 -wait-idle 80
 	$(BIN)/pyrebench rpc -pin -n 1000 -seconds 10 -reps 3 -wait-idle 80
 	$(BIN)/pyrebench slow -n 1000 -stalled-pct 1 -rate 50 -size 8192 -seconds 20 -reps 3 -wait-idle 80
+
+## bench-tools: bin/pyrebench and bin/centrifuge-anchor (the anchor is its own module, bench/anchors)
+bench-tools:
+	$(GO) build -o $(BIN)/pyrebench ./cmd/pyrebench
+	cd bench/anchors && $(GO) build -o $(CURDIR)/$(BIN)/centrifuge-anchor ./centrifuge
+
+## bench-compare: pyre and centrifuge interleaved, 3 pairs (~20 min, at most ~30; quiet machine, Redis 6379, NATS 4222); writes bench/results/<time>/report.md
+bench-compare:
+	bench/compare.sh
+
+## bench-anchors-test: vet and test the anchor module (downloads centrifuge on first use; not part of make test)
+bench-anchors-test:
+	cd bench/anchors && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 clean:
 	rm -rf $(BIN)

@@ -7,6 +7,7 @@
 //	pyre-bench-server -addr 127.0.0.1:8003
 //	PHOENIX_CMD="$PWD/bin/pyre-bench-server -addr 127.0.0.1:8003" \
 //	  SERVERS="centrifuge naive phoenix" ../shared/bench/run.sh
+//	pyre-bench-server -addr 127.0.0.1:8004 -pubsub redis://127.0.0.1:6379   # one node of several
 package main
 
 import (

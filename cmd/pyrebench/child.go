@@ -42,14 +42,10 @@ func pinSelf(cpus string) error {
 	return nil
 }
 
-// startChild runs this executable with args, under "taskset -c cpus" when
-// cpus is not empty (taskset execs the program, so the PID is the
-// program's). stderr goes to errOut.
-func startChild(name, cpus string, args []string, errOut io.Writer) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+// startChildExe runs exe with args, under "taskset -c cpus" when cpus is
+// not empty and under "nice -n nice" when nice is not 0 (both exec the
+// program, so the PID is the program's). stderr goes to errOut.
+func startChildExe(name, exe, cpus string, nice int, args []string, errOut io.Writer) (*child, error) {
 	argv := append([]string{exe}, args...)
 	if cpus != "" {
 		ts, err := exec.LookPath("taskset")
@@ -57,6 +53,13 @@ func startChild(name, cpus string, args []string, errOut io.Writer) (*child, err
 			return nil, fmt.Errorf("-pin needs taskset: %w", err)
 		}
 		argv = append([]string{ts, "-c", cpus}, argv...)
+	}
+	if nice != 0 {
+		nb, err := exec.LookPath("nice")
+		if err != nil {
+			return nil, fmt.Errorf("-client-nice needs nice: %w", err)
+		}
+		argv = append([]string{nb, "-n", strconv.Itoa(nice)}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = errOut

@@ -51,6 +51,16 @@ type options struct {
 	waitIdle                       float64
 	waitIdleMax                    time.Duration
 	verbose                        bool
+
+	server      string        // pyre | centrifuge
+	anchorBin   string        // the centrifuge anchor's binary
+	pubsub      string        // memory | redis://… | nats://…
+	nodes       int           // fanout: server processes sharing the pubsub
+	clientPoll  time.Duration // workerConfig.Poll
+	clientNice  int           // nice value of the client processes
+	tag         string        // -json annotation
+	pair        int           // -json annotation: index of an interleaved pair
+	redisPrefix string        // centrifuge with Redis: shared by the nodes of one run
 }
 
 func parseOptions(mode string, args []string) (*options, error) {
@@ -69,7 +79,15 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.reps, "reps", 1, "runs, each with a fresh server; a median row follows when > 1")
 	fs.StringVar(&o.url, "url", "", "measure this server instead of starting one: its socket mount, e.g. ws://127.0.0.1:8003/socket (127.0.0.0/8 only; /websocket?vsn=2.0.0 is appended, /publish and /debug/mem are used on the same host)")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "with -url: the server's PID, for its RSS and CPU")
-	fs.StringVar(&o.topic, "topic", "room:bench", "topic to join")
+	fs.StringVar(&o.topic, "topic", "", "topic to join (default: room:bench for pyre, bench for centrifuge, whose channel names cannot hold a colon without a namespace)")
+	fs.StringVar(&o.server, "server", "pyre", "server to start: pyre (this tool's \"serve\", the code of cmd/pyre-bench-server) or centrifuge (the anchor of bench/anchors/centrifuge, see -anchor); fanout and idle only for centrifuge")
+	fs.StringVar(&o.anchorBin, "anchor", "", "the centrifuge anchor binary (default: centrifuge-anchor next to this executable; make bench-tools builds both)")
+	fs.StringVar(&o.pubsub, "pubsub", "memory", "the servers' PubSub/broker: memory, redis://127.0.0.1:6379 or (pyre only) nats://127.0.0.1:4222")
+	fs.IntVar(&o.nodes, "nodes", 1, "fanout: server processes (nodes) sharing -pubsub; subscribers are split evenly over them, /publish goes to node 0")
+	fs.DurationVar(&o.clientPoll, "client-poll", 0, "epoll clients: 0 blocks in epoll_wait when idle; > 0 never blocks, sleeping this long after an empty poll (the server then never wakes a client thread; adds at most this much latency)")
+	fs.IntVar(&o.clientNice, "client-nice", 0, "nice value of the client processes (e.g. 19 with -pin -client-cpus all: the clients get the other core and only what the server leaves of its own)")
+	fs.StringVar(&o.tag, "tag", "", "label stored in every -json record (the comparison script's section)")
+	fs.IntVar(&o.pair, "pair", 0, "index stored in every -json record: runs of different servers with the same tag, rate and pair were interleaved")
 	fs.IntVar(&o.perProc, "per-proc", 9500, "connections per client process (each process: one fd per connection)")
 	fs.IntVar(&o.srcPerProc, "src-per-proc", 8, "loopback source addresses per client process")
 	fs.IntVar(&o.dialConc, "dial-concurrency", 200, "connections in their handshake at once, per client process")
@@ -84,7 +102,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.clientIO, "client-io", "epoll", "how clients read joined connections: epoll (Linux: a few pollers, one read per readiness) or goroutine (one blocked goroutine per connection)")
 	fs.BoolVar(&o.pin, "pin", false, "run the server under taskset -c <server-cpus> and the clients under taskset -c <client-cpus>")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "with -pin: CPU list of the server")
-	fs.StringVar(&o.clientCPUs, "client-cpus", "1", "with -pin: CPU list of the client processes")
+	fs.StringVar(&o.clientCPUs, "client-cpus", "1", "with -pin: CPU list of the client processes and the coordinator, or \"all\": not pinned (the server stays pinned)")
 	fs.IntVar(&o.rate, "rate", def.rate, "fanout/slow: broadcasts per second")
 	fs.IntVar(&o.seconds, "seconds", def.seconds, "fanout/slow: publish window; rpc: loop duration")
 	fs.IntVar(&o.size, "size", def.size, "fanout/slow: payload bytes")
@@ -139,6 +157,46 @@ func parseOptions(mode string, args []string) (*options, error) {
 	if o.clientDeflate && o.compression && (mode == "fanout" || mode == "slow") && o.size >= 512 {
 		return nil, errors.New("-client-deflate cannot inflate: with -compression, -size must be below 512")
 	}
+	switch {
+	case o.server != "pyre" && o.server != "centrifuge":
+		return nil, errors.New("-server must be pyre or centrifuge")
+	case o.server == "centrifuge" && mode != "idle" && mode != "fanout":
+		return nil, errors.New("-server centrifuge: only idle and fanout")
+	case o.server == "centrifuge" && o.pubsub != "memory" && !strings.HasPrefix(o.pubsub, "redis://"):
+		return nil, errors.New("-server centrifuge: -pubsub must be memory or redis://host:port")
+	case o.pubsub != "memory" && !strings.HasPrefix(o.pubsub, "redis://") && !strings.HasPrefix(o.pubsub, "nats://"):
+		return nil, errors.New("-pubsub must be memory, redis://host:port or nats://host:port")
+	case o.nodes < 1 || o.nodes > 8:
+		return nil, errors.New("-nodes must be 1..8")
+	case o.nodes > 1 && (mode != "fanout" || o.pubsub == "memory" || o.url != ""):
+		return nil, errors.New("-nodes > 1: fanout only, with a broker in -pubsub, without -url")
+	case o.clientPoll < 0 || o.clientPoll > time.Second:
+		return nil, errors.New("-client-poll must be 0..1s")
+	case o.clientNice < -20 || o.clientNice > 19:
+		return nil, errors.New("-client-nice must be -20..19")
+	}
+	if o.pubsub != "memory" {
+		u, err := url.Parse(o.pubsub)
+		if err != nil {
+			return nil, fmt.Errorf("-pubsub %q: %v", o.pubsub, err)
+		}
+		if err := checkLoopbackHost(u.Hostname()); err != nil {
+			return nil, err
+		}
+	}
+	if o.topic == "" {
+		o.topic = "room:bench"
+		if o.server == "centrifuge" {
+			o.topic = "bench"
+		}
+	}
+	if o.server == "centrifuge" && o.url == "" && o.anchorBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		o.anchorBin = filepath.Join(filepath.Dir(exe), "centrifuge-anchor")
+	}
 	if mode == "rpc" && (o.seconds < 1 || o.seconds > 600) {
 		return nil, errors.New("-seconds must be 1..600")
 	}
@@ -190,6 +248,7 @@ func srcAddr(i int) string {
 
 // target is the server under test.
 type target struct {
+	topic   string
 	srv     *child // nil with -url
 	pid     string // "" when unknown
 	wsURL   string // what the workers dial
@@ -203,6 +262,42 @@ func (o *options) logf(format string, a ...any) {
 	}
 }
 
+// proto is the client protocol of the server under test.
+func (o *options) proto() string {
+	if o.server == "centrifuge" {
+		return protoCentrifuge
+	}
+	return protoPhoenix
+}
+
+// startTargets starts o.nodes fresh servers (or describes the -url one);
+// on an error the ones started are stopped.
+func (o *options) startTargets(tag string) ([]*target, error) {
+	if o.server == "centrifuge" && strings.HasPrefix(o.pubsub, "redis://") {
+		o.redisPrefix = fmt.Sprintf("pyrebench%d", rand.Int64())
+	}
+	var ts []*target
+	for i := range o.nodes {
+		name := tag
+		if o.nodes > 1 {
+			name = fmt.Sprintf("%s-node%d", tag, i)
+		}
+		t, err := o.startTarget(name)
+		if err != nil {
+			stopTargets(ts)
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+func stopTargets(ts []*target) {
+	for _, t := range ts {
+		t.stop()
+	}
+}
+
 // startTarget starts a fresh bench server (or describes the -url one).
 func (o *options) startTarget(tag string) (*target, error) {
 	if o.url != "" {
@@ -211,9 +306,13 @@ func (o *options) startTarget(tag string) (*target, error) {
 			wsURL:   "ws://" + u.Host + strings.TrimSuffix(u.Path, "/") + "/websocket?vsn=2.0.0",
 			control: "http://" + u.Host,
 		}
+		if o.server == "centrifuge" {
+			t.wsURL = "ws://" + u.Host + u.Path
+		}
 		if o.serverPID > 0 {
 			t.pid = strconv.Itoa(o.serverPID)
 		}
+		t.topic = o.topic
 		return t, nil
 	}
 	if o.logDir == "" {
@@ -229,12 +328,23 @@ func (o *options) startTarget(tag string) (*target, error) {
 		return nil, err
 	}
 	defer lf.Close() // the child has its own descriptor
-	args := []string{"serve", "-addr", "127.0.0.1:0", "-topic", o.topic, "-max-queue-bytes", strconv.Itoa(o.maxQueueBytes)}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "-addr", "127.0.0.1:0", "-topic", o.topic, "-max-queue-bytes", strconv.Itoa(o.maxQueueBytes), "-pubsub", o.pubsub}
 	if o.compression {
 		args = append(args, "-compression")
 	}
 	if o.writeDelay > 0 {
 		args = append(args, "-write-delay", o.writeDelay.String())
+	}
+	if o.server == "centrifuge" {
+		exe = o.anchorBin
+		args = []string{"-addr", "127.0.0.1:0", "-broker", o.pubsub}
+		if o.redisPrefix != "" {
+			args = append(args, "-redis-prefix", o.redisPrefix)
+		}
 	}
 	if o.verbose {
 		args = append(args, "-v")
@@ -243,7 +353,7 @@ func (o *options) startTarget(tag string) (*target, error) {
 	if o.pin {
 		cpus = o.serverCPUs
 	}
-	srv, err := startChild("server", cpus, args, lf)
+	srv, err := startChildExe("server", exe, cpus, 0, args, lf)
 	if err != nil {
 		return nil, err
 	}
@@ -254,11 +364,16 @@ func (o *options) startTarget(tag string) (*target, error) {
 		b, _ := os.ReadFile(logPath)
 		return nil, fmt.Errorf("server did not start (%v): %s", err, b)
 	}
-	return &target{
-		srv: srv, pid: srv.pid(), logPath: logPath,
+	t := &target{
+		topic: o.topic,
+		srv:   srv, pid: srv.pid(), logPath: logPath,
 		wsURL:   "ws://" + addr + "/socket/websocket?vsn=2.0.0",
 		control: "http://" + addr,
-	}, nil
+	}
+	if o.server == "centrifuge" {
+		t.wsURL = "ws://" + addr + "/connection/websocket"
+	}
+	return t, nil
 }
 
 func (t *target) stop() {
@@ -271,9 +386,9 @@ var httpc = &http.Client{Timeout: 30 * time.Second}
 
 // mem reads the server's /debug/mem (after a GC when gc).
 func (t *target) mem(gc bool) map[string]float64 {
-	u := t.control + "/debug/mem"
+	u := t.control + "/debug/mem?channel=" + url.QueryEscape(t.topic)
 	if gc {
-		u += "?gc=1"
+		u += "&gc=1"
 	}
 	out := map[string]float64{}
 	resp, err := httpc.Get(u)
@@ -346,25 +461,43 @@ func (o *options) saveProfile(ctx context.Context, t *target, path, name string)
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// clients are the worker processes of one run.
+// clients are the worker processes of one run; process p is connected to
+// node p % nodes.
 type clients struct {
 	procs []*child
 	ready []workerStat
+	nodes int
+}
+
+// byNode sums the workers' answers per node.
+func (cs *clients) byNode(sts []workerStat) []workerStat {
+	groups := make([][]workerStat, max(cs.nodes, 1))
+	for p, st := range sts {
+		groups[p%len(groups)] = append(groups[p%len(groups)], st)
+	}
+	out := make([]workerStat, len(groups))
+	for i, g := range groups {
+		out[i] = sumStats(g)
+	}
+	return out
 }
 
 // startClients starts the worker processes for n connections (stalled of
-// them stop reading) and waits until every process reported "ready".
-func (o *options) startClients(t *target, n, stalled int) (*clients, error) {
+// them stop reading) and waits until every process reported "ready". With
+// several targets (nodes) the processes are spread evenly over them:
+// process p connects to ts[p % len(ts)].
+func (o *options) startClients(ts []*target, n, stalled int) (*clients, error) {
 	procs := (n + o.perProc - 1) / o.perProc
+	procs = (procs + len(ts) - 1) / len(ts) * len(ts)
 	base := rand.IntN(253 * 200) // fresh source addresses each run: no TIME_WAIT from the last one
-	cs := &clients{}
+	cs := &clients{nodes: len(ts)}
 	cpus := ""
-	if o.pin {
+	if o.pin && o.clientCPUs != "all" {
 		cpus = o.clientCPUs
 	}
 	for p := range procs {
 		cfg := workerConfig{
-			ID: p, URL: t.wsURL, Topic: o.topic,
+			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll,
 			N:               n/procs + b2i(p < n%procs),
 			Stalled:         stalled/procs + b2i(p < stalled%procs),
 			DialConcurrency: o.dialConc,
@@ -383,7 +516,12 @@ func (o *options) startClients(t *target, n, stalled int) (*clients, error) {
 			cfg.Src = append(cfg.Src, srcAddr(base+p*o.srcPerProc+k))
 		}
 		raw, _ := json.Marshal(cfg)
-		c, err := startChild(fmt.Sprintf("client %d", p), cpus, []string{"client", "-config", string(raw)}, os.Stderr)
+		exe, err := os.Executable()
+		if err != nil {
+			cs.stop()
+			return nil, err
+		}
+		c, err := startChildExe(fmt.Sprintf("client %d", p), exe, cpus, o.clientNice, []string{"client", "-config", string(raw)}, os.Stderr)
 		if err != nil {
 			cs.stop()
 			return nil, err

@@ -12,6 +12,9 @@
 //	                          seconds per million deliveries
 //	pyrebench rpc    [flags]  N clients in a push/reply loop: round trips/s and
 //	                          latency percentiles
+//	pyrebench report FILE...  markdown tables of interleaved runs (-json with
+//	                          -tag and -pair): medians, min–max spreads, and
+//	                          pyre/centrifuge ratios computed per pair
 //	pyrebench slow   [flags]  fanout with K clients that stop reading, next to
 //	                          the same run without them: fast clients'
 //	                          throughput and latency, server memory, and how
@@ -19,7 +22,12 @@
 //
 // Unless -url is given, pyrebench starts the bench server itself (the code of
 // cmd/pyre-bench-server, run as "pyrebench serve") on a free loopback port, a
-// fresh one for every run. Only 127.0.0.0/8 is ever dialed. Every phase is
+// fresh one for every run. With -server centrifuge it starts the centrifuge
+// anchor (bench/anchors/centrifuge, built as bin/centrifuge-anchor) instead
+// and its clients speak centrifuge's JSON protocol, so that both servers are
+// measured by the same client; -nodes and -pubsub start several servers on
+// one Redis or NATS. bench/compare.sh runs the two servers interleaved and
+// "pyrebench report" summarises the runs. Only 127.0.0.0/8 is ever dialed. Every phase is
 // bounded in time. Run "pyrebench <scenario> -h" for the flags.
 package main
 
@@ -38,6 +46,7 @@ import (
 
 const usage = `usage: pyrebench <idle|fanout|rpc|slow> [flags]
        pyrebench serve [pyre-bench-server flags]
+       pyrebench report [-p99-max ms] results.jsonl...   (markdown of interleaved runs)
 
 Run "pyrebench <scenario> -h" for a scenario's flags.
 `
@@ -55,6 +64,8 @@ func main() {
 		stop()
 	case "client":
 		err = client(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:], os.Stdout)
 	case "idle", "fanout", "rpc", "slow":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		err = runScenario(ctx, mode, os.Args[2:])

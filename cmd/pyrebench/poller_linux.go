@@ -120,6 +120,13 @@ func (p *poller) run() {
 		// client's cost per delivery stays low under load.
 		n, err := epollPoll(p.epfd, events)
 		if err == nil && n == 0 {
+			if p.w.cfg.Poll > 0 {
+				// Never block in epoll_wait: a sender then never has to
+				// wake this thread, and the next poll collects what
+				// arrived meanwhile.
+				time.Sleep(p.w.cfg.Poll)
+				continue
+			}
 			n, err = syscall.EpollWait(p.epfd, events, 100)
 		}
 		if err != nil {

@@ -133,3 +133,22 @@ func fdLimit(pid string) int64 {
 	}
 	return -1
 }
+
+// findProcess returns the PID of the first process whose command name
+// (/proc/<pid>/comm) is name, "" when there is none.
+func findProcess(name string) string {
+	es, err := os.ReadDir("/proc")
+	if err != nil {
+		return ""
+	}
+	for _, e := range es {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err == nil && strings.TrimSpace(string(b)) == name {
+			return e.Name()
+		}
+	}
+	return ""
+}

@@ -166,7 +166,11 @@ func machineLine(o *options) string {
 	memGiB := float64(meminfoKB("MemTotal")) / (1 << 20)
 	pin := "not pinned (server and clients share all CPUs)"
 	if o.pin {
-		pin = fmt.Sprintf("server pinned to CPU %s, clients to CPU %s", o.serverCPUs, o.clientCPUs)
+		pin = o.placement()
+	}
+	pin = fmt.Sprintf("server %s (%d node(s), pubsub %s), %s", o.server, o.nodes, o.pubsub, pin)
+	if o.clientPoll > 0 {
+		pin += fmt.Sprintf(", clients poll every %v", o.clientPoll)
 	}
 	return fmt.Sprintf("machine: %d CPUs (%s), %.1f GiB RAM, open files %d/%d (soft/hard), %s, %s/%s; %s",
 		runtime.NumCPU(), model, memGiB, cur, hard, runtime.Version(), runtime.GOOS, runtime.GOARCH, pin)

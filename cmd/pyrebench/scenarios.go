@@ -37,6 +37,19 @@ var tables = map[string]table{
 		{"server_rss_mb", "server RSS MB", 0},
 		{"stop", "stop", -1},
 	},
+	"fanout-nodes": {
+		{"subs", "subs", 0}, {"rate", "msg/s asked", 0}, {"pub_rate", "msg/s published", 1},
+		{"deliveries_per_s", "**deliveries/s**", 0},
+		{"p50_ms", "p50 ms", 1}, {"p99_ms", "p99 ms", 1}, {"max_ms", "max ms", 1},
+		{"lost", "lost", 0},
+		{"node_cpu_pct_max", "busiest node CPU %", 0}, {"client_cpu_pct", "client CPU %", 0},
+		{"machine_cpu_pct", "machine CPU % (all cores)", 0},
+		{"node_cpu_s_per_m", "**node CPU s/M deliv**", 2}, {"node_cpu_s_per_m_max", "(worst node)", 2},
+		{"broker_cpu_pct", "broker CPU %", 0}, {"broker_cpu_s_per_m", "broker CPU s/M deliv", 2},
+		{"broker_pub_per_msg", "broker publishes per broadcast", 2},
+		{"broker_recv_per_msg_node", "broker messages per broadcast and node", 2},
+		{"stop", "stop", -1},
+	},
 	"rpc": {
 		{"clients", "clients", 0}, {"seconds", "s", 0}, {"round_trips", "round trips", 0},
 		{"rt_per_s", "**round trips/s**", 0},
@@ -65,7 +78,7 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.pin {
+	if o.pin && o.clientCPUs != "all" {
 		// The coordinator (this process) polls the clients and the server
 		// during a run; on the clients' CPUs it takes nothing from the
 		// server's.
@@ -74,6 +87,9 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 		}
 	}
 	tbl := tables[mode]
+	if mode == "fanout" && o.nodes > 1 {
+		tbl = tables["fanout-nodes"]
+	}
 	fmt.Println(machineLine(o))
 	fmt.Print(tbl.header())
 	var rows, baseRows []map[string]any
@@ -159,7 +175,11 @@ func (o *options) appendJSON(rep int, r map[string]any) error {
 		return err
 	}
 	defer f.Close()
-	rec := map[string]any{"scenario": o.mode, "rep": rep, "args": o.args, "time": time.Now().Format(time.RFC3339)}
+	rec := map[string]any{
+		"scenario": o.mode, "rep": rep, "args": o.args, "time": time.Now().Format(time.RFC3339),
+		"server": o.server, "tag": o.tag, "pair": o.pair, "nodes": o.nodes, "pubsub": o.pubsub,
+		"placement": o.placement(), "client_poll_ms": float64(o.clientPoll) / 1e6,
+	}
 	for k, v := range r {
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			continue
@@ -197,7 +217,7 @@ func (o *options) idleOnce(ctx context.Context, rep int) (map[string]any, error)
 	rss0, mem0 := rssKB(t.pid), t.mem(true)
 	slab0, tcp0 := meminfoKB("Slab"), sockstatTCPMemKB()
 	o.logf("idle r%d: server RSS %.0f kB; connecting %d", rep, rss0, o.n)
-	cs, err := o.startClients(t, o.n, 0)
+	cs, err := o.startClients([]*target{t}, o.n, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -277,17 +297,19 @@ func stoppedBy(n int, agg workerStat, fds, lim int64) string {
 }
 
 // fanoutOnce runs one broadcast measurement with n subscribers, stalled of
-// which stop reading (the slow scenario).
+// which stop reading (the slow scenario), on o.nodes servers sharing
+// o.pubsub (publishing on the first).
 func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]any, error) {
-	t, err := o.startTarget(fmt.Sprintf("%s-r%d-stalled%d", o.mode, rep, stalled))
+	ts, err := o.startTargets(fmt.Sprintf("%s-r%d-stalled%d", o.mode, rep, stalled))
 	if err != nil {
 		return nil, err
 	}
-	defer t.stop()
+	defer stopTargets(ts)
+	t := ts[0]
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	cs, err := o.startClients(t, o.n, stalled)
+	cs, err := o.startClients(ts, o.n, stalled)
 	if err != nil {
 		return nil, err
 	}
@@ -302,8 +324,10 @@ func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]
 		return nil, err
 	}
 	watchMem := o.mode == "slow"
-	ctr0 := t.mem(false)
-	su0, ss0 := serverCPU(t.pid)
+	brokerPID := brokerPID(o.pubsub)
+	ctr0 := memAll(ts)
+	scpu0 := cpuAll(ts)
+	bu0, bs0 := serverCPU(brokerPID)
 	cc0 := cs.cpu()
 	mb0, mt0 := machineCPU()
 
@@ -314,7 +338,7 @@ func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]
 	if o.profileDir != "" {
 		wg.Go(func() {
 			o.saveProfile(pctx, t, fmt.Sprintf("/debug/pprof/profile?seconds=%d", o.seconds),
-				fmt.Sprintf("%s-r%d-stalled%d-cpu.pb.gz", o.mode, rep, stalled))
+				fmt.Sprintf("%s-%s-r%d-stalled%d-cpu.pb.gz", o.mode, o.server, rep, stalled))
 		})
 	}
 	type pubOut struct {
@@ -399,11 +423,12 @@ loop:
 		}
 		break loop
 	}
-	su1, ss1 := serverCPU(t.pid)
+	scpu1 := cpuAll(ts)
+	bu1, bs1 := serverCPU(brokerPID)
 	cc1 := cs.cpu()
 	mb1, mt1 := machineCPU()
 	pollMem()
-	ctr1 := t.mem(false)
+	ctr1 := memAll(ts)
 	rssAfter := rssKB(t.pid)
 	if t.pid != "" && watchMem {
 		rssPeak = max(rssPeak, num(procStatusKB(t.pid, "VmHWM")))
@@ -440,12 +465,17 @@ loop:
 		return nil, err
 	}
 	fin := sumStats(final)
+	perNode := cs.byNode(final)
 	lat := fin.Lat
 	window := max(float64(o.seconds), float64(lastNs-t0.UnixNano())/1e9)
-	srvCPU := (su1 + ss1) - (su0 + ss0)
-	srvSys := ss1 - ss0
+	var srvCPU, srvSys float64
+	for i := range ts {
+		srvCPU += (scpu1[i][0] + scpu1[i][1]) - (scpu0[i][0] + scpu0[i][1])
+		srvSys += scpu1[i][1] - scpu0[i][1]
+	}
+	brokerCPU := (bu1 + bs1) - (bu0 + bs0)
 	r := map[string]any{
-		"subs": float64(subs), "rate": float64(o.rate), "seconds": float64(o.seconds), "size": float64(o.size),
+		"n": float64(o.n), "subs": float64(subs), "rate": float64(o.rate), "seconds": float64(o.seconds), "size": float64(o.size),
 		"expected": float64(expected), "delivered": float64(fin.Delivered),
 		"lost":    float64(expected - fin.Delivered),
 		"dropped": float64(fin.Dropped), "drops": countsString(fin.Drops),
@@ -457,15 +487,42 @@ loop:
 		"server_cpu_pct":     100 * srvCPU / window,
 		"server_sys_pct":     100 * srvSys / window,
 		"client_cpu_pct":     100 * (cc1 - cc0) / window,
+		"client_cpu_s_per_m": div(cc1-cc0, float64(fin.Delivered)/1e6),
 		"machine_cpu_pct":    100 * div(mb1-mb0, mt1-mt0),
-		"others_cpu_pct":     100 * ((mb1-mb0)/clkTck - srvCPU - (cc1 - cc0)) / window,
+		"others_cpu_pct":     100 * ((mb1-mb0)/clkTck - srvCPU - (cc1 - cc0) - zeroNaN(brokerCPU)) / window,
 		"server_cpu_s_per_m": div(srvCPU, float64(fin.Delivered)/1e6),
 		// Frames per socket write (pyre's Stats; NaN for other servers).
-		"frames_per_write": div(ctr1["frames_written"]-ctr0["frames_written"], ctr1["writes"]-ctr0["writes"]),
+		"frames_per_write": div(ctr1[0]["frames_written"]-ctr0[0]["frames_written"], ctr1[0]["writes"]-ctr0[0]["writes"]),
 		"server_rss_mb":    rssAfter / 1024,
 		"stop":             stop,
 		"stalled":          float64(stalled),
 		"hb_missed":        float64(fin.HBMissed),
+	}
+	if len(ts) > 1 || o.pubsub != "memory" {
+		worst, cpuMax := math.NaN(), math.NaN()
+		for i := range ts {
+			c := (scpu1[i][0] + scpu1[i][1]) - (scpu0[i][0] + scpu0[i][1])
+			per := div(c, float64(perNode[i].Delivered)/1e6)
+			r[fmt.Sprintf("node%d_cpu_s_per_m", i)] = per
+			r[fmt.Sprintf("node%d_cpu_pct", i)] = 100 * c / window
+			r[fmt.Sprintf("node%d_deliveries_per_s", i)] = float64(perNode[i].Delivered) / window
+			worst = nanMax(worst, per)
+			cpuMax = nanMax(cpuMax, 100*c/window)
+		}
+		var pubs, recvs float64
+		for i := range ts {
+			pubs += ctr1[i]["broker_published"] - ctr0[i]["broker_published"]
+			recvs += ctr1[i]["broker_received"] - ctr0[i]["broker_received"]
+		}
+		r["node_cpu_s_per_m"] = r["server_cpu_s_per_m"]
+		r["node_cpu_s_per_m_max"] = worst
+		r["node_cpu_pct_max"] = cpuMax
+		r["broker_cpu_pct"] = 100 * brokerCPU / window
+		r["broker_cpu_s_per_m"] = div(brokerCPU, float64(fin.Delivered)/1e6)
+		if pub != nil {
+			r["broker_pub_per_msg"] = div(pubs, float64(pub.res.Published))
+			r["broker_recv_per_msg_node"] = div(recvs, float64(pub.res.Published)*float64(len(ts)))
+		}
 	}
 	if pub != nil {
 		r["published"] = float64(pub.res.Published)
@@ -495,6 +552,70 @@ loop:
 	return r, nil
 }
 
+// memAll reads every target's /debug/mem.
+func memAll(ts []*target) []map[string]float64 {
+	out := make([]map[string]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.mem(false)
+	}
+	return out
+}
+
+// cpuAll reads every target's user and system CPU seconds.
+func cpuAll(ts []*target) [][2]float64 {
+	out := make([][2]float64, len(ts))
+	for i, t := range ts {
+		out[i][0], out[i][1] = serverCPU(t.pid)
+	}
+	return out
+}
+
+func zeroNaN(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+func nanMax(a, b float64) float64 {
+	switch {
+	case math.IsNaN(a):
+		return b
+	case math.IsNaN(b):
+		return a
+	}
+	return max(a, b)
+}
+
+// brokerPID finds the broker process of a pubsub spec on this machine
+// (redis-server or nats-server, by its command name); "" when there is none
+// or it is not local.
+func brokerPID(spec string) string {
+	name := ""
+	switch {
+	case strings.HasPrefix(spec, "redis://"):
+		name = "redis-server"
+	case strings.HasPrefix(spec, "nats://"):
+		name = "nats-server"
+	default:
+		return ""
+	}
+	return findProcess(name)
+}
+
+// placement describes where the server and the clients ran.
+func (o *options) placement() string {
+	switch {
+	case !o.pin:
+		return "unpinned"
+	case o.clientCPUs == "all" && o.clientNice != 0:
+		return fmt.Sprintf("server CPU %s; clients any CPU, nice %d", o.serverCPUs, o.clientNice)
+	case o.clientCPUs == "all":
+		return fmt.Sprintf("server CPU %s; clients any CPU", o.serverCPUs)
+	}
+	return fmt.Sprintf("server CPU %s; clients CPU %s", o.serverCPUs, o.clientCPUs)
+}
+
 // rpcOnce runs n clients in an echo push/reply loop for -seconds.
 func (o *options) rpcOnce(ctx context.Context, rep int) (map[string]any, error) {
 	t, err := o.startTarget(fmt.Sprintf("rpc-r%d", rep))
@@ -505,7 +626,7 @@ func (o *options) rpcOnce(ctx context.Context, rep int) (map[string]any, error) 
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	cs, err := o.startClients(t, o.n, 0)
+	cs, err := o.startClients([]*target{t}, o.n, 0)
 	if err != nil {
 		return nil, err
 	}

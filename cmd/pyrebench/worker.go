@@ -47,9 +47,20 @@ type workerConfig struct {
 	CPUProfile      string        `json:"cpu_profile,omitempty"` // write a CPU profile of this process here
 	IO              string        `json:"io"`                    // "epoll" (Linux) or "goroutine": how joined connections are read
 	Deflate         bool          `json:"deflate,omitempty"`     // offer permessage-deflate (the client cannot inflate)
+	Proto           string        `json:"proto,omitempty"`       // "phoenix" (default) or "centrifuge"
+	// Poll, when > 0, keeps the epoll pollers from ever blocking in
+	// epoll_wait: a poll that finds nothing sleeps Poll and polls again, so
+	// the server's sends never have to wake a client thread.
+	Poll time.Duration `json:"poll,omitempty"`
 }
 
 const maxMessage = 1 << 20
+
+// The client protocols a worker speaks.
+const (
+	protoPhoenix    = "phoenix"    // Phoenix V2 JSON (pyre)
+	protoCentrifuge = "centrifuge" // centrifuge client protocol v2 JSON (the anchor)
+)
 
 // command is a request from the coordinator.
 type command struct {
@@ -159,6 +170,9 @@ func newWorker(cfg workerConfig) (*worker, error) {
 	if err := checkLoopbackHost(u.Hostname()); err != nil {
 		return nil, err
 	}
+	if cfg.Proto != "" && cfg.Proto != protoPhoenix && cfg.Proto != protoCentrifuge {
+		return nil, fmt.Errorf("bad worker config: unknown protocol %q", cfg.Proto)
+	}
 	if cfg.N < 1 || cfg.Stalled < 0 || cfg.Stalled > cfg.N || len(cfg.Src) == 0 {
 		return nil, errors.New("bad worker config: need n >= 1, 0 <= stalled <= n, source addresses")
 	}
@@ -265,7 +279,7 @@ func (w *worker) connectAll() {
 			w.pollers = nil
 		}
 	}
-	if w.cfg.Heartbeat > 0 {
+	if w.cfg.Heartbeat > 0 && w.cfg.Proto != protoCentrifuge { // centrifuge's server pings instead
 		w.wg.Add(1)
 		go w.heartbeats()
 	}
@@ -412,26 +426,15 @@ func (w *worker) runConn(c *wconn) {
 	}
 	c.ws = ws
 	c.ref.Store(1)
-	if err := ws.WriteMessage(wsc.OpText, w.joinFrame); err != nil {
-		fail(err)
-		return
-	}
-	for {
-		_, msg, err := ws.ReadMessage()
-		if err != nil {
+	if w.cfg.Proto == protoCentrifuge {
+		if err := w.centJoin(ws); err != nil {
 			fail(err)
 			return
 		}
-		kind, ref, ok := classify(msg, w.topicJSON)
-		if kind == kindReply && ref == 1 {
-			if !ok {
-				fail(fmt.Errorf("%w: %.200s", errJoinRefused, msg))
-				return
-			}
-			break
-		}
+	} else if err := w.phxJoin(ws); err != nil {
+		fail(err)
+		return
 	}
-	_ = nc.SetDeadline(time.Time{})
 	now := time.Now()
 	if c.stalled {
 		w.stalledLive.Add(1)
@@ -456,6 +459,26 @@ func (w *worker) runConn(c *wconn) {
 		}
 	}
 	w.connEnded(c, w.readLoop(c))
+}
+
+// phxJoin joins the Phoenix topic on a fresh connection.
+func (w *worker) phxJoin(ws *wsc.Conn) error {
+	if err := ws.WriteMessage(wsc.OpText, w.joinFrame); err != nil {
+		return err
+	}
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		kind, ref, ok := classify(msg, w.topicJSON)
+		if kind == kindReply && ref == 1 {
+			if !ok {
+				return fmt.Errorf("%w: %.200s", errJoinRefused, msg)
+			}
+			return nil
+		}
+	}
 }
 
 // heartbeats sends every joined connection a Phoenix heartbeat once per
@@ -509,6 +532,9 @@ func (w *worker) readLoop(c *wconn) error {
 // connection: a broadcast (latency from its ts), a heartbeat reply, an echo
 // reply (round trip; the next echo goes out while the rpc run lasts).
 func (w *worker) handleMessage(c *wconn, msg []byte) error {
+	if w.cfg.Proto == protoCentrifuge {
+		return w.handleCent(c, msg)
+	}
 	kind, ref, ok := classify(msg, w.topicJSON)
 	switch kind {
 	case kindPush:

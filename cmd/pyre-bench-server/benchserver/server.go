@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/pubsub/pubsuburl"
 )
 
 // Config configures the bench server. The zero value of a field means its
@@ -64,6 +65,14 @@ type Config struct {
 	Compression bool
 	// Pprof mounts net/http/pprof at /debug/pprof/. Defaults to off.
 	Pprof bool
+	// PubSub names the bus Run opens (package pubsuburl): "memory" or ""
+	// (pyre's private in-memory default, one node), redis://host:port or
+	// nats://host:port (several nodes share it; the bus is wrapped in a
+	// CountingPubSub whose counters /debug/mem reports). New ignores it.
+	PubSub string
+	// Bus is the PubSub New gives the pyre server, counted by /debug/mem.
+	// Defaults to nil: pyre's private in-memory PubSub, not counted.
+	Bus *CountingPubSub
 	// Logger receives pyre's and the HTTP server's logs. Defaults to discarding.
 	Logger *slog.Logger
 	// ReadHeaderTimeout closes a connection (in Run) whose request headers
@@ -82,6 +91,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold outbound frames this long so that more share one write (0 = write at once)")
 	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
 	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
+	fs.StringVar(&c.PubSub, "pubsub", "memory", "PubSub: memory (one node), redis://host:port or nats://host:port (nodes sharing the broker; /debug/mem then counts broker traffic)")
 }
 
 // room is the benchmark channel: join always succeeds, "echo" replies with
@@ -120,19 +130,19 @@ func New(c Config) *Server {
 	if !strings.HasPrefix(c.Topic, "room:") {
 		router.Handle(c.Topic, func() channel.Channel { return &room{} })
 	}
-	s := &Server{
-		cfg: c,
-		pyre: channel.NewServer(&channel.Options{
-			Router:        router,
-			Logger:        c.Logger,
-			MaxQueueBytes: c.MaxQueueBytes,
-			WriteDelay:    c.WriteDelay,
-			MailboxSize:   c.MailboxSize,
-			IdleTimeout:   c.IdleTimeout,
-			Compression:   c.Compression,
-		}),
-		mux: http.NewServeMux(),
+	opts := &channel.Options{
+		Router:        router,
+		Logger:        c.Logger,
+		MaxQueueBytes: c.MaxQueueBytes,
+		WriteDelay:    c.WriteDelay,
+		MailboxSize:   c.MailboxSize,
+		IdleTimeout:   c.IdleTimeout,
+		Compression:   c.Compression,
 	}
+	if c.Bus != nil {
+		opts.PubSub = c.Bus
+	}
+	s := &Server{cfg: c, pyre: channel.NewServer(opts), mux: http.NewServeMux()}
 	s.mux.Handle("/socket/", s.pyre)
 	s.mux.Handle("/publish", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handlePublish)))
 	s.mux.HandleFunc("/debug/mem", s.handleMem)
@@ -210,6 +220,10 @@ func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
 		"writes":         st.Writes,
 		"subscribers":    s.pyre.Subscribers(s.cfg.Topic),
 	}
+	if s.cfg.Bus != nil {
+		bc := s.cfg.Bus.Counts()
+		out["broker_published"], out["broker_received"], out["broker_subscribes"] = bc.Published, bc.Received, bc.Subscribes
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
@@ -244,9 +258,18 @@ func Run(ctx context.Context, c Config, ready func(addr string)) error {
 	if err != nil || !ap.Addr().Is4() || !ap.Addr().IsLoopback() {
 		return fmt.Errorf("%w: %q", ErrNotLoopback, c.Addr)
 	}
+	if c.PubSub != "" && c.PubSub != "memory" {
+		ps, err := pubsuburl.Open(ctx, c.PubSub, c.Logger)
+		if err != nil {
+			return err
+		}
+		defer ps.Close()
+		c.Bus = NewCountingPubSub(ps)
+	}
 	s := New(c)
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		_ = s.Close()
 		return err
 	}
 	if c.ReadHeaderTimeout <= 0 {
