@@ -165,9 +165,11 @@ func testWorkerStalledClient(t *testing.T, mode string) {
 	// 6.5 MB per client: more than the server socket's send buffer (loopback
 	// autotunes it up to tcp_wmem's 4 MB) plus pyre's 256 KiB queue, which
 	// leaves the fast clients room to keep up under -race.
+	// The publisher is paced: on a loaded machine it may skip a few slots,
+	// so require enough to overflow (> 4 MB + 256 KiB), not exactly 400.
 	res := publish(t, base, 200, 2, 16384)
-	require.Equal(t, 400, res.Published)
-	h.waitStat(func(s workerStat) bool { return s.Delivered == 2*400 })
+	require.GreaterOrEqual(t, res.Published, 300, "%+v", res)
+	h.waitStat(func(s workerStat) bool { return s.Delivered == 2*int64(res.Published) })
 	assert.Equal(t, uint64(1), srv.Pyre().Stats().SlowClosed)
 
 	h.do(command{Cmd: "resume"})
@@ -180,7 +182,7 @@ func testWorkerStalledClient(t *testing.T, mode string) {
 		// the server gave up writing it, the client sees the connection end.
 		assert.Contains(t, []string{"close 3008", "eof", "reset"}, k)
 	}
-	assert.Less(t, st.Drained, int64(400), "the stalled client got only part of the stream")
+	assert.Less(t, st.Drained, int64(res.Published), "the stalled client got only part of the stream")
 }
 
 func TestWorkerCountsRefusedConnections(t *testing.T) {
