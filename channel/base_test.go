@@ -97,7 +97,7 @@ func newHooked(t *testing.T, logs *logBuffer, extra ...channel.Middleware) (*cha
 func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	sock := ep.Socket(&channel.ConnectInfo{CorrelationID: "a1b2c3d4"})
+	sock := ep.Client(&channel.ConnectInfo{CorrelationID: "a1b2c3d4"})
 	ch := sock.Join("hooked:1", nil)
 	ch.AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4", "from_ctx": "a1b2c3d4"})
 	joined := logs.records("Channel joined")
@@ -112,7 +112,7 @@ func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 
 func TestBasePingHook(t *testing.T) {
 	ep, _ := newHooked(t, &logBuffer{})
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ch.Push("ping", map[string]any{"hello": "there"}).AssertReply("ok", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
 		m := p.Map()
 		assert.Equal(t, true, m["pong"])
@@ -129,13 +129,13 @@ func TestCustomPingResponder(t *testing.T) {
 	r.Handle("*", func() channel.Channel { return &hooked{} })
 	r.Use(channel.Ping(respond)) // outermost: answers before the channel's own ping hook
 	ep := channeltest.New(t, r, nil)
-	ep.Socket(nil).Join("x", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"x"}`))
+	ep.Client(nil).Join("x", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"x"}`))
 }
 
 func TestBaseLogUnhandledHook(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	sock := ep.Socket(&channel.ConnectInfo{CorrelationID: "feedbeef"})
+	sock := ep.Client(&channel.ConnectInfo{CorrelationID: "feedbeef"})
 	ch := sock.Join("hooked:1", nil)
 	ch.Push("nope", map[string]int{"a": 1}).RefuteReply(0)
 	recs := logs.records("Unhandled channel message")
@@ -151,7 +151,7 @@ func TestBaseLogUnhandledHook(t *testing.T) {
 func TestBasePushError(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ch.Push("fail_softly", nil).RefuteReply(0)
 	ch.AssertPush("command_error", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
 		var body struct {
@@ -170,7 +170,7 @@ func TestBasePushError(t *testing.T) {
 func TestBaseSubscribeTopicsAndHandleInfo(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ctx := context.Background()
 	require.NoError(t, ep.Server().PubSub().Broadcast(ctx, &pubsub.Message{Topic: "news", Event: "item", Payload: []byte(`{"headline":"pyre ships"}`)}))
 	ch.AssertPush("news", map[string]any{"headline": "pyre ships"})
@@ -190,7 +190,7 @@ func TestBaseSubscribeTopicsAndHandleInfo(t *testing.T) {
 
 func TestBaseHandleOutPushesUnchanged(t *testing.T) {
 	ep, _ := newHooked(t, &logBuffer{})
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ep.Broadcast("hooked:1", "shout", map[string]int{"n": 1})
 	f := ch.AssertPush("shout", map[string]int{"n": 1})
 	assert.Equal(t, channel.FramePush, f.Kind(), "intercepted: re-pushed with the join_ref")
@@ -227,8 +227,8 @@ func TestRouterAndChannelHooksCompose(t *testing.T) {
 	r.Handle("hooked:*", func() channel.Channel { return &hooked{extra: []channel.Middleware{trace("channel")}} })
 	ep := channeltest.New(t, r, nil)
 
-	ep.Socket(nil).AssertJoinError("hooked:1", nil, map[string]string{"reason": "unauthorized"})
-	ch := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user": 7}}).Join("hooked:1", nil)
+	ep.Client(nil).AssertJoinError("hooked:1", nil, map[string]string{"reason": "unauthorized"})
+	ch := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user": 7}}).Join("hooked:1", nil)
 	ch.Push("nope", nil).RefuteReply(0)
 	assert.EqualValues(t, 2, joins.Load())
 	mu.Lock()
@@ -246,7 +246,7 @@ func TestHookErrorCrashesOnlyThatChannel(t *testing.T) {
 		})
 	}
 	ep, _ := newHooked(t, &logBuffer{}, boom)
-	sock := ep.Socket(nil)
+	sock := ep.Client(nil)
 	a := sock.Join("hooked:a", nil)
 	b := sock.Join("hooked:b", nil)
 	a.Push("explode", nil)
