@@ -121,15 +121,85 @@ func TestBasePingHook(t *testing.T) {
 	}))
 }
 
+// echoPing is written like mix phx.gen.channel: its own "ping" case
+// answers, and everything else is left unhandled.
+type echoPing struct{ channel.Base }
+
+func (*echoPing) Join(context.Context, *channel.Socket, channel.Payload) (any, error) {
+	return nil, nil
+}
+
+func (*echoPing) HandleIn(_ context.Context, _ *channel.Socket, msg *channel.Message) (channel.Reply, error) {
+	if msg.Event == "ping" {
+		return channel.OK(map[string]any{"custom": true}), nil
+	}
+	return channel.NoReply, channel.ErrUnhandled
+}
+
+func TestBasePingHookLetsTheChannelsOwnPingWin(t *testing.T) {
+	logs := &logBuffer{}
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &echoPing{} })
+	ep := channeltest.New(t, r, &channeltest.Options{Server: channel.Options{Logger: logs.logger()}})
+	ch := ep.Client(nil).Join("x", nil)
+	ch.Push("ping", map[string]any{"hello": "there"}).AssertReply("ok", channeltest.JSON(`{"custom":true}`))
+	assert.Empty(t, logs.records("Unhandled channel message"))
+}
+
+// A ping the channel leaves unhandled is answered, and not logged as
+// unhandled: Ping sits inside LogUnhandled.
+func TestBasePingHookAnswersAnUnhandledPingWithoutWarning(t *testing.T) {
+	logs := &logBuffer{}
+	ep, _ := newHooked(t, logs)
+	ep.Client(nil).Join("hooked:1", nil).Push("ping", nil).AssertReply("ok", channeltest.Subset(map[string]any{"pong": true}))
+	assert.Empty(t, logs.records("Unhandled channel message"))
+}
+
 func TestCustomPingResponder(t *testing.T) {
 	respond := func(_ context.Context, s *channel.Socket, _ *channel.Message) channel.Reply {
 		return channel.OK(map[string]any{"pong": true, "topic": s.Topic()})
 	}
 	r := channel.NewRouter()
-	r.Handle("*", func() channel.Channel { return &hooked{} })
-	r.Use(channel.Ping(respond)) // outermost: answers before the channel's own ping hook
+	// A channel replaces Base's ping answer by overriding Hooks.
+	r.Handle("own:*", func() channel.Channel {
+		return &hooked{extra: []channel.Middleware{channel.Ping(respond)}} // inside Base's Ping: answers first
+	})
+	// A router-wide Ping answers for channels without Base's hooks.
+	r.Use(channel.Ping(respond))
+	r.Handle("*", func() channel.Channel { return &bare{} })
 	ep := channeltest.New(t, r, nil)
+	ep.Client(nil).Join("own:1", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"own:1"}`))
 	ep.Client(nil).Join("x", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"x"}`))
+}
+
+// bare implements only the required methods of Channel: no Base, no
+// HandleOut, no HandleInfo, no Terminate.
+type bare struct{}
+
+func (*bare) Join(context.Context, *channel.Socket, channel.Payload) (any, error) { return nil, nil }
+
+func (*bare) HandleIn(context.Context, *channel.Socket, *channel.Message) (channel.Reply, error) {
+	return channel.NoReply, channel.ErrUnhandled
+}
+
+func (*bare) Intercepts() []string { return []string{"shout"} }
+
+// The optional callbacks are optional: a channel with only Join and
+// HandleIn gets intercepted broadcasts pushed unchanged, its infos logged,
+// and ends without a Terminate.
+func TestChannelWithOnlyJoinAndHandleIn(t *testing.T) {
+	logs := &logBuffer{}
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &bare{} })
+	ep := channeltest.New(t, r, &channeltest.Options{Server: channel.Options{Logger: logs.logger()}})
+	ch := ep.Client(nil).Join("bare:1", nil)
+	ep.Broadcast("bare:1", "shout", map[string]int{"n": 1})
+	f := ch.AssertPush("shout", map[string]int{"n": 1})
+	assert.Equal(t, channel.FramePush, f.Kind(), "intercepted: re-pushed with the join_ref")
+	ch.Send("an info")
+	ch.Leave().AssertReply("ok", nil) // the leave is handled after the info
+	ch.AssertTerminated(channel.ErrLeft)
+	assert.Len(t, logs.records("unhandled info message"), 1)
 }
 
 func TestBaseLogUnhandledHook(t *testing.T) {
@@ -188,7 +258,7 @@ func TestBaseSubscribeTopicsAndHandleInfo(t *testing.T) {
 	ch.RefutePush("news", nil, 0)
 }
 
-func TestBaseHandleOutPushesUnchanged(t *testing.T) {
+func TestInterceptWithoutHandleOutPushesUnchanged(t *testing.T) {
 	ep, _ := newHooked(t, &logBuffer{})
 	ch := ep.Client(nil).Join("hooked:1", nil)
 	ep.Broadcast("hooked:1", "shout", map[string]int{"n": 1})
