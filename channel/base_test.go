@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log"
 	"log/slog"
 	"strings"
 	"sync"
@@ -323,4 +324,31 @@ func TestHookErrorCrashesOnlyThatChannel(t *testing.T) {
 	a.AssertError()
 	a.AssertTerminated(nil)
 	b.Push("ping", nil).AssertReply("ok", nil)
+}
+
+// Without Options.Logger the server logs to slog.Default(), and an event
+// no channel handles is a warning there: the client's push times out, the
+// log says why.
+func TestDefaultLoggerIsSlogDefaultAndUnhandledEventsWarn(t *testing.T) {
+	logs := &logBuffer{}
+	prev, out, flags := slog.Default(), log.Writer(), log.Flags()
+	slog.SetDefault(logs.logger())
+	t.Cleanup(func() {
+		// SetDefault also sent package log's output to logs; restoring the
+		// default slog handler does not undo that.
+		slog.SetDefault(prev)
+		log.SetOutput(out)
+		log.SetFlags(flags)
+	})
+
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &bare{} })
+	ep := channeltest.New(t, r, nil)
+	ch := ep.Client(nil).Join("bare:1", nil)
+	ch.Push("nope", nil)
+	ch.Leave().AssertReply("ok", nil) // the leave is handled after "nope"
+	recs := logs.records("unhandled event")
+	require.Len(t, recs, 1)
+	assert.Equal(t, "WARN", recs[0]["level"])
+	assert.Equal(t, "nope", recs[0]["event"])
 }

@@ -357,7 +357,7 @@ func (p *proc) handle(m mail) {
 	case err == nil:
 	case isUnhandled(err):
 		if msg != nil {
-			p.conn.log.LogAttrs(p.ctx, slog.LevelDebug, "unhandled event",
+			p.conn.log.LogAttrs(p.ctx, slog.LevelWarn, "unhandled event",
 				slog.String("topic", p.topic), slog.String("event", msg.Event))
 		}
 	case errors.Is(err, ErrStop):
