@@ -10,6 +10,10 @@
 // the network and the frame encoding are left out (Options.Wire puts the
 // encoding back).
 //
+// A Client is one connection, phoenix.js's Socket; each topic it joins is a
+// Channel, whose server side is the channel.Socket the channel's callbacks
+// get.
+//
 //	func TestRoom(t *testing.T) {
 //		ep := channeltest.New(t, app.Router(), nil)
 //		client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
