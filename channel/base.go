@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// Base gives a channel the defaults of the Channel interface and the
-// patterns of Landale's ChannelBase, so a channel only writes Join and
-// HandleIn:
+// Base gives a channel the default hooks and helpers, so a channel only
+// writes Join and HandleIn:
 //
 //	type Room struct{ channel.Base }
 //
@@ -18,12 +17,19 @@ import (
 //		return nil, r.SubscribeTopics(ctx, "events")
 //	}
 //
-// Its hooks (see Hooks) answer "ping", log joins with the correlation id and
-// log unhandled events; HandleOut pushes intercepted broadcasts unchanged;
-// HandleInfo logs unhandled infos; Terminate does nothing.
+// Its hooks (see Hooks and DefaultHooks) log joins with the correlation id,
+// log unhandled events and answer a "ping" the channel leaves unhandled;
+// HandleInfo logs unhandled infos. A channel adds HandleOut (OutHandler) or
+// Terminate (Terminator) only when it needs them.
 type Base struct {
 	sock *Socket
 }
+
+// Base implements the optional InfoHandler and Hooker.
+var (
+	_ InfoHandler = (*Base)(nil)
+	_ Hooker      = (*Base)(nil)
+)
 
 func (b *Base) bindBase(s *Socket) { b.sock = s }
 
@@ -33,11 +39,6 @@ func (b *Base) Socket() *Socket { return b.sock }
 // Hooks returns DefaultHooks(). Override it to add or replace hooks.
 func (b *Base) Hooks() []Middleware { return DefaultHooks() }
 
-// HandleOut pushes the intercepted broadcast unchanged.
-func (b *Base) HandleOut(_ context.Context, s *Socket, msg *Message) error {
-	return s.Push(msg.Event, msg.Payload)
-}
-
 // HandleInfo logs the info as unhandled, with the correlation id.
 func (b *Base) HandleInfo(ctx context.Context, s *Socket, info any) error {
 	s.Logger().LogAttrs(ctx, slog.LevelWarn, "Unhandled channel message",
@@ -45,9 +46,6 @@ func (b *Base) HandleInfo(ctx context.Context, s *Socket, info any) error {
 		slog.String("type", fmt.Sprintf("%T", info)), slog.String("message", fmt.Sprintf("%v", info)))
 	return nil
 }
-
-// Terminate does nothing.
-func (b *Base) Terminate(context.Context, *Socket, error) {}
 
 // SubscribeTopics subscribes the channel to PubSub topics; their messages
 // arrive in HandleInfo as *pubsub.Message until the channel ends.
@@ -85,13 +83,15 @@ func ErrorEnvelope(code, message string) map[string]any {
 func isoMicro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
 
 // DefaultHooks returns the hooks Base installs, outermost first:
-// Correlation, Ping(nil) and LogUnhandled. The slice is the caller's.
+// Correlation, LogUnhandled and Ping(nil). Ping is innermost so that it sees
+// the channel's own answer to "ping" before LogUnhandled does. The slice is
+// the caller's.
 func DefaultHooks() []Middleware {
 	return []Middleware{defaultHooks[0], defaultHooks[1], defaultHooks[2]}
 }
 
 // defaultHooks are made once: the hooks are stateless.
-var defaultHooks = [3]Middleware{Correlation(), Ping(nil), LogUnhandled()}
+var defaultHooks = [3]Middleware{Correlation(), LogUnhandled(), Ping(nil)}
 
 // Correlation is Landale's setup_correlation_id: a channel's context and
 // logger carry the connection's correlation id (shared by every channel of
@@ -113,8 +113,16 @@ func Correlation() Middleware {
 	}
 }
 
-// Ping answers the event "ping" without calling the channel. respond builds
-// the reply; nil replies ok {"pong":true,"timestamp":<unix seconds>}.
+// Ping answers the event "ping" when the handler it wraps leaves it
+// unhandled (returns ErrUnhandled): a channel's own "ping" case, such as the
+// echo of mix phx.gen.channel, always wins, and a channel without one gets
+// an answer. respond builds the answer; nil replies ok
+// {"pong":true,"timestamp":<unix seconds>}.
+//
+// A channel whose HandleIn answers unknown events itself (an error reply
+// rather than ErrUnhandled) never leaves "ping" unhandled: it handles "ping"
+// in HandleIn. Ping must sit inside LogUnhandled, which turns ErrUnhandled
+// into a logged no-reply (DefaultHooks orders them so).
 func Ping(respond func(ctx context.Context, s *Socket, msg *Message) Reply) Middleware {
 	if respond == nil {
 		respond = func(context.Context, *Socket, *Message) Reply {
@@ -123,10 +131,11 @@ func Ping(respond func(ctx context.Context, s *Socket, msg *Message) Reply) Midd
 	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Socket, msg *Message) (Reply, error) {
-			if msg.Event == "ping" {
+			r, err := next.Handle(ctx, s, msg)
+			if msg.Event == "ping" && err != nil && isUnhandled(err) {
 				return respond(ctx, s, msg), nil
 			}
-			return next.Handle(ctx, s, msg)
+			return r, err
 		})
 	}
 }

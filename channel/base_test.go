@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log"
 	"log/slog"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ func newHooked(t *testing.T, logs *logBuffer, extra ...channel.Middleware) (*cha
 func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	sock := ep.Socket(&channel.ConnectInfo{CorrelationID: "a1b2c3d4"})
+	sock := ep.Client(&channel.ConnectInfo{CorrelationID: "a1b2c3d4"})
 	ch := sock.Join("hooked:1", nil)
 	ch.AssertPush("initial_state", map[string]any{"correlation_id": "a1b2c3d4", "from_ctx": "a1b2c3d4"})
 	joined := logs.records("Channel joined")
@@ -112,7 +113,7 @@ func TestBaseCorrelationHookAndAfterJoin(t *testing.T) {
 
 func TestBasePingHook(t *testing.T) {
 	ep, _ := newHooked(t, &logBuffer{})
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ch.Push("ping", map[string]any{"hello": "there"}).AssertReply("ok", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
 		m := p.Map()
 		assert.Equal(t, true, m["pong"])
@@ -121,21 +122,91 @@ func TestBasePingHook(t *testing.T) {
 	}))
 }
 
+// echoPing is written like mix phx.gen.channel: its own "ping" case
+// answers, and everything else is left unhandled.
+type echoPing struct{ channel.Base }
+
+func (*echoPing) Join(context.Context, *channel.Socket, channel.Payload) (any, error) {
+	return nil, nil
+}
+
+func (*echoPing) HandleIn(_ context.Context, _ *channel.Socket, msg *channel.Message) (channel.Reply, error) {
+	if msg.Event == "ping" {
+		return channel.OK(map[string]any{"custom": true}), nil
+	}
+	return channel.NoReply, channel.ErrUnhandled
+}
+
+func TestBasePingHookLetsTheChannelsOwnPingWin(t *testing.T) {
+	logs := &logBuffer{}
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &echoPing{} })
+	ep := channeltest.New(t, r, &channeltest.Options{Server: channel.Options{Logger: logs.logger()}})
+	ch := ep.Client(nil).Join("x", nil)
+	ch.Push("ping", map[string]any{"hello": "there"}).AssertReply("ok", channeltest.JSON(`{"custom":true}`))
+	assert.Empty(t, logs.records("Unhandled channel message"))
+}
+
+// A ping the channel leaves unhandled is answered, and not logged as
+// unhandled: Ping sits inside LogUnhandled.
+func TestBasePingHookAnswersAnUnhandledPingWithoutWarning(t *testing.T) {
+	logs := &logBuffer{}
+	ep, _ := newHooked(t, logs)
+	ep.Client(nil).Join("hooked:1", nil).Push("ping", nil).AssertReply("ok", channeltest.Subset(map[string]any{"pong": true}))
+	assert.Empty(t, logs.records("Unhandled channel message"))
+}
+
 func TestCustomPingResponder(t *testing.T) {
 	respond := func(_ context.Context, s *channel.Socket, _ *channel.Message) channel.Reply {
 		return channel.OK(map[string]any{"pong": true, "topic": s.Topic()})
 	}
 	r := channel.NewRouter()
-	r.Handle("*", func() channel.Channel { return &hooked{} })
-	r.Use(channel.Ping(respond)) // outermost: answers before the channel's own ping hook
+	// A channel replaces Base's ping answer by overriding Hooks.
+	r.Handle("own:*", func() channel.Channel {
+		return &hooked{extra: []channel.Middleware{channel.Ping(respond)}} // inside Base's Ping: answers first
+	})
+	// A router-wide Ping answers for channels without Base's hooks.
+	r.Use(channel.Ping(respond))
+	r.Handle("*", func() channel.Channel { return &bare{} })
 	ep := channeltest.New(t, r, nil)
-	ep.Socket(nil).Join("x", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"x"}`))
+	ep.Client(nil).Join("own:1", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"own:1"}`))
+	ep.Client(nil).Join("x", nil).Push("ping", nil).AssertReply("ok", channeltest.JSON(`{"pong":true,"topic":"x"}`))
+}
+
+// bare implements only the required methods of Channel: no Base, no
+// HandleOut, no HandleInfo, no Terminate.
+type bare struct{}
+
+func (*bare) Join(context.Context, *channel.Socket, channel.Payload) (any, error) { return nil, nil }
+
+func (*bare) HandleIn(context.Context, *channel.Socket, *channel.Message) (channel.Reply, error) {
+	return channel.NoReply, channel.ErrUnhandled
+}
+
+func (*bare) Intercepts() []string { return []string{"shout"} }
+
+// The optional callbacks are optional: a channel with only Join and
+// HandleIn gets intercepted broadcasts pushed unchanged, its infos logged,
+// and ends without a Terminate.
+func TestChannelWithOnlyJoinAndHandleIn(t *testing.T) {
+	logs := &logBuffer{}
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &bare{} })
+	ep := channeltest.New(t, r, &channeltest.Options{Server: channel.Options{Logger: logs.logger()}})
+	ch := ep.Client(nil).Join("bare:1", nil)
+	ep.Broadcast("bare:1", "shout", map[string]int{"n": 1})
+	f := ch.AssertPush("shout", map[string]int{"n": 1})
+	assert.Equal(t, channel.FramePush, f.Kind(), "intercepted: re-pushed with the join_ref")
+	ch.Send("an info")
+	ch.Leave().AssertReply("ok", nil) // the leave is handled after the info
+	ch.AssertTerminated(channel.ErrLeft)
+	assert.Len(t, logs.records("unhandled info message"), 1)
 }
 
 func TestBaseLogUnhandledHook(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	sock := ep.Socket(&channel.ConnectInfo{CorrelationID: "feedbeef"})
+	sock := ep.Client(&channel.ConnectInfo{CorrelationID: "feedbeef"})
 	ch := sock.Join("hooked:1", nil)
 	ch.Push("nope", map[string]int{"a": 1}).RefuteReply(0)
 	recs := logs.records("Unhandled channel message")
@@ -151,7 +222,7 @@ func TestBaseLogUnhandledHook(t *testing.T) {
 func TestBasePushError(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ch.Push("fail_softly", nil).RefuteReply(0)
 	ch.AssertPush("command_error", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
 		var body struct {
@@ -170,7 +241,7 @@ func TestBasePushError(t *testing.T) {
 func TestBaseSubscribeTopicsAndHandleInfo(t *testing.T) {
 	logs := &logBuffer{}
 	ep, _ := newHooked(t, logs)
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ctx := context.Background()
 	require.NoError(t, ep.Server().PubSub().Broadcast(ctx, &pubsub.Message{Topic: "news", Event: "item", Payload: []byte(`{"headline":"pyre ships"}`)}))
 	ch.AssertPush("news", map[string]any{"headline": "pyre ships"})
@@ -188,9 +259,9 @@ func TestBaseSubscribeTopicsAndHandleInfo(t *testing.T) {
 	ch.RefutePush("news", nil, 0)
 }
 
-func TestBaseHandleOutPushesUnchanged(t *testing.T) {
+func TestInterceptWithoutHandleOutPushesUnchanged(t *testing.T) {
 	ep, _ := newHooked(t, &logBuffer{})
-	ch := ep.Socket(nil).Join("hooked:1", nil)
+	ch := ep.Client(nil).Join("hooked:1", nil)
 	ep.Broadcast("hooked:1", "shout", map[string]int{"n": 1})
 	f := ch.AssertPush("shout", map[string]int{"n": 1})
 	assert.Equal(t, channel.FramePush, f.Kind(), "intercepted: re-pushed with the join_ref")
@@ -227,8 +298,8 @@ func TestRouterAndChannelHooksCompose(t *testing.T) {
 	r.Handle("hooked:*", func() channel.Channel { return &hooked{extra: []channel.Middleware{trace("channel")}} })
 	ep := channeltest.New(t, r, nil)
 
-	ep.Socket(nil).AssertJoinError("hooked:1", nil, map[string]string{"reason": "unauthorized"})
-	ch := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user": 7}}).Join("hooked:1", nil)
+	ep.Client(nil).AssertJoinError("hooked:1", nil, map[string]string{"reason": "unauthorized"})
+	ch := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user": 7}}).Join("hooked:1", nil)
 	ch.Push("nope", nil).RefuteReply(0)
 	assert.EqualValues(t, 2, joins.Load())
 	mu.Lock()
@@ -246,11 +317,38 @@ func TestHookErrorCrashesOnlyThatChannel(t *testing.T) {
 		})
 	}
 	ep, _ := newHooked(t, &logBuffer{}, boom)
-	sock := ep.Socket(nil)
+	sock := ep.Client(nil)
 	a := sock.Join("hooked:a", nil)
 	b := sock.Join("hooked:b", nil)
 	a.Push("explode", nil)
 	a.AssertError()
 	a.AssertTerminated(nil)
 	b.Push("ping", nil).AssertReply("ok", nil)
+}
+
+// Without Options.Logger the server logs to slog.Default(), and an event
+// no channel handles is a warning there: the client's push times out, the
+// log says why.
+func TestDefaultLoggerIsSlogDefaultAndUnhandledEventsWarn(t *testing.T) {
+	logs := &logBuffer{}
+	prev, out, flags := slog.Default(), log.Writer(), log.Flags()
+	slog.SetDefault(logs.logger())
+	t.Cleanup(func() {
+		// SetDefault also sent package log's output to logs; restoring the
+		// default slog handler does not undo that.
+		slog.SetDefault(prev)
+		log.SetOutput(out)
+		log.SetFlags(flags)
+	})
+
+	r := channel.NewRouter()
+	r.Handle("*", func() channel.Channel { return &bare{} })
+	ep := channeltest.New(t, r, nil)
+	ch := ep.Client(nil).Join("bare:1", nil)
+	ch.Push("nope", nil)
+	ch.Leave().AssertReply("ok", nil) // the leave is handled after "nope"
+	recs := logs.records("unhandled event")
+	require.Len(t, recs, 1)
+	assert.Equal(t, "WARN", recs[0]["level"])
+	assert.Equal(t, "nope", recs[0]["event"])
 }

@@ -14,8 +14,12 @@ import (
 // and other channels of the connection go on. Push, Reply and Broadcast on
 // the Socket are safe from any goroutine.
 //
-// Embed Base to get the defaults for HandleOut, HandleInfo and Terminate and
-// Landale's ChannelBase hooks (ping, correlation, unhandled-event logging).
+// Join and HandleIn are all a channel must write; like Phoenix's optional
+// callbacks, the rest are optional interfaces the runtime looks for once per
+// join: OutHandler (handle_out/3), InfoHandler (handle_info/2), Terminator
+// (terminate/2), Interceptor (intercept/1) and Hooker. Embed Base for the
+// default hooks (ping, correlation id, unhandled-event logging) and a
+// HandleInfo that logs what the channel does not handle.
 type Channel interface {
 	// Join is called when a client joins a topic that routes to this channel.
 	// It returns the join reply's response (nil for {}), or an error: a
@@ -31,32 +35,43 @@ type Channel interface {
 	// client gets phx_error and rejoins. A reply returned with an error is sent
 	// first.
 	HandleIn(ctx context.Context, s *Socket, msg *Message) (Reply, error)
-
-	// HandleOut is called for broadcasts of the events listed by Intercepts
-	// instead of the fast path; it typically pushes a per-client variant with
-	// s.Push, or drops the broadcast by returning nil.
-	HandleOut(ctx context.Context, s *Socket, msg *Message) error
-
-	// Terminate is called once when the channel ends, for whatever reason: the
-	// client left (ErrLeft), the connection closed (ErrConnClosed), a duplicate
-	// join (ErrDuplicateJoin), a stop or error returned by a handler, or a
-	// panic (*PanicError).
-	Terminate(ctx context.Context, s *Socket, reason error)
 }
 
 // Interceptor is implemented by channels that intercept outgoing
-// broadcasts, like Phoenix's intercept/1. Base returns none.
+// broadcasts, like Phoenix's intercept/1: broadcasts of the listed events
+// leave the fast path and go through the channel's mailbox to its
+// OutHandler. Without an OutHandler they are pushed unchanged.
 type Interceptor interface {
 	// Intercepts lists the broadcast events routed to HandleOut.
 	Intercepts() []string
 }
 
+// OutHandler is implemented by channels that rewrite or filter the
+// broadcasts they intercept (see Interceptor), like Phoenix's handle_out/3.
+// HandleOut typically pushes a per-client variant with s.Push, or drops the
+// broadcast by returning nil. A returned error ends the channel as for
+// HandleIn.
+type OutHandler interface {
+	HandleOut(ctx context.Context, s *Socket, msg *Message) error
+}
+
 // InfoHandler is implemented by channels that receive messages from outside
 // the client: Socket.Send, PubSub topics subscribed with Base.SubscribeTopics
 // (delivered as *pubsub.Message). Base implements it by logging the message
-// as unhandled. A returned error ends the channel as for HandleIn.
+// as unhandled; without one, the runtime logs it. A returned error ends the
+// channel as for HandleIn.
 type InfoHandler interface {
 	HandleInfo(ctx context.Context, s *Socket, info any) error
+}
+
+// Terminator is implemented by channels that clean up when they end, like
+// Phoenix's terminate/2. Terminate is called once, for whatever reason the
+// channel ended: the client left (ErrLeft), the connection closed
+// (ErrConnClosed), a duplicate join (ErrDuplicateJoin), a stop or error
+// returned by a handler, or a panic (*PanicError). A join that was refused
+// never terminates.
+type Terminator interface {
+	Terminate(ctx context.Context, s *Socket, reason error)
 }
 
 // Hooker is implemented by channels that wrap their handling in hooks.

@@ -30,6 +30,9 @@ type proc struct {
 	sock       *Socket
 	handler    Handler
 	intercepts []string
+	out        OutHandler  // nil: intercepted broadcasts are pushed unchanged
+	info       InfoHandler // nil: infos are logged as unhandled
+	term       Terminator  // nil: nothing to call when the channel ends
 	ctx        *procCtx
 
 	state atomic.Uint32 // procJoining → procJoined → procDead
@@ -96,9 +99,13 @@ func newProc(c *Conn, pattern string, ch Channel, m *Message) *proc {
 	if b, ok := ch.(interface{ bindBase(*Socket) }); ok {
 		b.bindBase(p.sock)
 	}
+	// The optional callbacks are looked up once per join, not per message.
 	if ic, ok := ch.(Interceptor); ok {
 		p.intercepts = slices.Clone(ic.Intercepts())
 	}
+	p.out, _ = ch.(OutHandler)
+	p.info, _ = ch.(InfoHandler)
+	p.term, _ = ch.(Terminator)
 	var hooks []Middleware
 	hooks = append(hooks, c.srv.router.hooks...)
 	if hk, ok := ch.(Hooker); ok {
@@ -327,10 +334,14 @@ func (p *proc) handle(m mail) {
 			msg = m.msg
 			reply, err = p.handler.Handle(p.ctx, p.sock, m.msg)
 		case mailOut:
-			err = p.ch.HandleOut(p.ctx, p.sock, m.msg)
+			if p.out != nil {
+				err = p.out.HandleOut(p.ctx, p.sock, m.msg)
+			} else {
+				err = p.sock.Push(m.msg.Event, m.msg.Payload)
+			}
 		case mailInfo:
-			if ih, ok := p.ch.(InfoHandler); ok {
-				err = ih.HandleInfo(p.ctx, p.sock, m.info)
+			if p.info != nil {
+				err = p.info.HandleInfo(p.ctx, p.sock, m.info)
 			} else {
 				p.conn.log.LogAttrs(p.ctx, slog.LevelWarn, "unhandled info message",
 					slog.String("topic", p.topic), slog.String("type", fmt.Sprintf("%T", m.info)))
@@ -346,7 +357,7 @@ func (p *proc) handle(m mail) {
 	case err == nil:
 	case isUnhandled(err):
 		if msg != nil {
-			p.conn.log.LogAttrs(p.ctx, slog.LevelDebug, "unhandled event",
+			p.conn.log.LogAttrs(p.ctx, slog.LevelWarn, "unhandled event",
 				slog.String("topic", p.topic), slog.String("event", msg.Event))
 		}
 	case errors.Is(err, ErrStop):
@@ -366,7 +377,7 @@ var (
 )
 
 // finish ends the channel on its mailbox goroutine: the frames of the stop
-// mode, then Terminate. Mail queued after this is dropped.
+// mode, then the channel's Terminate, if it has one. Mail queued after this is dropped.
 func (p *proc) finish(reason error, mode stopMode, ref string) {
 	p.mu.Lock()
 	if p.state.Load() == procDead {
@@ -396,14 +407,16 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 	case stopError:
 		c.send(&Frame{f: frame{kind: kindPush, joinRef: p.joinRef, ref: p.joinRef, topic: p.topic, event: EventError, payload: respChannelCrash}})
 	}
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				p.logErr("terminate panicked", &PanicError{Value: v, Stack: debug.Stack()})
-			}
+	if p.term != nil {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					p.logErr("terminate panicked", &PanicError{Value: v, Stack: debug.Stack()})
+				}
+			}()
+			p.term.Terminate(context.WithoutCancel(p.ctx), p.sock, reason)
 		}()
-		p.ch.Terminate(context.WithoutCancel(p.ctx), p.sock, reason)
-	}()
+	}
 	if hook := c.srv.opts.OnTerminate; hook != nil {
 		hook(p.sock, reason)
 	}

@@ -29,7 +29,9 @@ type Options struct {
 	// the Server closes on Close/Shutdown; a PubSub passed in is not closed.
 	PubSub pubsub.PubSub
 	// Logger receives the server's logs; every record about a connection or
-	// channel carries correlation_id. Defaults to discarding.
+	// channel carries correlation_id. Defaults to slog.Default() as it is
+	// when NewServer runs, so that an event no channel handles or a crashed
+	// channel shows up in the log; slog.New(slog.DiscardHandler) silences it.
 	Logger *slog.Logger
 	// Connect authorizes a connection (Phoenix's connect/3) and may set
 	// info.ID, info.Assigns and info.CorrelationID. Returning an error refuses
@@ -181,7 +183,7 @@ func (o *Options) withDefaults() Options {
 		c = *o
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.Default()
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second

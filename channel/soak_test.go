@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +68,7 @@ func TestSoakConnectJoinCloseChurn(t *testing.T) {
 	router.Handle("room:*", func() channel.Channel { return &soakRoom{} })
 	srv := channel.NewServer(&channel.Options{
 		Router: router,
+		Logger: slog.New(slog.DiscardHandler), // 40 000 "Channel joined" lines are not the point
 		LongPoll: &channel.LongPollOptions{
 			// Abandoned sessions (phoenix.js's disconnect sends nothing)
 			// end after this long without a poll.

@@ -27,12 +27,12 @@ const (
 )
 
 func join(n *node, key string, m map[string]any) *channeltest.Channel {
-	return n.ep.Socket(nil).Join(topic, map[string]any{"key": key, "meta": m})
+	return n.ep.Client(nil).Join(topic, map[string]any{"key": key, "meta": m})
 }
 
 // listen joins topic without tracking and takes the state.
 func listen(n *node, state metas) *channeltest.Channel {
-	ch := n.ep.Socket(nil).Join(topic, map[string]any{})
+	ch := n.ep.Client(nil).Join(topic, map[string]any{})
 	ch.AssertPush(presence.EventState, wantState(state))
 	return ch
 }

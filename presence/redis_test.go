@@ -36,7 +36,7 @@ func TestRedisTwoNodes(t *testing.T) {
 	a := redisNode(t, url, "a")
 	b := redisNode(t, url, "b")
 
-	obs := b.ep.Socket(nil).Join(topic, map[string]any{})
+	obs := b.ep.Client(nil).Join(topic, map[string]any{})
 	obs.AssertPush(presence.EventState, wantState(metas{}))
 	alice := join(a, "alice", online())
 	alice.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {online()}}, nil))

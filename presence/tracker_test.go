@@ -25,7 +25,7 @@ func TestStateThenDiffs(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
 	const topic = "room:lobby"
 
-	a := n.ep.Socket(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
+	a := n.ep.Client(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
 	f := a.AssertPush(presence.EventState, wantState(metas{}))
 	assert.Equal(t, a.JoinRef(), f.JoinRef(), "presence_state carries the join_ref")
 	f = a.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {online()}}, nil))
@@ -36,7 +36,7 @@ func TestStateThenDiffs(t *testing.T) {
 	aliceRef := d.Joins["alice"].Metas[0]["phx_ref"].(string)
 	assert.Regexp(t, refPattern, aliceRef)
 
-	b := n.ep.Socket(nil).Join(topic, map[string]any{"key": "bob", "meta": online()})
+	b := n.ep.Client(nil).Join(topic, map[string]any{"key": "bob", "meta": online()})
 	f = b.AssertPush(presence.EventState, wantState(metas{"alice": {online()}}))
 	state := channeltest.Decode[map[string]presence.Presence](t, f.Payload())
 	assert.Equal(t, aliceRef, state["alice"].Metas[0]["phx_ref"], "the state and the diff name the same phx_ref")
@@ -57,9 +57,9 @@ func TestStateThenDiffs(t *testing.T) {
 func TestOneKeyManySockets(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
 	const topic = "room:devices"
-	phone := n.ep.Socket(nil).Join(topic, map[string]any{"key": "alice", "meta": meta("device", "phone")})
+	phone := n.ep.Client(nil).Join(topic, map[string]any{"key": "alice", "meta": meta("device", "phone")})
 	phone.AssertPush(presence.EventDiff, nil)
-	laptop := n.ep.Socket(nil).Join(topic, map[string]any{"key": "alice", "meta": meta("device", "laptop")})
+	laptop := n.ep.Client(nil).Join(topic, map[string]any{"key": "alice", "meta": meta("device", "laptop")})
 	laptop.AssertPush(presence.EventState, wantState(metas{"alice": {meta("device", "phone")}}))
 	phone.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {meta("device", "laptop")}}, nil))
 	assert.Equal(t, metas{"alice": {meta("device", "phone"), meta("device", "laptop")}}, metaView(n.tr.List(topic)))
@@ -73,7 +73,7 @@ func TestOneKeyManySockets(t *testing.T) {
 func TestUpdate(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
 	const topic = "room:update"
-	a := n.ep.Socket(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
+	a := n.ep.Client(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
 	d := channeltest.Decode[diffPayload](t, a.AssertPush(presence.EventDiff, nil).Payload())
 	oldRef := d.Joins["alice"].Metas[0]["phx_ref"]
 
@@ -98,22 +98,22 @@ func TestUpdate(t *testing.T) {
 func TestUntrackedWhenChannelEnds(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
 	const topic = "room:ends"
-	obs := n.ep.Socket(nil).Join(topic, map[string]any{})
+	obs := n.ep.Client(nil).Join(topic, map[string]any{})
 	obs.AssertPush(presence.EventState, nil)
 
 	cases := []struct {
 		name string
-		end  func(s *channeltest.Socket, ch *channeltest.Channel)
+		end  func(s *channeltest.Client, ch *channeltest.Channel)
 	}{
-		{"leave", func(_ *channeltest.Socket, ch *channeltest.Channel) { ch.Leave().AssertReply("ok", nil) }},
-		{"close", func(s *channeltest.Socket, _ *channeltest.Channel) { s.Close() }},
-		{"duplicate join", func(s *channeltest.Socket, _ *channeltest.Channel) {
+		{"leave", func(_ *channeltest.Client, ch *channeltest.Channel) { ch.Leave().AssertReply("ok", nil) }},
+		{"close", func(s *channeltest.Client, _ *channeltest.Channel) { s.Close() }},
+		{"duplicate join", func(s *channeltest.Client, _ *channeltest.Channel) {
 			s.Join(topic, map[string]any{}) // replaces the tracked join
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := n.ep.Socket(nil)
+			s := n.ep.Client(nil)
 			ch := s.Join(topic, map[string]any{"key": "u", "meta": online()})
 			obs.AssertPush(presence.EventDiff, wantDiff(metas{"u": {online()}}, nil))
 			c.end(s, ch)
@@ -127,7 +127,7 @@ func TestUntrackedWhenChannelEnds(t *testing.T) {
 func TestExplicitUntrack(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
 	const topic = "room:untrack"
-	a := n.ep.Socket(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
+	a := n.ep.Client(nil).Join(topic, map[string]any{"key": "alice", "meta": online()})
 	a.AssertPush(presence.EventDiff, nil)
 	a.Push("track", map[string]any{"topic": "room:other", "key": "alice"}).AssertReply("ok", nil)
 	a.Push("untrack", map[string]any{"key": "alice"}).AssertReply("ok", nil)
@@ -147,10 +147,10 @@ func TestExplicitUntrack(t *testing.T) {
 // dashboard follows it.
 func TestTrackOtherTopic(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
-	dash := n.ep.Socket(nil).Join("overlays", map[string]any{})
+	dash := n.ep.Client(nil).Join("overlays", map[string]any{})
 	dash.AssertPush(presence.EventState, wantState(metas{}))
 
-	obs := n.ep.Socket(nil).Join("overlay:obs", map[string]any{"topic": "overlays", "key": "obs", "meta": meta("scene", "main")})
+	obs := n.ep.Client(nil).Join("overlay:obs", map[string]any{"topic": "overlays", "key": "obs", "meta": meta("scene", "main")})
 	obs.AssertPush(presence.EventState, wantState(metas{})) // overlay:obs has nobody
 	dash.AssertPush(presence.EventDiff, wantDiff(metas{"obs": {meta("scene", "main")}}, nil))
 	assert.Equal(t, metas{"obs": {meta("scene", "main")}}, metaView(n.tr.List("overlays")))
@@ -168,7 +168,7 @@ func TestTrackOtherTopic(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	n := newNode(t, nil, nil, presence.Options{})
-	a := n.ep.Socket(nil).Join("room:errors", map[string]any{"key": "alice"})
+	a := n.ep.Client(nil).Join("room:errors", map[string]any{"key": "alice"})
 	a.AssertPush(presence.EventDiff, wantDiff(metas{"alice": {{}}}, nil))
 	a.Push("track", map[string]any{"key": "alice"}).AssertReply("error", map[string]string{"reason": "already_tracked"})
 	a.Push("update", map[string]any{"key": "bob"}).AssertReply("error", map[string]string{"reason": "not_tracked"})

@@ -36,7 +36,7 @@ func greeterRouter() *channel.Router {
 
 func TestChannelAssignsAndSend(t *testing.T) {
 	ep := channeltest.New(t, greeterRouter(), nil)
-	ch := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("greet:1", map[string]any{"name": "ada"})
+	ch := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("greet:1", map[string]any{"name": "ada"})
 	assert.Equal(t, map[string]any{"user_id": 7, "name": "ada"}, ch.Assigns())
 	ch.Send("hello")
 	ch.AssertPush("info", map[string]any{"got": "hello", "name": "ada"})
@@ -46,7 +46,7 @@ func TestChannelAssignsAndSend(t *testing.T) {
 func TestFailSendAfterTheChannelEnded(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, greeterRouter(), nil)
-		ch := ep.Socket(nil).Join("greet:1", nil)
+		ch := ep.Client(nil).Join("greet:1", nil)
 		ch.Leave().AssertReply("ok", nil)
 		ch.AssertTerminated(channel.ErrLeft)
 		ch.Send("too late")
@@ -70,7 +70,7 @@ func TestAssignsWaitsForTheJoinRecord(t *testing.T) {
 		opts := &channeltest.Options{}
 		opts.Server.OnJoin = func(*channel.Socket) { <-release }
 		ep := channeltest.New(t, greeterRouter(), opts)
-		ch := ep.Socket(nil).Join("greet:1", map[string]any{"name": "ada"})
+		ch := ep.Client(nil).Join("greet:1", map[string]any{"name": "ada"})
 		start := time.Now()
 		assert.Equal(t, map[string]any{"name": "ada"}, ch.Assigns())
 		assert.Equal(t, 500*time.Millisecond, time.Since(start), "Assigns waited for the record")

@@ -8,11 +8,11 @@ import (
 	"github.com/pyre-go/pyre/channel"
 )
 
-// Channel is a topic the Socket joined: the client side of one join, like
+// Channel is a topic the Client joined: the client side of one join, like
 // a phoenix.js channel. Its assertions only look at frames of this topic
 // and join_ref.
 type Channel struct {
-	s       *Socket
+	cl      *Client
 	topic   string
 	joinRef string
 	reply   *channel.Frame
@@ -30,10 +30,10 @@ func (c *Channel) JoinRef() string { return c.joinRef }
 // records the join just after it sent the join reply; Assigns waits for
 // that record up to Options.Timeout.
 func (c *Channel) Assigns() map[string]any {
-	c.s.tb.Helper()
-	j, ok := c.s.joinedAs(c.topic, c.joinRef)
+	c.cl.tb.Helper()
+	j, ok := c.cl.joinedAs(c.topic, c.joinRef)
 	if !ok {
-		c.s.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
+		c.cl.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
 		return nil
 	}
 	return j.assigns
@@ -43,14 +43,14 @@ func (c *Channel) Assigns() map[string]any {
 // send(socket.channel_pid, msg) in a Phoenix test. It fails the test if the
 // channel has ended or its mailbox is full.
 func (c *Channel) Send(info any) {
-	c.s.tb.Helper()
-	j, ok := c.s.joinedAs(c.topic, c.joinRef)
+	c.cl.tb.Helper()
+	j, ok := c.cl.joinedAs(c.topic, c.joinRef)
 	if !ok {
-		c.s.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
+		c.cl.tb.Fatalf("channeltest: no server-side join recorded for %s (join_ref %s)", c.topic, c.joinRef)
 		return
 	}
 	if !j.sock.Send(info) {
-		c.s.tb.Fatalf("channeltest: Send to %s failed: the channel ended or its mailbox is full", c.topic)
+		c.cl.tb.Fatalf("channeltest: Send to %s failed: the channel ended or its mailbox is full", c.topic)
 	}
 }
 
@@ -58,48 +58,48 @@ func (c *Channel) Send(info any) {
 // returned.
 func (c *Channel) JoinReply() *channel.Frame { return c.reply }
 
-// Socket returns the Socket the channel was joined on.
-func (c *Channel) Socket() *Socket { return c.s }
+// Client returns the Client the channel was joined on.
+func (c *Channel) Client() *Client { return c.cl }
 
 // Push sends event with payload to the channel, like phoenix.js
-// channel.push, with the next ref of the socket and the channel's
-// join_ref, and returns the Push to await its reply. Events of one socket
+// channel.push, with the next ref of the client and the channel's
+// join_ref, and returns the Push to await its reply. Events of one client
 // reach the server in the order they were pushed.
 //
 // payload is encoded with encoding/json (nil is {}); JSON, json.RawMessage
 // and channel.Payload are sent as they are, channel.Binary as a binary
 // payload.
 func (c *Channel) Push(event string, payload any) *Push {
-	c.s.tb.Helper()
-	p, ok := c.s.encode(payload)
+	c.cl.tb.Helper()
+	p, ok := c.cl.encode(payload)
 	if !ok {
 		return nil
 	}
-	ref := c.s.NextRef()
-	if !c.s.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: event, Payload: p}) {
+	ref := c.cl.NextRef()
+	if !c.cl.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: event, Payload: p}) {
 		return nil
 	}
-	return &Push{s: c.s, topic: c.topic, ref: ref, event: event}
+	return &Push{cl: c.cl, topic: c.topic, ref: ref, event: event}
 }
 
 // Leave leaves the channel, like phoenix.js channel.leave(): the server
 // replies "ok", sends phx_close, and the channel terminates with
 // channel.ErrLeft. Await the reply with AssertReply("ok", nil).
 func (c *Channel) Leave() *Push {
-	c.s.tb.Helper()
-	ref := c.s.NextRef()
-	if !c.s.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: channel.EventLeave, Payload: channel.JSONPayload([]byte("{}"))}) {
+	c.cl.tb.Helper()
+	ref := c.cl.NextRef()
+	if !c.cl.send(&channel.Message{JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: channel.EventLeave, Payload: channel.JSONPayload([]byte("{}"))}) {
 		return nil
 	}
-	return &Push{s: c.s, topic: c.topic, ref: ref, event: channel.EventLeave}
+	return &Push{cl: c.cl, topic: c.topic, ref: ref, event: channel.EventLeave}
 }
 
 // AssertPush waits for a push of event from this channel (or a broadcast
 // delivered on its topic) whose payload matches want (see Matcher), takes
 // it and returns it, like Phoenix's assert_push.
 func (c *Channel) AssertPush(event string, want any) *channel.Frame {
-	c.s.tb.Helper()
-	e := c.s.assert(c.s.pushQuery(c.topic, c.joinRef, event, want))
+	c.cl.tb.Helper()
+	e := c.cl.assert(c.cl.pushQuery(c.topic, c.joinRef, event, want))
 	if e == nil {
 		return nil
 	}
@@ -110,16 +110,16 @@ func (c *Channel) AssertPush(event string, want any) *channel.Frame {
 // payload matches want is waiting or arrives within window (0 means
 // Options.RefuteTimeout), like Phoenix's refute_push.
 func (c *Channel) RefutePush(event string, want any, window time.Duration) {
-	c.s.tb.Helper()
-	c.s.refute(c.s.pushQuery(c.topic, c.joinRef, event, want), window)
+	c.cl.tb.Helper()
+	c.cl.refute(c.cl.pushQuery(c.topic, c.joinRef, event, want), window)
 }
 
 // AssertBroadcast waits for a broadcast of event on the channel's topic
-// whose payload matches want, takes it and returns it. The socket must be
+// whose payload matches want, takes it and returns it. The client must be
 // subscribed to the topic: join with SubscribeAndJoin.
 func (c *Channel) AssertBroadcast(event string, want any) *Broadcast {
-	c.s.tb.Helper()
-	e := c.s.assert(c.s.broadcastQuery(c.topic, event, want))
+	c.cl.tb.Helper()
+	e := c.cl.assert(c.cl.broadcastQuery(c.topic, event, want))
 	if e == nil {
 		return nil
 	}
@@ -130,27 +130,27 @@ func (c *Channel) AssertBroadcast(event string, want any) *Broadcast {
 // topic whose payload matches want is waiting or arrives within window (0
 // means Options.RefuteTimeout).
 func (c *Channel) RefuteBroadcast(event string, want any, window time.Duration) {
-	c.s.tb.Helper()
-	c.s.refute(c.s.broadcastQuery(c.topic, event, want), window)
+	c.cl.tb.Helper()
+	c.cl.refute(c.cl.broadcastQuery(c.topic, event, want), window)
 }
 
 // AssertClosed waits for the phx_close of this join: the channel stopped
 // normally (a handler returned channel.ErrStop, the client left, a
 // duplicate join replaced it) and phoenix.js will not rejoin.
 func (c *Channel) AssertClosed() *channel.Frame {
-	c.s.tb.Helper()
+	c.cl.tb.Helper()
 	return c.assertControl(channel.EventClose)
 }
 
 // AssertError waits for the phx_error of this join: the channel crashed (a
 // handler panicked or returned an error) and phoenix.js would rejoin.
 func (c *Channel) AssertError() *channel.Frame {
-	c.s.tb.Helper()
+	c.cl.tb.Helper()
 	return c.assertControl(channel.EventError)
 }
 
 func (c *Channel) assertControl(event string) *channel.Frame {
-	c.s.tb.Helper()
+	c.cl.tb.Helper()
 	q := &query{
 		what: fmt.Sprintf("%s of %q (join_ref %q)", event, c.topic, c.joinRef),
 		want: Any,
@@ -160,7 +160,7 @@ func (c *Channel) assertControl(event string) *channel.Frame {
 				f.JoinRef() == c.joinRef && f.Ref() == c.joinRef
 		},
 	}
-	e := c.s.assert(q)
+	e := c.cl.assert(q)
 	if e == nil {
 		return nil
 	}
@@ -173,26 +173,26 @@ func (c *Channel) assertControl(event string) *channel.Frame {
 // channel.ErrPanic (for a *channel.PanicError), channel.ErrStop, or an
 // application error. A refused join never terminates.
 func (c *Channel) AssertTerminated(want error) error {
-	c.s.tb.Helper()
+	c.cl.tb.Helper()
 	var t termination
 	var found bool
-	c.s.await(c.s.ep.timeout, func() bool {
-		t, found = c.s.terminatedLocked(c.topic, c.joinRef)
+	c.cl.await(c.cl.ep.timeout, func() bool {
+		t, found = c.cl.terminatedLocked(c.topic, c.joinRef)
 		return found
 	})
 	switch {
 	case !found:
-		c.s.tb.Fatalf("channeltest: channel %q (join_ref %q) did not terminate within %v\n%s", c.topic, c.joinRef, c.s.ep.timeout, c.s.report(nil))
+		c.cl.tb.Fatalf("channeltest: channel %q (join_ref %q) did not terminate within %v\n%s", c.topic, c.joinRef, c.cl.ep.timeout, c.cl.report(nil))
 		return nil
 	case want != nil && !errors.Is(t.reason, want):
-		c.s.tb.Fatalf("channeltest: channel %q (join_ref %q) terminated with reason %q (%T), want %q", c.topic, c.joinRef, t.reason, t.reason, want)
+		c.cl.tb.Fatalf("channeltest: channel %q (join_ref %q) terminated with reason %q (%T), want %q", c.topic, c.joinRef, t.reason, t.reason, want)
 	}
 	return t.reason
 }
 
 // Push is a message the test sent; its reply can be awaited.
 type Push struct {
-	s     *Socket
+	cl    *Client
 	topic string
 	ref   string
 	event string
@@ -210,8 +210,8 @@ func (p *Push) Topic() string { return p.topic }
 //
 //	ch.Push("new_msg", map[string]any{"body": "hi"}).AssertReply("ok", channeltest.JSON(`{"id":1}`))
 func (p *Push) AssertReply(status string, want any) *channel.Frame {
-	p.s.tb.Helper()
-	e := p.s.assert(p.replyQuery(status, want))
+	p.cl.tb.Helper()
+	e := p.cl.assert(p.replyQuery(status, want))
 	if e == nil {
 		return nil
 	}
@@ -222,8 +222,8 @@ func (p *Push) AssertReply(status string, want any) *channel.Frame {
 // within window (0 means Options.RefuteTimeout): for handlers that return
 // channel.NoReply.
 func (p *Push) RefuteReply(window time.Duration) {
-	p.s.tb.Helper()
-	p.s.refute(p.replyQuery("", nil), window)
+	p.cl.tb.Helper()
+	p.cl.refute(p.replyQuery("", nil), window)
 }
 
 func (p *Push) replyQuery(status string, want any) *query {

@@ -19,28 +19,28 @@ var secret = map[string]any{"token": "secret"}
 
 func TestJoinReplyThenJoinPushesInOrder(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}, CorrelationID: "corr-1"})
-	require.Equal(t, "corr-1", sock.CorrelationID())
-	assert.Equal(t, "corr-1", sock.Conn().CorrelationID())
-	assert.Equal(t, map[string]any{"user_id": 7}, sock.Conn().Assigns())
+	client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}, CorrelationID: "corr-1"})
+	require.Equal(t, "corr-1", client.CorrelationID())
+	assert.Equal(t, "corr-1", client.Conn().CorrelationID())
+	assert.Equal(t, map[string]any{"user_id": 7}, client.Conn().Assigns())
 
-	ch := sock.Join("room:lobby", secret)
+	ch := client.Join("room:lobby", secret)
 	require.NotNil(t, ch)
 	assert.Equal(t, "room:lobby", ch.Topic())
 	assert.Equal(t, "1", ch.JoinRef(), "refs count from 1 like phoenix.js")
-	assert.Same(t, sock, ch.Socket())
+	assert.Same(t, client, ch.Client())
 	// The Correlation hook of channel.Base ran: the same code path as a WebSocket.
 	channeltest.AssertPayload(t, ch.JoinReply().Payload(), channeltest.JSON(`{"user_id":7,"correlation_id":"corr-1"}`))
 
 	// Frames in arrival order: nothing before the reply, the join push, the
 	// after-join push. (The pushes are sent right after the reply, so they
 	// are awaited, not read from a Pending snapshot.)
-	first := sock.AssertFrame("any frame", func(*channel.Frame) bool { return true })
+	first := client.AssertFrame("any frame", func(*channel.Frame) bool { return true })
 	assert.Equal(t, "joining", first.Event())
 	assert.Equal(t, channel.FramePush, first.Kind())
 	assert.Equal(t, "1", first.JoinRef())
 	ch.AssertPush("presence_state", channeltest.JSON(`{}`))
-	assert.Empty(t, sock.Pending())
+	assert.Empty(t, client.Pending())
 }
 
 func TestSocketSkipsConnectButConnectRunsIt(t *testing.T) {
@@ -61,11 +61,11 @@ func TestSocketSkipsConnectButConnectRunsIt(t *testing.T) {
 	}}
 	ep := channeltest.New(t, newRouter(nil), opts)
 
-	sock := ep.Socket(&channel.ConnectInfo{ID: "user_socket:9", Assigns: map[string]any{"user_id": 9}})
-	assert.Equal(t, "user_socket:9", sock.ID())
-	assert.NotEmpty(t, sock.CorrelationID(), "a fresh correlation id")
+	client := ep.Client(&channel.ConnectInfo{ID: "user_socket:9", Assigns: map[string]any{"user_id": 9}})
+	assert.Equal(t, "user_socket:9", client.ID())
+	assert.NotEmpty(t, client.CorrelationID(), "a fresh correlation id")
 	mu.Lock()
-	assert.Zero(t, calls, "Socket is socket/3: no Connect")
+	assert.Zero(t, calls, "Client is socket/3: no Connect")
 	mu.Unlock()
 
 	_, err := ep.Connect(&channel.ConnectInfo{Params: map[string]any{"token": "no"}})
@@ -87,7 +87,7 @@ func TestSocketSkipsConnectButConnectRunsIt(t *testing.T) {
 
 func TestReplyMatchers(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	ch := ep.Socket(nil).Join("room:lobby", secret)
+	ch := ep.Client(nil).Join("room:lobby", secret)
 
 	type msg struct {
 		Body  string `json:"body"`
@@ -118,7 +118,7 @@ func TestReplyMatchers(t *testing.T) {
 
 func TestRepliesAreMatchedByRefNotOrder(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	ch := ep.Socket(nil).Join("room:lobby", secret)
+	ch := ep.Client(nil).Join("room:lobby", secret)
 	a := ch.Push("echo", map[string]any{"n": 1})
 	b := ch.Push("echo", map[string]any{"n": 2})
 	b.AssertReply("ok", map[string]any{"n": 2})
@@ -127,8 +127,8 @@ func TestRepliesAreMatchedByRefNotOrder(t *testing.T) {
 
 func TestPushesAndBroadcasts(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
-	ch := sock.SubscribeAndJoin("room:lobby", secret)
+	client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
+	ch := client.SubscribeAndJoin("room:lobby", secret)
 
 	ch.Push("push_back", map[string]any{"x": 1})
 	f := ch.AssertPush("pushed", map[string]any{"x": 1})
@@ -146,32 +146,32 @@ func TestPushesAndBroadcasts(t *testing.T) {
 
 	// BroadcastFrom skips the channel's own client but not the test's subscription.
 	ch.Push("from", map[string]any{"y": 2}).AssertReply("ok", nil)
-	b = sock.AssertBroadcast("from_me", map[string]any{"y": 2})
+	b = client.AssertBroadcast("from_me", map[string]any{"y": 2})
 	assert.NotEmpty(t, b.From)
 	ch.RefutePush("from_me", nil, 0)
-	sock.RefuteBroadcast("from_me", nil, 0)
+	client.RefuteBroadcast("from_me", nil, 0)
 
-	// Endpoint.Broadcast from the test; Socket-level assertions see every topic.
+	// Endpoint.Broadcast from the test; Client-level assertions see every topic.
 	ep.Broadcast("room:lobby", "news", map[string]any{"z": 3})
-	sock.AssertPush("news", map[string]any{"z": 3})
-	sock.AssertBroadcast("news", nil)
+	client.AssertPush("news", map[string]any{"z": 3})
+	client.AssertBroadcast("news", nil)
 	ch.RefuteBroadcast("news", nil, 0)
 
 	// A topic subscribed without a join.
-	sock.Subscribe("other", "other")
+	client.Subscribe("other", "other")
 	ep.Broadcast("other", "ping", nil)
-	b = sock.AssertBroadcast("ping", channeltest.JSON(`{}`))
+	b = client.AssertBroadcast("ping", channeltest.JSON(`{}`))
 	assert.Equal(t, "other", b.Topic)
-	sock.RefutePush("ping", nil, 0)
+	client.RefutePush("ping", nil, 0)
 
 	// Binary pushes.
 	ch.Push("push_binary", nil)
-	sock.AssertPush("bin", channel.Binary{0xff})
+	client.AssertPush("bin", channel.Binary{0xff})
 }
 
 func TestRefuteLetsOtherPayloadsPass(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	ch := ep.Socket(nil).Join("room:lobby", secret)
+	ch := ep.Client(nil).Join("room:lobby", secret)
 	ch.Push("push_back", map[string]any{"x": 1})
 	ch.RefutePush("pushed", map[string]any{"x": 2}, 0)
 	ch.AssertPush("pushed", nil) // still there: refute takes nothing
@@ -186,8 +186,8 @@ func TestLeave(t *testing.T) {
 		mu.Unlock()
 	}}}
 	ep := channeltest.New(t, newRouter(nil), opts)
-	sock := ep.Socket(nil)
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(nil)
+	ch := client.Join("room:lobby", secret)
 	ch.Leave().AssertReply("ok", channeltest.JSON(`{}`))
 	f := ch.AssertClosed()
 	assert.Equal(t, ch.JoinRef(), f.Ref())
@@ -197,28 +197,28 @@ func TestLeave(t *testing.T) {
 	mu.Unlock()
 
 	// Rejoin: a new join_ref, and the old channel's frames do not match the new one.
-	ch2 := sock.Join("room:lobby", secret)
+	ch2 := client.Join("room:lobby", secret)
 	assert.NotEqual(t, ch.JoinRef(), ch2.JoinRef())
 	ch2.AssertPush("joining", nil)
 }
 
 func TestCloseTerminatesEveryChannel(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	a := sock.Join("room:a", secret)
-	b := sock.Join("room:b", secret)
-	sock.Close()
+	client := ep.Client(nil)
+	a := client.Join("room:a", secret)
+	b := client.Join("room:b", secret)
+	client.Close()
 	a.AssertTerminated(channel.ErrConnClosed)
 	b.AssertTerminated(channel.ErrConnClosed)
-	sock.Close() // idempotent
+	client.Close() // idempotent
 	assert.Zero(t, ep.Server().Stats().Connections)
 }
 
 func TestPanickingHandler(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	ch := sock.Join("room:lobby", secret)
-	other := sock.Join("room:other", secret)
+	client := ep.Client(nil)
+	ch := client.Join("room:lobby", secret)
+	other := client.Join("room:other", secret)
 
 	p := ch.Push("crash", nil)
 	f := ch.AssertError()
@@ -234,19 +234,19 @@ func TestPanickingHandler(t *testing.T) {
 	// and the topic can be joined again, as phoenix.js does after phx_error.
 	other.Push("echo", map[string]any{"alive": true}).AssertReply("ok", map[string]any{"alive": true})
 	ch.Push("echo", nil).AssertReply("error", channeltest.JSON(`{"reason":"unmatched topic"}`))
-	again := sock.Join("room:lobby", secret)
+	again := client.Join("room:lobby", secret)
 	again.Push("echo", nil).AssertReply("ok", nil)
 }
 
 func TestHandlerErrorAndStop(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	ch := sock.Join("room:a", secret)
+	client := ep.Client(nil)
+	ch := client.Join("room:a", secret)
 	ch.Push("fail", nil)
 	ch.AssertError()
 	assert.EqualError(t, ch.AssertTerminated(nil), "database down")
 
-	ch = sock.Join("room:b", secret)
+	ch = client.Join("room:b", secret)
 	ch.Push("stop", nil).AssertReply("ok", nil)
 	ch.AssertClosed()
 	ch.AssertTerminated(channel.ErrStop)
@@ -254,27 +254,27 @@ func TestHandlerErrorAndStop(t *testing.T) {
 
 func TestJoinRefusedAndCrashed(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	f := sock.AssertJoinError("room:secret", map[string]any{"token": "wrong"}, map[string]any{"reason": "unauthorized"})
+	client := ep.Client(nil)
+	f := client.AssertJoinError("room:secret", map[string]any{"token": "wrong"}, map[string]any{"reason": "unauthorized"})
 	assert.Equal(t, "error", f.Status())
-	sock.AssertJoinError("crashy:join", nil, channeltest.JSON(`{"reason":"join crashed"}`))
-	sock.AssertJoinError("room:x", map[string]any{"token": "secret", "crash": true}, channeltest.JSON(`{"reason":"join crashed"}`))
-	sock.AssertJoinError("nowhere", nil, channeltest.JSON(`{"reason":"unmatched topic"}`))
+	client.AssertJoinError("crashy:join", nil, channeltest.JSON(`{"reason":"join crashed"}`))
+	client.AssertJoinError("room:x", map[string]any{"token": "secret", "crash": true}, channeltest.JSON(`{"reason":"join crashed"}`))
+	client.AssertJoinError("nowhere", nil, channeltest.JSON(`{"reason":"unmatched topic"}`))
 
-	ch, reply := sock.TryJoin("room:secret", nil)
+	ch, reply := client.TryJoin("room:secret", nil)
 	assert.Nil(t, ch)
 	assert.Equal(t, "error", reply.Status())
-	ch, reply = sock.TryJoin("room:open", secret)
+	ch, reply = client.TryJoin("room:open", secret)
 	require.NotNil(t, ch)
 	assert.Same(t, reply, ch.JoinReply())
 }
 
 func TestDisconnectBroadcastToSocketID(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(&channel.ConnectInfo{ID: "user_socket:1"})
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(&channel.ConnectInfo{ID: "user_socket:1"})
+	ch := client.Join("room:lobby", secret)
 	ch.Push("kick", nil)
-	code, reason := sock.AssertDisconnected()
+	code, reason := client.AssertDisconnected()
 	assert.Equal(t, channel.CloseGoingAway, code)
 	assert.Equal(t, "disconnect", reason)
 	ch.AssertTerminated(channel.ErrConnClosed)
@@ -284,10 +284,10 @@ func TestDisconnectBroadcastToSocketID(t *testing.T) {
 
 func TestServerCloseDisconnects(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(nil)
+	ch := client.Join("room:lobby", secret)
 	require.NoError(t, ep.Server().Close())
-	code, _ := sock.AssertDisconnected()
+	code, _ := client.AssertDisconnected()
 	assert.Equal(t, channel.CloseServiceRestart, code)
 	ch.AssertTerminated(channel.ErrConnClosed)
 	ep.Close()
@@ -296,15 +296,15 @@ func TestServerCloseDisconnects(t *testing.T) {
 
 func TestHeartbeatAndRawMessages(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	sock.Heartbeat().AssertReply("ok", channeltest.JSON(`{}`))
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(nil)
+	client.Heartbeat().AssertReply("ok", channeltest.JSON(`{}`))
+	ch := client.Join("room:lobby", secret)
 
 	// A message with a stale join_ref is dropped, as phoenix.js expects.
-	p := sock.Send(&channel.Message{JoinRef: "999", Ref: sock.NextRef(), Topic: "room:lobby", Event: "echo", Payload: channel.JSONPayload([]byte(`{}`))})
+	p := client.Send(&channel.Message{JoinRef: "999", Ref: client.NextRef(), Topic: "room:lobby", Event: "echo", Payload: channel.JSONPayload([]byte(`{}`))})
 	p.RefuteReply(0)
 	// An event for a topic that was never joined.
-	sock.Send(&channel.Message{Ref: "x1", Topic: "room:none", Event: "echo"}).AssertReply("error", map[string]any{"reason": "unmatched topic"})
+	client.Send(&channel.Message{Ref: "x1", Topic: "room:none", Event: "echo"}).AssertReply("error", map[string]any{"reason": "unmatched topic"})
 	ch.Push("echo", nil).AssertReply("ok", nil)
 }
 
@@ -323,7 +323,7 @@ func TestCustomPubSubIsUsedAndNotClosed(t *testing.T) {
 	func() {
 		ep := channeltest.New(t, nil, &channeltest.Options{Server: channel.Options{Router: newRouter(nil), PubSub: ps}})
 		assert.Same(t, ps, ep.PubSub())
-		ch := ep.Socket(nil).Join("room:lobby", secret)
+		ch := ep.Client(nil).Join("room:lobby", secret)
 		ch.Push("shout", map[string]any{"body": "x"}).AssertReply("ok", nil)
 		m := <-seen
 		assert.Equal(t, "shout", m.Event)
@@ -334,27 +334,27 @@ func TestCustomPubSubIsUsedAndNotClosed(t *testing.T) {
 
 func TestWireModeEncodesFrames(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), &channeltest.Options{Wire: true})
-	sock := ep.Socket(&channel.ConnectInfo{Serializer: channel.V1})
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(&channel.ConnectInfo{Serializer: channel.V1})
+	ch := client.Join("room:lobby", secret)
 	f := ch.Push("echo", map[string]any{"a": 1}).AssertReply("ok", nil)
 	channeltest.AssertWire(t, f, channel.V1, `{"event":"phx_reply","payload":{"response":{"a":1},"status":"ok"},"ref":"2","topic":"room:lobby"}`)
 }
 
 func TestSlowConsumerClosesTheConnection(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), &channeltest.Options{MaxFrames: 5})
-	sock := ep.Socket(nil)
-	ch := sock.Join("room:lobby", secret)
+	client := ep.Client(nil)
+	ch := client.Join("room:lobby", secret)
 	ch.Push("flood", map[string]any{"n": 10})
-	code, reason := sock.AssertDisconnected()
+	code, reason := client.AssertDisconnected()
 	assert.Equal(t, channel.CloseSlowConsumer, code)
 	assert.Equal(t, "slow consumer", reason)
-	assert.Len(t, sock.Pending(), 5)
+	assert.Len(t, client.Pending(), 5)
 }
 
 func TestInsideSynctestBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ep := channeltest.New(t, newRouter(nil), nil)
-		ch := ep.Socket(nil).Join("room:lobby", secret)
+		ch := ep.Client(nil).Join("room:lobby", secret)
 		p := ch.Push("silent", nil)
 		p.RefuteReply(0) // fake time: the window costs nothing
 		ch.RefutePush("never", nil, 0)

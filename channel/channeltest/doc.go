@@ -3,17 +3,21 @@
 //
 // New starts an Endpoint: a real channel.Server with the application's
 // router, hooks and options, and an in-memory PubSub unless the test brings
-// its own. Its Sockets are in-process connections: their transport plugs
+// its own. Its Clients are in-process connections: their transport plugs
 // into the server through the same channel.Transport seam as the WebSocket
 // transport, so Connect, joins, hooks, channel mailboxes, fastlane
 // broadcasts, crashes and Terminate run exactly the production code. Only
 // the network and the frame encoding are left out (Options.Wire puts the
 // encoding back).
 //
+// A Client is one connection, phoenix.js's Socket; each topic it joins is a
+// Channel, whose server side is the channel.Socket the channel's callbacks
+// get.
+//
 //	func TestRoom(t *testing.T) {
 //		ep := channeltest.New(t, app.Router(), nil)
-//		sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
-//		room := sock.SubscribeAndJoin("room:lobby", map[string]any{"token": "secret"})
+//		client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
+//		room := client.SubscribeAndJoin("room:lobby", map[string]any{"token": "secret"})
 //
 //		room.Push("new_msg", map[string]any{"body": "hi"}).AssertReply("ok", nil)
 //		room.AssertBroadcast("new_msg", map[string]any{"body": "hi", "user_id": 7})
@@ -26,17 +30,17 @@
 //
 // # Phoenix names
 //
-//	socket(UserSocket, id, assigns)     Endpoint.Socket(&channel.ConnectInfo{ID: id, Assigns: assigns})
+//	socket(UserSocket, id, assigns)     Endpoint.Client(&channel.ConnectInfo{ID: id, Assigns: assigns})
 //	connect(UserSocket, params)         Endpoint.Connect(&channel.ConnectInfo{Params: params})
-//	subscribe_and_join(socket, topic)   Socket.SubscribeAndJoin(topic, payload)
-//	join(socket, topic, payload)        Socket.Join, Socket.TryJoin, Socket.AssertJoinError
+//	subscribe_and_join(socket, topic)   Client.SubscribeAndJoin(topic, payload)
+//	join(socket, topic, payload)        Client.Join, Client.TryJoin, Client.AssertJoinError
 //	push(socket, event, payload)        Channel.Push
 //	assert_reply ref, status, payload   Push.AssertReply(status, want)
-//	assert_push event, payload          Channel.AssertPush, Socket.AssertPush
-//	assert_broadcast event, payload     Channel.AssertBroadcast, Socket.AssertBroadcast
+//	assert_push event, payload          Channel.AssertPush, Client.AssertPush
+//	assert_broadcast event, payload     Channel.AssertBroadcast, Client.AssertBroadcast
 //	refute_push / refute_broadcast      RefutePush, RefuteBroadcast, Push.RefuteReply
 //	leave(socket)                       Channel.Leave
-//	close(socket)                       Socket.Close
+//	close(socket)                       Client.Close
 //	Endpoint.broadcast(topic, ...)      Endpoint.Broadcast
 //	Process.monitor + assert_receive    Channel.AssertTerminated, AssertClosed, AssertError
 //	socket.assigns after the join       Channel.Assigns

@@ -19,7 +19,7 @@ type Options struct {
 	// production. Its Router is replaced by New's router argument when that
 	// is not nil. PubSub defaults to a private in-memory PubSub closed with
 	// the Endpoint; a PubSub passed in is not closed. Connect runs for
-	// Endpoint.Connect, not for Endpoint.Socket. OnTerminate, if set, is
+	// Endpoint.Connect, not for Endpoint.Client. OnTerminate, if set, is
 	// called before the Endpoint records the termination.
 	Server channel.Options
 	// Timeout bounds every wait of an assertion: a reply, a push, a
@@ -28,9 +28,9 @@ type Options struct {
 	// RefuteTimeout is the window of Refute assertions called with a
 	// window of 0, like Phoenix's refute_receive_timeout. Defaults to 100 ms.
 	RefuteTimeout time.Duration
-	// MaxFrames bounds the frames a Socket holds that no assertion has
+	// MaxFrames bounds the frames a Client holds that no assertion has
 	// taken yet, and separately the broadcasts it holds. Slow-consumer
-	// policy: a Socket that would exceed it is closed by its transport with
+	// policy: a Client that would exceed it is closed by its transport with
 	// channel.CloseSlowConsumer, as the WebSocket transport does, and
 	// further broadcasts are dropped and counted; assertion failures say
 	// so. Defaults to 10 000.
@@ -46,7 +46,7 @@ type Options struct {
 
 // Endpoint is an in-process Phoenix endpoint for tests: a real
 // channel.Server with the application's router, hooks and PubSub, whose
-// connections are Sockets driven by the test instead of WebSockets. Create
+// connections are Clients driven by the test instead of WebSockets. Create
 // one per test with New; it is closed when the test ends.
 type Endpoint struct {
 	tb      testing.TB
@@ -58,8 +58,8 @@ type Endpoint struct {
 	userCB  func(s *channel.Socket, reason error)
 
 	mu      sync.Mutex
-	conns   map[*channel.Conn]*Socket
-	sockets []*Socket
+	conns   map[*channel.Conn]*Client
+	clients []*Client
 	closed  bool
 }
 
@@ -95,7 +95,7 @@ func New(tb testing.TB, router *channel.Router, opts *Options) *Endpoint {
 		max:     o.MaxFrames,
 		wire:    o.Wire,
 		userCB:  o.Server.OnTerminate,
-		conns:   make(map[*channel.Conn]*Socket),
+		conns:   make(map[*channel.Conn]*Client),
 	}
 	userConnect := o.Server.Connect
 	o.Server.Connect = func(ctx context.Context, info *channel.ConnectInfo) error {
@@ -136,35 +136,35 @@ func (e *Endpoint) Broadcast(topic, event string, payload any) {
 	}
 }
 
-// Socket connects a test socket without calling Options.Server.Connect,
+// Client connects a test client without calling Options.Server.Connect,
 // like Phoenix's socket/3: info (nil for none) supplies the socket ID,
 // Assigns, CorrelationID, Params, Header and Serializer the connection
 // would have had after Connect. An empty CorrelationID gets a fresh one.
 //
-//	sock := ep.Socket(&channel.ConnectInfo{ID: "user:7", Assigns: map[string]any{"user_id": 7}})
-func (e *Endpoint) Socket(info *channel.ConnectInfo) *Socket {
+//	client := ep.Client(&channel.ConnectInfo{ID: "user:7", Assigns: map[string]any{"user_id": 7}})
+func (e *Endpoint) Client(info *channel.ConnectInfo) *Client {
 	e.tb.Helper()
 	ctx := context.WithValue(context.Background(), skipConnectKey{}, true)
-	s, err := e.attach(ctx, info)
+	c, err := e.attach(ctx, info)
 	if err != nil {
-		e.tb.Fatalf("channeltest: Socket: %v", err)
+		e.tb.Fatalf("channeltest: Client: %v", err)
 		return nil
 	}
-	return s
+	return c
 }
 
-// Connect connects a test socket through Options.Server.Connect, like
+// Connect connects a test client through Options.Server.Connect, like
 // Phoenix's connect/3: info carries what a client would send (Params,
 // Header, AuthToken, RemoteAddr, Serializer) and Connect may refuse the
 // connection, whose error is returned. info is not modified. Request is
 // nil: a Connect callback that needs the HTTP request cannot be tested this
 // way.
-func (e *Endpoint) Connect(info *channel.ConnectInfo) (*Socket, error) {
+func (e *Endpoint) Connect(info *channel.ConnectInfo) (*Client, error) {
 	e.tb.Helper()
 	return e.attach(context.Background(), info)
 }
 
-func (e *Endpoint) attach(ctx context.Context, in *channel.ConnectInfo) (*Socket, error) {
+func (e *Endpoint) attach(ctx context.Context, in *channel.ConnectInfo) (*Client, error) {
 	var info channel.ConnectInfo
 	if in != nil {
 		info = *in
@@ -179,7 +179,7 @@ func (e *Endpoint) attach(ctx context.Context, in *channel.ConnectInfo) (*Socket
 	if info.RemoteAddr == "" {
 		info.RemoteAddr = "127.0.0.1:0"
 	}
-	s := newSocket(e, info.Serializer)
+	s := newClient(e, info.Serializer)
 	conn, err := e.srv.Attach(ctx, &info, s.tr)
 	if err != nil {
 		return nil, err
@@ -192,14 +192,13 @@ func (e *Endpoint) attach(ctx context.Context, in *channel.ConnectInfo) (*Socket
 		return nil, channel.ErrServerClosed
 	}
 	e.conns[conn] = s
-	e.sockets = append(e.sockets, s)
+	e.clients = append(e.clients, s)
 	e.mu.Unlock()
 	s.start()
 	return s, nil
 }
 
-// onJoin is the server's OnJoin hook: it keeps the channel's server-side
-// socket and a snapshot of its assigns for Channel.Assigns and Channel.Send.
+// onJoin is the server's OnJoin hook: it keeps // socket and a snapshot of its assigns for Channel.Assigns and Channel.Send.
 // It runs after the join handler, before anything else of the channel.
 func (e *Endpoint) onJoin(cs *channel.Socket) {
 	e.mu.Lock()
@@ -224,13 +223,13 @@ func (e *Endpoint) onTerminate(cs *channel.Socket, reason error) {
 	}
 }
 
-func (e *Endpoint) forget(s *Socket) {
+func (e *Endpoint) forget(s *Client) {
 	e.mu.Lock()
 	delete(e.conns, s.conn)
 	e.mu.Unlock()
 }
 
-// Close closes every Socket (as if its client went away), waits for their
+// Close closes every Client (as if its client went away), waits for their
 // channels to terminate, and closes the Server. New registers it with
 // tb.Cleanup; calling it earlier is allowed, later calls do nothing.
 func (e *Endpoint) Close() {
@@ -241,7 +240,7 @@ func (e *Endpoint) Close() {
 		return
 	}
 	e.closed = true
-	socks := slices.Clone(e.sockets)
+	socks := slices.Clone(e.clients)
 	e.mu.Unlock()
 	for _, s := range socks {
 		if !s.shutdown() {

@@ -85,8 +85,8 @@ func Example() {
 	defer t.finish()
 
 	ep := channeltest.New(t, counterRouter(), nil)
-	sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
-	ch := sock.SubscribeAndJoin("counter:a", map[string]any{"start": 41})
+	client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
+	ch := client.SubscribeAndJoin("counter:a", map[string]any{"start": 41})
 	fmt.Println("joined:", ch.JoinReply().Payload())
 
 	// The after-join push.
@@ -113,13 +113,13 @@ func Example() {
 
 // A refused join, like assert {:error, %{reason: "unauthorized"}} =
 // subscribe_and_join(socket, "counter:a").
-func ExampleSocket_AssertJoinError() {
+func ExampleClient_AssertJoinError() {
 	t := newExampleT()
 	defer t.finish()
 
 	ep := channeltest.New(t, counterRouter(), nil)
-	sock := ep.Socket(nil) // no user_id assign
-	reply := sock.AssertJoinError("counter:a", nil, map[string]string{"reason": "unauthorized"})
+	client := ep.Client(nil) // no user_id assign
+	reply := client.AssertJoinError("counter:a", nil, map[string]string{"reason": "unauthorized"})
 	fmt.Println(reply.Status(), reply.Payload())
 	// Output:
 	// error {"reason":"unauthorized"}
@@ -133,8 +133,8 @@ func ExampleChannel_AssertError() {
 	defer t.finish()
 
 	ep := channeltest.New(t, counterRouter(), nil)
-	sock := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
-	ch := sock.Join("counter:a", nil)
+	client := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}})
+	ch := client.Join("counter:a", nil)
 	ch.AssertPush("count", nil)
 
 	ch.Push("boom", nil).RefuteReply(0)
@@ -142,7 +142,7 @@ func ExampleChannel_AssertError() {
 	var pe *channel.PanicError
 	fmt.Println(errors.As(ch.AssertTerminated(channel.ErrPanic), &pe), pe.Value)
 
-	again := sock.Join("counter:a", map[string]any{"start": 1})
+	again := client.Join("counter:a", map[string]any{"start": 1})
 	again.Push("inc", nil).AssertReply("ok", map[string]int{"n": 2})
 	// Output:
 	// ["1","1","counter:a","phx_error",{"reason":"channel_crash"}]
@@ -156,7 +156,7 @@ func ExampleCheck() {
 	defer t.finish()
 
 	ep := channeltest.New(t, counterRouter(), nil)
-	ch := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("counter:a", nil)
+	ch := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("counter:a", nil)
 
 	// channel.Base's ping hook answers with a timestamp.
 	f := ch.Push("ping", nil).AssertReply("ok", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
@@ -181,7 +181,7 @@ func ExampleJSON() {
 	defer t.finish()
 
 	ep := channeltest.New(t, counterRouter(), nil)
-	ch := ep.Socket(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("counter:a", map[string]any{"start": 1})
+	ch := ep.Client(&channel.ConnectInfo{Assigns: map[string]any{"user_id": 7}}).Join("counter:a", map[string]any{"start": 1})
 	channeltest.AssertPayload(t, ch.JoinReply().Payload(), channeltest.JSON(`{"topic": "counter:a", "n": 1}`))
 
 	f := ch.Push("inc", nil).AssertReply("ok", channeltest.JSON(`{"n":2}`))
@@ -193,7 +193,7 @@ func ExampleJSON() {
 }
 
 // Connect runs the socket's connect step, like Phoenix's connect/3;
-// Socket skips it, like socket/3.
+// Client skips it, like socket/3.
 func ExampleEndpoint_Connect() {
 	t := newExampleT()
 	defer t.finish()
@@ -213,13 +213,13 @@ func ExampleEndpoint_Connect() {
 	_, err := ep.Connect(&channel.ConnectInfo{Params: map[string]any{"token": "wrong"}})
 	fmt.Println(err)
 
-	sock, err := ep.Connect(&channel.ConnectInfo{Params: map[string]any{"token": "s3cret"}})
-	fmt.Println(err, sock.ID())
-	sock.Join("counter:a", nil)
+	client, err := ep.Connect(&channel.ConnectInfo{Params: map[string]any{"token": "s3cret"}})
+	fmt.Println(err, client.ID())
+	client.Join("counter:a", nil)
 
 	// A "disconnect" broadcast to the socket id closes the connection.
 	ep.Broadcast("user_socket:7", "disconnect", nil)
-	fmt.Println(sock.AssertDisconnected())
+	fmt.Println(client.AssertDisconnected())
 	// Output:
 	// invalid token
 	// <nil> user_socket:7

@@ -31,13 +31,13 @@ func failing(t *testing.T, body func(ft *fakeTB, after func())) string {
 	return msg
 }
 
-func joined(ft *fakeTB) (*channeltest.Endpoint, *channeltest.Socket, *channeltest.Channel) {
+func joined(ft *fakeTB) (*channeltest.Endpoint, *channeltest.Client, *channeltest.Channel) {
 	ep := channeltest.New(ft, newRouter(nil), nil)
-	sock := ep.Socket(&channel.ConnectInfo{ID: "user_socket:7", Assigns: map[string]any{"user_id": 7}})
-	ch := sock.SubscribeAndJoin("room:lobby", secret)
+	client := ep.Client(&channel.ConnectInfo{ID: "user_socket:7", Assigns: map[string]any{"user_id": 7}})
+	ch := client.SubscribeAndJoin("room:lobby", secret)
 	ch.AssertPush("joining", nil)
 	ch.AssertPush("presence_state", nil)
-	return ep, sock, ch
+	return ep, client, ch
 }
 
 func TestFailAssertPushShowsWhatArrived(t *testing.T) {
@@ -60,8 +60,8 @@ func TestFailAssertPushShowsWhatArrived(t *testing.T) {
 
 func TestFailAssertPushNothingArrived(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.AssertPush("nothing", nil)
+		_, client, _ := joined(ft)
+		client.AssertPush("nothing", nil)
 		after()
 	})
 	contains(t, msg, `no push "nothing" on any topic within 1s`,
@@ -152,19 +152,19 @@ func TestFailRefuteReply(t *testing.T) {
 func TestFailAssertBroadcast(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		sock := ep.Socket(nil)
-		ch := sock.Join("room:lobby", secret) // not subscribed
+		client := ep.Client(nil)
+		ch := client.Join("room:lobby", secret) // not subscribed
 		ch.Push("shout", map[string]any{"body": "x"})
 		ch.AssertBroadcast("shout", nil)
 		after()
 	})
 	contains(t, msg, `no broadcast "shout" on "room:lobby" within 1s`,
-		`the socket is subscribed to no topic: use SubscribeAndJoin or Subscribe`)
+		`the client is subscribed to no topic: use SubscribeAndJoin or Subscribe`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, ch := joined(ft)
+		_, client, ch := joined(ft)
 		ch.Push("shout", map[string]any{"body": "x"})
-		sock.AssertBroadcast("shout", map[string]any{"body": "y", "user_id": 7})
+		client.AssertBroadcast("shout", map[string]any{"body": "y", "user_id": 7})
 		after()
 	})
 	contains(t, msg, `no broadcast "shout" on any subscribed topic within 1s`,
@@ -186,21 +186,21 @@ func TestFailRefuteBroadcast(t *testing.T) {
 func TestFailJoin(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		ep.Socket(nil).Join("room:lobby", map[string]any{"token": "bad"})
+		ep.Client(nil).Join("room:lobby", map[string]any{"token": "bad"})
 		after()
 	})
 	contains(t, msg, `join "room:lobby" was refused: status "error", response {"reason":"unauthorized"}`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		ep.Socket(nil).AssertJoinError("room:lobby", secret, nil)
+		ep.Client(nil).AssertJoinError("room:lobby", secret, nil)
 		after()
 	})
 	contains(t, msg, `join "room:lobby" succeeded with response {"correlation_id":`, `want it refused`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		ep.Socket(nil).AssertJoinError("room:lobby", nil, map[string]any{"reason": "forbidden"})
+		ep.Client(nil).AssertJoinError("room:lobby", nil, map[string]any{"reason": "forbidden"})
 		after()
 	})
 	contains(t, msg, `join "room:lobby" refused with an unexpected response`,
@@ -246,9 +246,9 @@ func TestFailAssertClosedWhenItCrashed(t *testing.T) {
 
 func TestFailAfterServerClosedGivesUpEarly(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
-		_, sock, ch := joined(ft)
+		_, client, ch := joined(ft)
 		ch.Push("kick", nil)
-		sock.AssertDisconnected()
+		client.AssertDisconnected()
 		ch.AssertPush("anything", nil)
 		after()
 	})
@@ -257,9 +257,9 @@ func TestFailAfterServerClosedGivesUpEarly(t *testing.T) {
 		`terminated: channel: connection closed`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, ch := joined(ft)
+		_, client, ch := joined(ft)
 		ch.Push("kick", nil)
-		sock.AssertDisconnected()
+		client.AssertDisconnected()
 		ch.Push("echo", nil)
 		after()
 	})
@@ -268,33 +268,33 @@ func TestFailAfterServerClosedGivesUpEarly(t *testing.T) {
 
 func TestFailAssertDisconnected(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.AssertDisconnected()
+		_, client, _ := joined(ft)
+		client.AssertDisconnected()
 		after()
 	})
 	contains(t, msg, `the server did not close the connection within 1s`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.Close()
-		sock.AssertDisconnected()
+		_, client, _ := joined(ft)
+		client.Close()
+		client.AssertDisconnected()
 		after()
 	})
-	contains(t, msg, `AssertDisconnected: the test closed the socket, the server did not`)
+	contains(t, msg, `AssertDisconnected: the test closed the client, the server did not`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.Close()
-		sock.Heartbeat()
+		_, client, _ := joined(ft)
+		client.Close()
+		client.Heartbeat()
 		after()
 	})
-	contains(t, msg, `cannot send "heartbeat" on "phoenix": the socket was closed by the test`)
+	contains(t, msg, `cannot send "heartbeat" on "phoenix": the client was closed by the test`)
 }
 
 func TestFailSlowConsumerIsExplained(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), &channeltest.Options{MaxFrames: 3})
-		ch := ep.Socket(nil).Join("room:lobby", secret)
+		ch := ep.Client(nil).Join("room:lobby", secret)
 		ch.Push("flood", map[string]any{"n": 5})
 		ch.AssertPush("never", nil)
 		after()
@@ -304,8 +304,8 @@ func TestFailSlowConsumerIsExplained(t *testing.T) {
 
 func TestFailAssertFrame(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.AssertFrame("binary frame", func(f *channel.Frame) bool { return f.Payload().IsBinary() })
+		_, client, _ := joined(ft)
+		client.AssertFrame("binary frame", func(f *channel.Frame) bool { return f.Payload().IsBinary() })
 		after()
 	})
 	contains(t, msg, `no binary frame within 1s`)
@@ -365,19 +365,19 @@ func TestFailBadPayloads(t *testing.T) {
 	contains(t, msg, `payload is not valid JSON: {"a":}`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, _ := joined(ft)
-		sock.Join("room:x", make(chan int))
+		_, client, _ := joined(ft)
+		client.Join("room:x", make(chan int))
 		after()
 	})
 	contains(t, msg, `cannot encode payload chan int`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		ch := ep.Socket(&channel.ConnectInfo{Serializer: channel.V1}).Join("room:lobby", secret)
+		ch := ep.Client(&channel.ConnectInfo{Serializer: channel.V1}).Join("room:lobby", secret)
 		ch.Push("echo", channel.Binary{1})
 		after()
 	})
-	contains(t, msg, `binary payloads need the V2 serializer, the socket uses v1`)
+	contains(t, msg, `binary payloads need the V2 serializer, the client uses v1`)
 }
 
 func TestFailStandaloneHelpers(t *testing.T) {
@@ -435,7 +435,7 @@ func TestFailBlockedHandler(t *testing.T) {
 		release := make(chan struct{})
 		ep := channeltest.New(ft, newRouter(release), &channeltest.Options{Server: channel.Options{MailboxSize: 1}})
 		ft.Cleanup(func() { close(release) })
-		ch := ep.Socket(nil).Join("room:lobby", secret)
+		ch := ep.Client(nil).Join("room:lobby", secret)
 		ch.Push("block", nil) // runs and blocks
 		ch.Push("echo", nil)  // fills the mailbox
 		ch.Push("echo", nil)  // Receive waits for room
@@ -448,9 +448,9 @@ func TestFailBlockedHandler(t *testing.T) {
 		release := make(chan struct{})
 		ep := channeltest.New(ft, newRouter(release), nil)
 		ft.Cleanup(func() { close(release) })
-		sock := ep.Socket(nil)
-		sock.Join("room:lobby", secret).Push("block", nil)
-		sock.Close()
+		client := ep.Client(nil)
+		client.Join("room:lobby", secret).Push("block", nil)
+		client.Close()
 		after()
 	})
 	contains(t, msg, `Close: the connection did not finish within 1s: a channel callback is blocked`)
@@ -462,7 +462,7 @@ func TestWireModeReportsUnencodableFrames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ft := runFake(t, func(ft *fakeTB) {
 			ep := channeltest.New(ft, newRouter(nil), &channeltest.Options{Wire: true})
-			ch := ep.Socket(&channel.ConnectInfo{Serializer: channel.V1}).Join("room:lobby", secret)
+			ch := ep.Client(&channel.ConnectInfo{Serializer: channel.V1}).Join("room:lobby", secret)
 			ch.Push("push_binary", nil)
 			ch.AssertPush("bin", channel.Binary{0xff})
 			ch.Push("echo", channeltest.JSON(`{}`)).AssertReply("ok", nil)
@@ -475,10 +475,10 @@ func TestWireModeReportsUnencodableFrames(t *testing.T) {
 
 func TestFailChannelOnlySeesItsOwnJoin(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
-		_, sock, ch := joined(ft)
-		other := sock.Join("room:other", secret)
+		_, client, ch := joined(ft)
+		other := client.Join("room:other", secret)
 		other.Push("push_back", nil)
-		sock.AssertPush("pushed", nil) // the socket sees every topic
+		client.AssertPush("pushed", nil) // the socket sees every topic
 		other.Push("push_back", nil)
 		ch.AssertPush("pushed", nil)
 		after()
@@ -486,9 +486,9 @@ func TestFailChannelOnlySeesItsOwnJoin(t *testing.T) {
 	contains(t, msg, `no push "pushed" on "room:lobby"`, `"room:other","pushed"`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
-		_, sock, ch := joined(ft)
+		_, client, ch := joined(ft)
 		ch.Leave().AssertReply("ok", nil)
-		sock.Join("room:lobby", secret)
+		client.Join("room:lobby", secret)
 		ch.AssertPush("joining", nil) // the rejoin's push has another join_ref
 		after()
 	})
@@ -501,7 +501,7 @@ func TestTimeoutsAreConfigurable(t *testing.T) {
 		var took time.Duration
 		ft := runFake(t, func(ft *fakeTB) {
 			ep := channeltest.New(ft, newRouter(nil), &channeltest.Options{Timeout: 3 * time.Second, RefuteTimeout: 250 * time.Millisecond})
-			ch := ep.Socket(nil).Join("room:lobby", secret)
+			ch := ep.Client(nil).Join("room:lobby", secret)
 			start := time.Now()
 			ch.RefutePush("x", nil, 0)
 			took = time.Since(start)
@@ -515,12 +515,12 @@ func TestTimeoutsAreConfigurable(t *testing.T) {
 func TestFailBroadcastsDroppedAtMaxFrames(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), &channeltest.Options{MaxFrames: 2})
-		sock := ep.Socket(nil)
-		sock.Subscribe("news")
+		client := ep.Client(nil)
+		client.Subscribe("news")
 		for range 5 {
 			ep.Broadcast("news", "item", nil)
 		}
-		sock.AssertBroadcast("other", nil)
+		client.AssertBroadcast("other", nil)
 		after()
 	})
 	contains(t, msg, `(2 of 2)`, `3 broadcasts were dropped: more than Options.MaxFrames waited`)
@@ -530,16 +530,16 @@ func TestFailAfterEndpointClosed(t *testing.T) {
 	msg := failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
 		ep.Close()
-		ep.Socket(nil)
+		ep.Client(nil)
 		after()
 	})
-	contains(t, msg, `channeltest: Socket: channel: server closed`)
+	contains(t, msg, `channeltest: Client: channel: server closed`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
 		ep := channeltest.New(ft, newRouter(nil), nil)
-		sock := ep.Socket(nil)
+		client := ep.Client(nil)
 		ep.Close()
-		sock.Subscribe("x")
+		client.Subscribe("x")
 		after()
 	})
 	contains(t, msg, `channeltest: subscribe to "x": pubsub: closed`)

@@ -12,8 +12,8 @@ import (
 // topics, 64 KiB join params).
 func TestJoinBoundsApplyInProcess(t *testing.T) {
 	ep := channeltest.New(t, newRouter(nil), nil)
-	sock := ep.Socket(nil)
-	sock.AssertJoinError("room:"+strings.Repeat("z", 1020), map[string]any{"token": "secret"}, channeltest.JSON(`{"reason":"topic too long"}`))
-	sock.AssertJoinError("room:a", map[string]any{"token": "secret", "p": strings.Repeat("z", 64<<10)}, channeltest.JSON(`{"reason":"join params too large"}`))
-	sock.Join("room:"+strings.Repeat("z", 1019), map[string]any{"token": "secret"})
+	client := ep.Client(nil)
+	client.AssertJoinError("room:"+strings.Repeat("z", 1020), map[string]any{"token": "secret"}, channeltest.JSON(`{"reason":"topic too long"}`))
+	client.AssertJoinError("room:a", map[string]any{"token": "secret", "p": strings.Repeat("z", 64<<10)}, channeltest.JSON(`{"reason":"join params too large"}`))
+	client.Join("room:"+strings.Repeat("z", 1019), map[string]any{"token": "secret"})
 }

@@ -150,7 +150,7 @@ func (b binaryMatcher) String() string { return "binary " + hexPreview(b) }
 // testify's assert and require packages with t, since *CollectT implements
 // their TestingT interfaces:
 //
-//	sock.AssertPush("tick", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
+//	client.AssertPush("tick", channeltest.Check(func(t *channeltest.CollectT, p channel.Payload) {
 //		m := p.Map()
 //		assert.Equal(t, "dashboard", m["source"])
 //		assert.Greater(t, m["seq"], 0.0)
@@ -158,7 +158,7 @@ func (b binaryMatcher) String() string { return "binary " + hexPreview(b) }
 //
 // fn runs on the goroutine of the assertion, once per frame of the right
 // event (and topic) until one passes, and again on near misses to write the
-// failure message; it must not call the Socket.
+// failure message; it must not call the Client.
 func Check(fn func(t *CollectT, p channel.Payload)) Matcher { return checkMatcher{fn} }
 
 type checkMatcher struct {

@@ -8,49 +8,49 @@ import (
 	"github.com/pyre-go/pyre/channel"
 )
 
-// This file holds how a Socket waits for frames, broadcasts and
+// This file holds how a Client waits for frames, broadcasts and
 // terminations, and how it describes what arrived when an assertion fails.
 
 // closedText says why nothing more can be sent or received.
-func (s *Socket) closedText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connStateLocked()
+func (c *Client) closedText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connStateLocked()
 }
 
-// connStateLocked describes the connection's state; s.mu is held.
-func (s *Socket) connStateLocked() string {
-	switch s.closedBy {
+// connStateLocked describes the connection's state; c.mu is held.
+func (c *Client) connStateLocked() string {
+	switch c.closedBy {
 	case byClient:
-		return "the socket was closed by the test"
+		return "the client was closed by the test"
 	case byServer:
-		txt := fmt.Sprintf("the server closed the connection with code %d %q", s.code, s.reason)
-		if s.overflow {
-			txt += fmt.Sprintf(" after %d frames waited for assertions (Options.MaxFrames)", len(s.frames))
+		txt := fmt.Sprintf("the server closed the connection with code %d %q", c.code, c.reason)
+		if c.overflow {
+			txt += fmt.Sprintf(" after %d frames waited for assertions (Options.MaxFrames)", len(c.frames))
 		}
 		return txt
 	}
 	return "the connection is open"
 }
 
-// await calls cond with s.mu held until it returns true or timeout passes,
+// await calls cond with c.mu held until it returns true or timeout passes,
 // waking up whenever something arrives. It reports cond's last result.
-func (s *Socket) await(timeout time.Duration, cond func() bool) bool {
+func (c *Client) await(timeout time.Duration, cond func() bool) bool {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
-		s.mu.Lock()
+		c.mu.Lock()
 		ok := cond()
-		ch := s.notify
-		s.mu.Unlock()
+		ch := c.notify
+		c.mu.Unlock()
 		if ok {
 			return true
 		}
 		select {
 		case <-ch:
 		case <-t.C:
-			s.mu.Lock()
-			defer s.mu.Unlock()
+			c.mu.Lock()
+			defer c.mu.Unlock()
 			return cond()
 		}
 	}
@@ -81,7 +81,7 @@ func (q *query) mismatch(e *entry) error {
 	return q.want.MatchPayload(e.payload())
 }
 
-func (s *Socket) pushQuery(topic, joinRef, event string, want any) *query {
+func (c *Client) pushQuery(topic, joinRef, event string, want any) *query {
 	where := "on any topic"
 	if topic != "" {
 		where = fmt.Sprintf("on %q", topic)
@@ -99,7 +99,7 @@ func (s *Socket) pushQuery(topic, joinRef, event string, want any) *query {
 	}
 }
 
-func (s *Socket) broadcastQuery(topic, event string, want any) *query {
+func (c *Client) broadcastQuery(topic, event string, want any) *query {
 	where := "on any subscribed topic"
 	if topic != "" {
 		where = fmt.Sprintf("on %q", topic)
@@ -118,15 +118,15 @@ func (s *Socket) broadcastQuery(topic, event string, want any) *query {
 // (structure and payload). With take it removes the entry. Frames stop
 // arriving once the connection closes, so a frame search gives up early
 // then; broadcasts can arrive until the end.
-func (s *Socket) find(q *query, timeout time.Duration, take bool) *entry {
+func (c *Client) find(q *query, timeout time.Duration, take bool) *entry {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	last := 0 // entries up to this seq were looked at
 	for {
-		s.mu.Lock()
-		list := s.frames
+		c.mu.Lock()
+		list := c.frames
 		if q.bcast {
-			list = s.bcasts
+			list = c.bcasts
 		}
 		var cand []*entry
 		for _, e := range list {
@@ -134,15 +134,15 @@ func (s *Socket) find(q *query, timeout time.Duration, take bool) *entry {
 				cand = append(cand, e)
 			}
 		}
-		ch := s.notify
-		ended := !q.bcast && s.closedBy != openConn
-		s.mu.Unlock()
+		ch := c.notify
+		ended := !q.bcast && c.closedBy != openConn
+		c.mu.Unlock()
 		for _, e := range cand {
 			last = e.seq
 			if !q.match(e) || q.mismatch(e) != nil {
 				continue
 			}
-			if !take || s.take(e, q.bcast) {
+			if !take || c.take(e, q.bcast) {
 				return e
 			}
 		}
@@ -157,12 +157,12 @@ func (s *Socket) find(q *query, timeout time.Duration, take bool) *entry {
 	}
 }
 
-func (s *Socket) take(e *entry, bcast bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	list := &s.frames
+func (c *Client) take(e *entry, bcast bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list := &c.frames
 	if bcast {
-		list = &s.bcasts
+		list = &c.bcasts
 	}
 	i := slices.Index(*list, e)
 	if i < 0 {
@@ -172,42 +172,42 @@ func (s *Socket) take(e *entry, bcast bool) bool {
 	return true
 }
 
-func (s *Socket) assert(q *query) *entry {
-	s.tb.Helper()
+func (c *Client) assert(q *query) *entry {
+	c.tb.Helper()
 	if err := checkWant(q.want); err != nil {
-		s.tb.Fatalf("%v", err)
+		c.tb.Fatalf("%v", err)
 		return nil
 	}
-	e := s.find(q, s.ep.timeout, true)
+	e := c.find(q, c.ep.timeout, true)
 	if e == nil {
-		wait := fmt.Sprintf("within %v", s.ep.timeout)
-		if !q.bcast && s.isClosing() {
+		wait := fmt.Sprintf("within %v", c.ep.timeout)
+		if !q.bcast && c.isClosing() {
 			wait = "before the connection closed"
 		}
 		want := ""
 		if q.want != Any {
 			want = fmt.Sprintf("  want payload: %s\n", q.want)
 		}
-		s.tb.Fatalf("channeltest: no %s %s\n%s%s", q.what, wait, want, s.report(q))
+		c.tb.Fatalf("channeltest: no %s %s\n%s%s", q.what, wait, want, c.report(q))
 	}
 	return e
 }
 
-func (s *Socket) refute(q *query, window time.Duration) {
-	s.tb.Helper()
+func (c *Client) refute(q *query, window time.Duration) {
+	c.tb.Helper()
 	if err := checkWant(q.want); err != nil {
-		s.tb.Fatalf("%v", err)
+		c.tb.Fatalf("%v", err)
 		return
 	}
 	if window <= 0 {
-		window = s.ep.refute
+		window = c.ep.refute
 	}
-	if e := s.find(q, window, false); e != nil {
+	if e := c.find(q, window, false); e != nil {
 		refuted := ""
 		if q.want != Any {
 			refuted = fmt.Sprintf("  refuted payload: %s\n", q.want)
 		}
-		s.tb.Fatalf("channeltest: unexpected %s (refuted for %v)\n  got #%d: %s\n%s%s", q.what, window, e.seq, e, refuted, s.report(nil))
+		c.tb.Fatalf("channeltest: unexpected %s (refuted for %v)\n  got #%d: %s\n%s%s", q.what, window, e.seq, e, refuted, c.report(nil))
 	}
 }
 
@@ -217,19 +217,19 @@ const maxListed = 20
 // report describes what arrived, for failure messages. With a query, the
 // entries that match it except for the payload show how the payload
 // differs.
-func (s *Socket) report(q *query) string {
-	s.mu.Lock()
-	frames := slices.Clone(s.frames)
-	bcasts := slices.Clone(s.bcasts)
-	nFrames, nBcasts, dropped := s.nFrames, s.nBcasts, s.dropped
-	terms := slices.Clone(s.terms)
+func (c *Client) report(q *query) string {
+	c.mu.Lock()
+	frames := slices.Clone(c.frames)
+	bcasts := slices.Clone(c.bcasts)
+	nFrames, nBcasts, dropped := c.nFrames, c.nBcasts, c.dropped
+	terms := slices.Clone(c.terms)
 	var topics []string
-	for t := range s.subs {
+	for t := range c.subs {
 		topics = append(topics, t)
 	}
-	state := s.connStateLocked()
-	wire := slices.Clone(s.wireError)
-	s.mu.Unlock()
+	state := c.connStateLocked()
+	wire := slices.Clone(c.wireError)
+	c.mu.Unlock()
 	slices.Sort(topics)
 
 	var b []byte
@@ -264,7 +264,7 @@ func (s *Socket) report(q *query) string {
 	}
 	if q == nil || q.bcast {
 		if len(topics) == 0 {
-			b = append(b, "  the socket is subscribed to no topic: use SubscribeAndJoin or Subscribe to see broadcasts\n"...)
+			b = append(b, "  the client is subscribed to no topic: use SubscribeAndJoin or Subscribe to see broadcasts\n"...)
 		} else {
 			list("broadcasts", bcasts, nBcasts)
 			b = fmt.Appendf(b, "  subscribed topics: %q\n", topics)
@@ -284,8 +284,8 @@ func (s *Socket) report(q *query) string {
 }
 
 // terminatedLocked returns the termination of the join (topic, joinRef), if any.
-func (s *Socket) terminatedLocked(topic, joinRef string) (termination, bool) {
-	for _, t := range s.terms {
+func (c *Client) terminatedLocked(topic, joinRef string) (termination, bool) {
+	for _, t := range c.terms {
 		if t.topic == topic && t.joinRef == joinRef {
 			return t, true
 		}

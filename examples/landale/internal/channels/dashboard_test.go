@@ -226,7 +226,7 @@ func TestDashboardSurvivesGarbage(t *testing.T) {
 
 func TestDashboardConnectionInfo(t *testing.T) {
 	run(t, func(t *testing.T, h *harness) {
-		s := h.ep.Socket(&channel.ConnectInfo{
+		s := h.ep.Client(&channel.ConnectInfo{
 			CorrelationID: "a1b2c3d4",
 			ID:            "user_socket:a1b2c3d4",
 			Assigns:       map[string]any{"environment": "obs"},

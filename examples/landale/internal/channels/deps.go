@@ -190,12 +190,13 @@ func envelopePing() channel.Middleware {
 }
 
 // hooks returns Landale's ChannelBase hooks with the given ping (nil for
-// none).
+// none). The ping sits inside LogUnhandled: it answers a "ping" the channel
+// leaves unhandled.
 func hooks(ping channel.Middleware) []channel.Middleware {
 	if ping == nil {
 		return []channel.Middleware{channel.Correlation(), channel.LogUnhandled()}
 	}
-	return []channel.Middleware{channel.Correlation(), ping, channel.LogUnhandled()}
+	return []channel.Middleware{channel.Correlation(), channel.LogUnhandled(), ping}
 }
 
 // TwitchStatus is the Twitch service's status for the HTTP API, through the

@@ -79,9 +79,9 @@ var sockN int
 
 // socket connects a client like the app's Connect does: an 8-hex
 // correlation id and the environment assign.
-func (h *harness) socket() *channeltest.Socket {
+func (h *harness) socket() *channeltest.Client {
 	sockN++
-	return h.ep.Socket(&channel.ConnectInfo{
+	return h.ep.Client(&channel.ConnectInfo{
 		CorrelationID: "c0ffee0" + string(rune('0'+sockN%10)),
 		Assigns:       map[string]any{"environment": "development"},
 	})
@@ -112,7 +112,7 @@ func (h *harness) publishRaw(e events.Event) {
 
 // pushes returns the events of the pending push frames of topic, in order,
 // without taking them.
-func pushes(s *channeltest.Socket, topic string) []string {
+func pushes(s *channeltest.Client, topic string) []string {
 	synctest.Wait()
 	var out []string
 	for _, f := range s.Pending() {

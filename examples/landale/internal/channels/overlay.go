@@ -24,16 +24,16 @@ type Overlay struct {
 	typ string
 }
 
-// Hooks answers ping by echoing the payload with pong, timestamp and
-// overlay_type.
-func (c *Overlay) Hooks() []channel.Middleware {
-	return hooks(channel.Ping(func(_ context.Context, _ *channel.Socket, msg *channel.Message) channel.Reply {
-		r := msg.Payload.Map()
-		r["pong"] = true
-		r["timestamp"] = time.Now().Unix()
-		r["overlay_type"] = c.typ
-		return channel.OK(r)
-	}))
+// Hooks are Landale's without the ping hook: HandleIn answers ping itself.
+func (c *Overlay) Hooks() []channel.Middleware { return hooks(nil) }
+
+// ping echoes the payload with pong, timestamp and overlay_type.
+func (c *Overlay) ping(msg *channel.Message) channel.Reply {
+	r := msg.Payload.Map()
+	r["pong"] = true
+	r["timestamp"] = time.Now().Unix()
+	r["overlay_type"] = c.typ
+	return channel.OK(r)
 }
 
 // Join accepts any overlay type, records it for GET /api/overlays,
@@ -80,6 +80,8 @@ type overlayCommand struct {
 func (c *Overlay) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.Message) (channel.Reply, error) {
 	p := numberMap(msg.Payload)
 	switch msg.Event {
+	case "ping":
+		return c.ping(msg), nil
 	case "system:status":
 		return channel.OK(c.systemStatus(ctx)), nil
 	case "system:services":

@@ -36,16 +36,16 @@ type Transcription struct {
 // transcription:* topics.
 const errInvalidTranscriptionTopic = "Invalid transcription channel. Use 'transcription:live' or 'transcription:session:{session_id}'"
 
-// Hooks answers ping by echoing the payload with pong, an ISO timestamp
-// and the channel type.
-func (c *Transcription) Hooks() []channel.Middleware {
-	return hooks(channel.Ping(func(_ context.Context, _ *channel.Socket, msg *channel.Message) channel.Reply {
-		r := msg.Payload.Map()
-		r["pong"] = true
-		r["timestamp"] = isoNow()
-		r["channel_type"] = c.channelType()
-		return channel.OK(r)
-	}))
+// Hooks are Landale's without the ping hook: HandleIn answers ping itself.
+func (c *Transcription) Hooks() []channel.Middleware { return hooks(nil) }
+
+// ping echoes the payload with pong, an ISO timestamp and the channel type.
+func (c *Transcription) ping(msg *channel.Message) channel.Reply {
+	r := msg.Payload.Map()
+	r["pong"] = true
+	r["timestamp"] = isoNow()
+	r["channel_type"] = c.channelType()
+	return channel.OK(r)
 }
 
 func (c *Transcription) channelType() string {
@@ -84,6 +84,8 @@ func (c *Transcription) Join(ctx context.Context, s *channel.Socket, _ channel.P
 func (c *Transcription) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.Message) (channel.Reply, error) {
 	p := msg.Payload.Map()
 	switch msg.Event {
+	case "ping":
+		return c.ping(msg), nil
 	case "get_recent":
 		minutes := 5.0
 		if v, present := p["minutes"]; present {
