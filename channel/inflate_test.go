@@ -42,7 +42,7 @@ func TestCompressedMessageInflatingPastBoundCloses1009(t *testing.T) {
 	c := e.dialRaw(t, "vsn=2.0.0", offerDeflate)
 	require.Contains(t, c.extensions, "permessage-deflate")
 
-	c.writeFrame(0x81, heartbeat("1", 2<<20)) // 2 MiB uncompressed: fine
+	c.writeFrame(0x81, heartbeat("1", 1<<20+64<<10)) // over MaxInflatedSize, uncompressed: fine
 	assert.Equal(t, `[null,"1","phoenix","phx_reply",{"response":{},"status":"ok"}]`, c.readText())
 	small := deflateMessage(t, heartbeat("2", 1000))
 	c.writeFrame(0xC1, small) // compressed and small: fine

@@ -27,12 +27,17 @@ type rawClient struct {
 
 // dialRaw upgrades a bare TCP connection; extensions, if not "", is
 // offered as Sec-WebSocket-Extensions.
+// rawTimeout bounds a raw client's whole conversation: a guard against a
+// hang, not a timing assertion, so it is generous for -race on a loaded
+// machine (a megabyte-sized message is decoded under the race detector).
+const rawTimeout = 30 * time.Second
+
 func (e *testEndpoint) dialRaw(t *testing.T, query, extensions string) *rawClient {
 	t.Helper()
 	nc, err := net.Dial("tcp", e.hs.Listener.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(rawTimeout)))
 	req := "GET /socket/websocket?" + query + " HTTP/1.1\r\nHost: " + e.hs.Listener.Addr().String() +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 	if extensions != "" {
