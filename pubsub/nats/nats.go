@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,9 @@ var ErrConfig = errors.New("pubsub/nats: invalid options")
 // longer ones are hashed.
 const maxB64Topic = 192
 
-// Options configures New. Either Conn or URL must be set.
+// Options configures New. Either Conn or URL must be set: a nil *Options
+// is the zero Options, which New rejects with ErrConfig. Every other field's
+// zero value means the default its comment names.
 type Options struct {
 	// Conn is the NATS connection to use. The adapter does not close it and
 	// does not change its handlers; see the package doc for the settings
@@ -102,8 +105,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // New returns a node on NATS. With an owned connection (URL), it makes one
 // connection attempt bounded by ConnectTimeout (or ctx's deadline, if
 // sooner); if that fails New still succeeds, logs a warning and keeps
-// trying in the background. It fails only for invalid Options.
-func New(ctx context.Context, opts Options) (*PubSub, error) {
+// trying in the background. It fails only for invalid Options. New copies
+// *opts (NATSOptions included); changing it afterwards has no effect.
+func New(ctx context.Context, o *Options) (*PubSub, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+		opts.NATSOptions = slices.Clone(o.NATSOptions)
+	}
 	opts.setDefaults()
 	if err := checkPrefix(opts.Prefix); err != nil {
 		return nil, err

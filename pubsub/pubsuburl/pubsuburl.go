@@ -41,13 +41,13 @@ func Open(ctx context.Context, spec string, logger *slog.Logger) (PubSub, error)
 	case spec == "" || spec == "memory":
 		return pubsub.NewMemory(&pubsub.MemoryOptions{Logger: logger}), nil
 	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
-		ps, err := redis.New(ctx, redis.Options{URL: spec, Logger: logger})
+		ps, err := redis.New(ctx, &redis.Options{URL: spec, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("pubsuburl: %w", err)
 		}
 		return ps, nil
 	case strings.HasPrefix(spec, "nats://"), strings.HasPrefix(spec, "tls://"):
-		ps, err := nats.New(ctx, nats.Options{URL: spec, Logger: logger})
+		ps, err := nats.New(ctx, &nats.Options{URL: spec, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("pubsuburl: %w", err)
 		}

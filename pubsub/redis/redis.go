@@ -18,7 +18,9 @@ import (
 // ErrConfig is returned by New for unusable Options.
 var ErrConfig = errors.New("pubsub/redis: invalid options")
 
-// Options configures New. Either Client or URL must be set.
+// Options configures New. Either Client or URL must be set: a nil *Options
+// is the zero Options, which New rejects with ErrConfig. Every other field's
+// zero value means the default its comment names.
 type Options struct {
 	// Client is the Redis client to use: a *redis.Client, or a
 	// *redis.ClusterClient for Redis Cluster. The adapter does not close a
@@ -83,8 +85,13 @@ var _ pubsub.PubSub = (*PubSub)(nil)
 // New returns a node connected to Redis. It makes one connection attempt
 // bounded by ctx and ConnectTimeout; if that fails, New still succeeds,
 // logs a warning and keeps trying in the background (see the package doc).
-// It fails only for invalid Options.
-func New(ctx context.Context, opts Options) (*PubSub, error) {
+// It fails only for invalid Options. New copies *opts; changing it
+// afterwards has no effect.
+func New(ctx context.Context, o *Options) (*PubSub, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
 	opts.setDefaults()
 	p := &PubSub{
 		opts:      opts,
