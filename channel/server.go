@@ -563,10 +563,8 @@ func (s *Server) closePubSub() error {
 	if !s.ownPS {
 		return nil
 	}
-	if c, ok := s.ps.(interface{ Close() error }); ok {
-		if err := c.Close(); err != nil && !errors.Is(err, pubsub.ErrClosed) {
-			return fmt.Errorf("channel: close pubsub: %w", err)
-		}
+	if err := s.ps.Close(); err != nil && !errors.Is(err, pubsub.ErrClosed) {
+		return fmt.Errorf("channel: close pubsub: %w", err)
 	}
 	return nil
 }

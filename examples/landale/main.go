@@ -109,11 +109,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if c, ok := ps.(io.Closer); ok {
-			_ = c.Close()
-		}
-	}()
+	defer ps.Close()
 	a, err := app.New(&app.Options{
 		PubSub: ps, Logger: logger, Web: webFS(), SlowDelay: cfg.slow, Simulate: cfg.simulate,
 		Demo: cfg.demo, DemoRate: cfg.demoRate, Environment: cfg.environment, IdleTimeout: cfg.idleTimeout,

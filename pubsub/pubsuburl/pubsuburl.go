@@ -25,15 +25,10 @@ import (
 // ErrUnknownScheme is returned for a spec that names no known PubSub.
 var ErrUnknownScheme = errors.New("pubsuburl: unknown pubsub (want memory, redis://, rediss:// or nats://)")
 
-// PubSub is a PubSub that must be closed when the server is done with it.
-type PubSub interface {
-	pubsub.PubSub
-	Close() error
-}
-
 // Open returns the PubSub named by spec. A broker that cannot be reached
-// yet is not an error: the adapters connect in the background and log.
-func Open(ctx context.Context, spec string, logger *slog.Logger) (PubSub, error) {
+// yet is not an error: the adapters connect in the background and log. The
+// caller owns the PubSub and closes it (after the server that uses it).
+func Open(ctx context.Context, spec string, logger *slog.Logger) (pubsub.PubSub, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -217,10 +217,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	if a.ownPS {
-		if c, ok := a.ps.(interface{ Close() error }); ok {
-			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
-				err = errors.Join(err, cerr)
-			}
+		if cerr := a.ps.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
+			err = errors.Join(err, cerr)
 		}
 	}
 	return err
