@@ -458,7 +458,7 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
+			err = &PanicError{Op: "channel: Connect", Value: v, Stack: debug.Stack()}
 		}
 	}()
 	return s.opts.Connect(ctx, info)

@@ -115,7 +115,7 @@ func run[T any](ctx context.Context, name string, timeout time.Duration, logger 
 	if fallback == nil {
 		ferr = ErrNoFallback
 	} else {
-		res.Value, ferr = callSafe(ctx, func(ctx context.Context) (T, error) { return fallback(ctx, perr) })
+		res.Value, ferr = callSafe(ctx, "fallback: fallback", func(ctx context.Context) (T, error) { return fallback(ctx, perr) })
 	}
 	if ferr != nil {
 		var zero T
@@ -149,7 +149,7 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 
 	if pctx.Done() == nil {
 		// Nothing can interrupt the call: run it here, with no goroutine.
-		v, err = callSafe(pctx, primary)
+		v, err = callSafe(pctx, "fallback: primary", primary)
 		return v, err, false
 	}
 
@@ -163,9 +163,9 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 		}
 		// Until callSafe returns normally, the outcome is "exited": that
 		// only stays if the primary called runtime.Goexit.
-		o := outcome[T]{err: &PanicError{Value: "runtime.Goexit called by primary"}}
+		o := outcome[T]{err: &PanicError{Op: "fallback: primary", Value: "runtime.Goexit called"}}
 		defer func() { done <- o }()
-		o.v, o.err = callSafe(pctx, primary)
+		o.v, o.err = callSafe(pctx, "fallback: primary", primary)
 	}()
 
 	var o outcome[T]
@@ -199,12 +199,12 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 	return v, o.err, false
 }
 
-// callSafe calls f, turning a panic into a *PanicError.
-func callSafe[T any](ctx context.Context, f func(context.Context) (T, error)) (v T, err error) {
+// callSafe calls f, turning a panic into a *PanicError whose Op is op.
+func callSafe[T any](ctx context.Context, op string, f func(context.Context) (T, error)) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			var zero T
-			v, err = zero, &PanicError{Value: r, Stack: debug.Stack()}
+			v, err = zero, &PanicError{Op: op, Value: r, Stack: debug.Stack()}
 		}
 	}()
 	return f(ctx)

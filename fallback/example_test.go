@@ -46,7 +46,7 @@ func ExampleDo_logging() {
 		return 0, nil
 	}, &fallback.Options{Name: "obs", Logger: logger})
 	// Output:
-	// level=WARN msg="fallback: primary failed, using fallback" service=obs error="fallback: panic: nil map" correlation_id=a1b2c3d4
+	// level=WARN msg="fallback: primary failed, using fallback" service=obs error="fallback: primary panicked: nil map" correlation_id=a1b2c3d4
 }
 
 func ExampleCall() {
