@@ -158,7 +158,7 @@ type Options struct {
 	Compression bool
 	// Breakers holds the circuit breakers of WithFallback and
 	// PushInitialState, one per service name. Defaults to a registry with
-	// fallback's default settings (open after 5 consecutive failures, 30 s
+	// fallback's default BreakerOptions (open after 5 consecutive failures, 30 s
 	// cool-down, no timeout) logging to Logger.
 	Breakers *fallback.Registry
 	// OnTerminate, if set, is called after a channel's Terminate with the
@@ -310,7 +310,7 @@ func NewServer(opts *Options) *Server {
 	s.breakers = o.Breakers
 	s.ownBreakers = s.breakers == nil
 	if s.breakers == nil {
-		s.breakers = fallback.NewRegistry(&fallback.Settings{Logger: o.Logger})
+		s.breakers = fallback.NewRegistry(&fallback.BreakerOptions{Logger: o.Logger})
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])

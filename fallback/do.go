@@ -71,11 +71,11 @@ func Do[T any](ctx context.Context, primary func(ctx context.Context) (T, error)
 }
 
 // Call is [Do] guarded by b: the service name, timeout and logger come from
-// b's settings. While b is open (or half-open with every probe slot taken)
+// b's options. While b is open (or half-open with every probe slot taken)
 // the primary is not called and the fallback gets an error matching
 // [ErrOpen]; such short-circuited calls are logged at Debug only, so an open
 // breaker does not flood the log. The primary's outcome is reported to b:
-// errors (filtered by Settings.IsFailure), panics and timeouts count as
+// errors (filtered by BreakerOptions.IsFailure), panics and timeouts count as
 // failures; a primary that fails because the caller's ctx ended counts as
 // neither failure nor success. A nil b makes Call the same as Do with nil
 // options.

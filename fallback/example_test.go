@@ -50,7 +50,7 @@ func ExampleDo_logging() {
 }
 
 func ExampleCall() {
-	reg := fallback.NewRegistry(&fallback.Settings{
+	reg := fallback.NewRegistry(&fallback.BreakerOptions{
 		FailureThreshold: 2,
 		OnStateChange: func(name string, from, to fallback.State) {
 			fmt.Printf("breaker %s: %s -> %s\n", name, from, to)

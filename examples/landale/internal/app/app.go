@@ -65,9 +65,9 @@ type Options struct {
 	// TickerInterval rotates the omnibar ticker. Defaults to 15 s.
 	TickerInterval time.Duration
 	// Breakers configures the circuit breaker of each service. Defaults to
-	// BreakerSettings. A service's breaker is reset (closed) whenever its
+	// BreakerThreshold and BreakerCoolDown. A service's breaker is reset (closed) whenever its
 	// simulated mode changes.
-	Breakers *fallback.Settings
+	Breakers *fallback.BreakerOptions
 }
 
 // Breaker defaults of the example: open after 5 consecutive failures, probe
@@ -123,7 +123,7 @@ func New(opts *Options) (*App, error) {
 	a.Producer = stream.New(a.Bus, a.Ctl, &stream.Options{TickerInterval: o.TickerInterval, Logger: o.Logger})
 	a.Transcripts = transcript.NewStore(0)
 	a.Overlays = channels.NewTracker()
-	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
+	bs := fallback.BreakerOptions{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
 	if o.Breakers != nil {
 		bs = *o.Breakers
 	}
