@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/pyre-go/pyre/fallback"
 )
 
 // Reserved event names of the Phoenix protocol.
@@ -149,24 +151,26 @@ var (
 	ErrDuplicateJoin = errors.New("channel: duplicate join")
 	// ErrConnClosed is the terminate reason of channels whose connection closed.
 	ErrConnClosed = errors.New("channel: connection closed")
-	// ErrPanic wraps a recovered panic of a handler (see PanicError).
-	ErrPanic = errors.New("channel: handler panicked")
+	// ErrPanic is matched by every *PanicError (see there). It is
+	// fallback.ErrPanic: one sentinel for a recovered panic in any pyre
+	// package.
+	ErrPanic = fallback.ErrPanic
 	// ErrSlowConsumer is the close reason of connections whose outbound queue
 	// overflowed.
 	ErrSlowConsumer = errors.New("channel: slow consumer")
 )
 
-// PanicError is the terminate reason of a channel whose handler panicked.
-type PanicError struct {
-	Value any    // the value passed to panic
-	Stack []byte // the goroutine stack at the panic
-}
+// PanicError is the terminate reason of a channel whose handler panicked
+// (Op "channel: handler"; its Error is "channel: handler panicked: <value>")
+// and the error a panicking Connect callback is turned into. It is
+// fallback.PanicError, so a single errors.As target matches a panic recovered
+// by either package. errors.Is(err, ErrPanic) is true for it, and so is
+// errors.Is(err, v) when the panic value v is an error; a handler that
+// panics with ErrStop or ErrUnhandled still crashes its channel.
+type PanicError = fallback.PanicError
 
-// Error implements error.
-func (e *PanicError) Error() string { return fmt.Sprintf("channel: handler panicked: %v", e.Value) }
-
-// Unwrap returns ErrPanic.
-func (e *PanicError) Unwrap() error { return ErrPanic }
+// opHandler is the Op of the PanicErrors of channel handlers.
+const opHandler = "channel: handler"
 
 // JoinError refuses a join with a response sent to the client as
 // {"status":"error","response":Response}, like Phoenix's {:error, reply}.

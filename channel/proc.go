@@ -135,7 +135,7 @@ func (p *proc) final(ctx context.Context, s *Socket, msg *Message) (Reply, error
 func (p *proc) join(m *Message) (r Reply) {
 	defer func() {
 		if v := recover(); v != nil {
-			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			pe := &PanicError{Op: opHandler, Value: v, Stack: debug.Stack()}
 			p.logErr("join crashed", pe)
 			r = Reply{Status: "error", Response: jsonRaw(respJoinCrashed)}
 		}
@@ -326,7 +326,7 @@ func (p *proc) handle(m mail) {
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				err = &PanicError{Value: v, Stack: debug.Stack()}
+				err = &PanicError{Op: opHandler, Value: v, Stack: debug.Stack()}
 			}
 		}()
 		switch m.kind {
@@ -353,14 +353,18 @@ func (p *proc) handle(m mail) {
 	if msg != nil {
 		p.conn.sendReply(p.joinRef, msg.Ref, p.topic, reply)
 	}
+	// A PanicError also matches its panic value, so a panic(ErrStop) or
+	// panic(ErrUnhandled) must not pass for a clean stop or an unknown event.
+	var pe *PanicError
+	panicked := errors.As(err, &pe)
 	switch {
 	case err == nil:
-	case isUnhandled(err):
+	case !panicked && isUnhandled(err):
 		if msg != nil {
 			p.conn.log.LogAttrs(p.ctx, slog.LevelWarn, "unhandled event",
 				slog.String("topic", p.topic), slog.String("event", msg.Event))
 		}
-	case errors.Is(err, ErrStop):
+	case !panicked && errors.Is(err, ErrStop):
 		p.conn.unregister(p)
 		p.detach()
 		p.finish(err, stopClose, "")
@@ -411,7 +415,7 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 		func() {
 			defer func() {
 				if v := recover(); v != nil {
-					p.logErr("terminate panicked", &PanicError{Value: v, Stack: debug.Stack()})
+					p.logErr("terminate panicked", &PanicError{Op: "channel: Terminate", Value: v, Stack: debug.Stack()})
 				}
 			}()
 			p.term.Terminate(context.WithoutCancel(p.ctx), p.sock, reason)
@@ -429,7 +433,7 @@ func (p *proc) runStop(fn func(context.Context)) {
 	defer cancel()
 	defer func() {
 		if v := recover(); v != nil {
-			p.logErr("OnStop function panicked", &PanicError{Value: v, Stack: debug.Stack()})
+			p.logErr("OnStop function panicked", &PanicError{Op: "channel: OnStop function", Value: v, Stack: debug.Stack()})
 		}
 	}()
 	fn(ctx)

@@ -160,7 +160,7 @@ type Options struct {
 	Compression bool
 	// Breakers holds the circuit breakers of WithFallback and
 	// PushInitialState, one per service name. Defaults to a registry with
-	// fallback's default settings (open after 5 consecutive failures, 30 s
+	// fallback's default BreakerOptions (open after 5 consecutive failures, 30 s
 	// cool-down, no timeout) logging to Logger.
 	Breakers *fallback.Registry
 	// OnTerminate, if set, is called after a channel's Terminate with the
@@ -312,7 +312,7 @@ func NewServer(opts *Options) *Server {
 	s.breakers = o.Breakers
 	s.ownBreakers = s.breakers == nil
 	if s.breakers == nil {
-		s.breakers = fallback.NewRegistry(&fallback.Settings{Logger: o.Logger})
+		s.breakers = fallback.NewRegistry(&fallback.BreakerOptions{Logger: o.Logger})
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -460,7 +460,7 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
+			err = &PanicError{Op: "channel: Connect", Value: v, Stack: debug.Stack()}
 		}
 	}()
 	return s.opts.Connect(ctx, info)
@@ -565,10 +565,8 @@ func (s *Server) closePubSub() error {
 	if !s.ownPS {
 		return nil
 	}
-	if c, ok := s.ps.(interface{ Close() error }); ok {
-		if err := c.Close(); err != nil && !errors.Is(err, pubsub.ErrClosed) {
-			return fmt.Errorf("channel: close pubsub: %w", err)
-		}
+	if err := s.ps.Close(); err != nil && !errors.Is(err, pubsub.ErrClosed) {
+		return fmt.Errorf("channel: close pubsub: %w", err)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func BenchmarkCallClosedParallel(b *testing.B) {
 func BenchmarkCallClosedTimeout(b *testing.B) {
 	b.ReportAllocs()
 	ctx := context.Background()
-	br := fallback.NewBreaker("svc", &fallback.Settings{Timeout: time.Second})
+	br := fallback.NewBreaker("svc", &fallback.BreakerOptions{Timeout: time.Second})
 	for b.Loop() {
 		res, _ := fallback.Call(ctx, br, primaryOK, fallbackZero)
 		sink += res.Value
@@ -76,7 +76,7 @@ func BenchmarkCallClosedTimeout(b *testing.B) {
 func BenchmarkCallOpen(b *testing.B) {
 	b.ReportAllocs()
 	ctx := context.Background()
-	br := fallback.NewBreaker("svc", &fallback.Settings{FailureThreshold: 1, CoolDown: time.Hour})
+	br := fallback.NewBreaker("svc", &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Hour})
 	_, _ = fallback.Call(ctx, br, func(context.Context) (int, error) { return 0, errors.New("down") }, fallbackZero)
 	for b.Loop() {
 		res, _ := fallback.Call(ctx, br, primaryOK, fallbackZero)

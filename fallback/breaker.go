@@ -9,17 +9,18 @@ import (
 	"time"
 )
 
-// Default breaker settings.
+// Defaults of BreakerOptions.
 const (
 	DefaultFailureThreshold = 5
 	DefaultCoolDown         = 30 * time.Second
 	DefaultHalfOpenProbes   = 1
 )
 
-// Settings configures a [Breaker]. A nil *Settings or a zero field means the
-// default. Constructors copy the settings; changing them afterwards has no
-// effect.
-type Settings struct {
+// BreakerOptions configures a [Breaker] (and, through [NewRegistry], every
+// breaker of a [Registry]); [Options] configures a single [Do]. A nil
+// *BreakerOptions or a zero field means the default. Constructors copy the
+// options; changing them afterwards has no effect.
+type BreakerOptions struct {
 	// FailureThreshold is the number of consecutive failures that opens a
 	// closed breaker. Any success resets the count. (Consecutive failures,
 	// rather than a failure ratio over a window, keep the state small and the
@@ -64,10 +65,10 @@ type Settings struct {
 	Now func() time.Time
 }
 
-func (s *Settings) withDefaults() Settings {
-	var o Settings
-	if s != nil {
-		o = *s
+func (opts *BreakerOptions) withDefaults() BreakerOptions {
+	var o BreakerOptions
+	if opts != nil {
+		o = *opts
 	}
 	if o.FailureThreshold <= 0 {
 		o.FailureThreshold = DefaultFailureThreshold
@@ -129,9 +130,10 @@ type Breaker struct {
 
 type change struct{ from, to State }
 
-// NewBreaker returns a closed breaker for the service called name.
-func NewBreaker(name string, s *Settings) *Breaker {
-	o := s.withDefaults()
+// NewBreaker returns a closed breaker for the service called name. opts
+// may be nil (all defaults).
+func NewBreaker(name string, opts *BreakerOptions) *Breaker {
+	o := opts.withDefaults()
 	return &Breaker{
 		name:      name,
 		threshold: o.FailureThreshold,

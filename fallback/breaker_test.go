@@ -48,9 +48,9 @@ func call(t *testing.T, b *fallback.Breaker, s *service) fallback.Result[string]
 	return res
 }
 
-func newBreaker(tr *transitions, s *fallback.Settings) *fallback.Breaker {
+func newBreaker(tr *transitions, s *fallback.BreakerOptions) *fallback.Breaker {
 	if s == nil {
-		s = &fallback.Settings{}
+		s = &fallback.BreakerOptions{}
 	}
 	s.OnStateChange = func(name string, from, to fallback.State) { tr.record(name, from, to) }
 	return fallback.NewBreaker("svc", s)
@@ -59,7 +59,7 @@ func newBreaker(tr *transitions, s *fallback.Settings) *fallback.Breaker {
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	t.Parallel()
 	var tr transitions
-	b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 3})
+	b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 3})
 	s := &service{}
 
 	s.set(errDown)
@@ -84,7 +84,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 func TestBreakerOpenSkipsPrimary(t *testing.T) {
 	t.Parallel()
 	var logs logBuffer
-	b := fallback.NewBreaker("obs", &fallback.Settings{
+	b := fallback.NewBreaker("obs", &fallback.BreakerOptions{
 		FailureThreshold: 1,
 		Logger:           slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -121,7 +121,7 @@ func TestBreakerOpenSkipsPrimary(t *testing.T) {
 func TestBreakerHalfOpenAfterCoolDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tr transitions
-		b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 1, CoolDown: 10 * time.Second})
+		b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: 10 * time.Second})
 		s := &service{}
 		s.set(errDown)
 		call(t, b, s)
@@ -139,7 +139,7 @@ func TestBreakerHalfOpenAfterCoolDown(t *testing.T) {
 func TestBreakerProbeSuccessCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tr transitions
-		b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 2, CoolDown: time.Second})
+		b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 2, CoolDown: time.Second})
 		s := &service{}
 		s.set(errDown)
 		call(t, b, s)
@@ -163,7 +163,7 @@ func TestBreakerProbeSuccessCloses(t *testing.T) {
 func TestBreakerProbeFailureReopens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tr transitions
-		b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 1, CoolDown: time.Second})
+		b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Second})
 		s := &service{}
 		s.set(errDown)
 		call(t, b, s)
@@ -185,7 +185,7 @@ func TestBreakerProbeFailureReopens(t *testing.T) {
 func TestBreakerProbeLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tr transitions
-		b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 1, CoolDown: time.Second, HalfOpenProbes: 2})
+		b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Second, HalfOpenProbes: 2})
 		s := &service{}
 		s.set(errDown)
 		call(t, b, s)
@@ -228,7 +228,7 @@ func TestBreakerProbeLimit(t *testing.T) {
 
 func TestBreakerStaleFailureDoesNotExtendOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := fallback.NewBreaker("svc", &fallback.Settings{FailureThreshold: 1, CoolDown: 10 * time.Second})
+		b := fallback.NewBreaker("svc", &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: 10 * time.Second})
 		release := make(chan struct{})
 		done := make(chan struct{})
 		go func() { // a slow call that started while closed
@@ -253,7 +253,7 @@ func TestBreakerStaleFailureDoesNotExtendOpen(t *testing.T) {
 
 func TestBreakerTimeoutAndPanicAreFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := fallback.NewBreaker("svc", &fallback.Settings{
+		b := fallback.NewBreaker("svc", &fallback.BreakerOptions{
 			FailureThreshold: 2,
 			Timeout:          time.Second,
 			IsFailure:        func(error) bool { return false }, // not consulted for these
@@ -287,7 +287,7 @@ func TestBreakerTimeoutAndPanicAreFailures(t *testing.T) {
 
 func TestBreakerCallerCancelIsNotAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := fallback.NewBreaker("svc", &fallback.Settings{FailureThreshold: 1, CoolDown: time.Second})
+		b := fallback.NewBreaker("svc", &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Second})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		honours := func(ctx context.Context) (int, error) { return 0, ctx.Err() }
@@ -313,7 +313,7 @@ func TestBreakerCallerCancelIsNotAFailure(t *testing.T) {
 func TestBreakerIsFailure(t *testing.T) {
 	t.Parallel()
 	errNotFound := errors.New("not found")
-	b := fallback.NewBreaker("svc", &fallback.Settings{
+	b := fallback.NewBreaker("svc", &fallback.BreakerOptions{
 		FailureThreshold: 2,
 		IsFailure:        func(err error) bool { return !errors.Is(err, errNotFound) },
 	})
@@ -344,7 +344,7 @@ func TestBreakerInjectedClock(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 
-	b := fallback.NewBreaker("svc", &fallback.Settings{FailureThreshold: 1, CoolDown: time.Minute, Now: clock})
+	b := fallback.NewBreaker("svc", &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Minute, Now: clock})
 	s := &service{}
 	s.set(errDown)
 	call(t, b, s)
@@ -363,7 +363,7 @@ func TestOnStateChangeMayUseBreaker(t *testing.T) {
 	var b *fallback.Breaker
 	var got []string
 	var nested fallback.State
-	b = fallback.NewBreaker("svc", &fallback.Settings{
+	b = fallback.NewBreaker("svc", &fallback.BreakerOptions{
 		FailureThreshold: 1,
 		CoolDown:         time.Second,
 		Now:              clock,
@@ -393,7 +393,7 @@ func TestOnStateChangePanicIsContained(t *testing.T) {
 	t.Parallel()
 	var logs logBuffer
 	calls := 0
-	b := fallback.NewBreaker("svc", &fallback.Settings{
+	b := fallback.NewBreaker("svc", &fallback.BreakerOptions{
 		FailureThreshold: 1,
 		Logger:           slog.New(slog.NewJSONHandler(&logs, nil)),
 		OnStateChange: func(string, fallback.State, fallback.State) {
@@ -424,7 +424,7 @@ func TestBreakerConcurrent(t *testing.T) {
 
 	var trMu sync.Mutex
 	var changes [][2]fallback.State
-	b := fallback.NewBreaker("svc", &fallback.Settings{
+	b := fallback.NewBreaker("svc", &fallback.BreakerOptions{
 		FailureThreshold: 3,
 		CoolDown:         time.Second,
 		HalfOpenProbes:   2,
@@ -506,7 +506,7 @@ func TestStateString(t *testing.T) {
 func TestBreakerReset(t *testing.T) {
 	t.Parallel()
 	var tr transitions
-	b := newBreaker(&tr, &fallback.Settings{FailureThreshold: 2})
+	b := newBreaker(&tr, &fallback.BreakerOptions{FailureThreshold: 2})
 	s := &service{}
 	s.set(errDown)
 	call(t, b, s)
@@ -527,7 +527,7 @@ func TestBreakerReset(t *testing.T) {
 	call(t, b, s)
 	assert.Equal(t, fallback.Closed, b.State(), "one failure after the reset")
 
-	reg := fallback.NewRegistry(&fallback.Settings{FailureThreshold: 1})
+	reg := fallback.NewRegistry(&fallback.BreakerOptions{FailureThreshold: 1})
 	reg.Breaker("obs")
 	reg.Reset("unknown") // no-op
 	_, _ = fallback.Call(context.Background(), reg.Breaker("obs"), func(context.Context) (int, error) { return 0, errDown },

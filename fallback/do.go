@@ -71,11 +71,11 @@ func Do[T any](ctx context.Context, primary func(ctx context.Context) (T, error)
 }
 
 // Call is [Do] guarded by b: the service name, timeout and logger come from
-// b's settings. While b is open (or half-open with every probe slot taken)
+// b's options. While b is open (or half-open with every probe slot taken)
 // the primary is not called and the fallback gets an error matching
 // [ErrOpen]; such short-circuited calls are logged at Debug only, so an open
 // breaker does not flood the log. The primary's outcome is reported to b:
-// errors (filtered by Settings.IsFailure), panics and timeouts count as
+// errors (filtered by BreakerOptions.IsFailure), panics and timeouts count as
 // failures; a primary that fails because the caller's ctx ended counts as
 // neither failure nor success. A nil b makes Call the same as Do with nil
 // options.
@@ -115,7 +115,7 @@ func run[T any](ctx context.Context, name string, timeout time.Duration, logger 
 	if fallback == nil {
 		ferr = ErrNoFallback
 	} else {
-		res.Value, ferr = callSafe(ctx, func(ctx context.Context) (T, error) { return fallback(ctx, perr) })
+		res.Value, ferr = callSafe(ctx, "fallback: fallback", func(ctx context.Context) (T, error) { return fallback(ctx, perr) })
 	}
 	if ferr != nil {
 		var zero T
@@ -149,7 +149,7 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 
 	if pctx.Done() == nil {
 		// Nothing can interrupt the call: run it here, with no goroutine.
-		v, err = callSafe(pctx, primary)
+		v, err = callSafe(pctx, "fallback: primary", primary)
 		return v, err, false
 	}
 
@@ -163,9 +163,9 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 		}
 		// Until callSafe returns normally, the outcome is "exited": that
 		// only stays if the primary called runtime.Goexit.
-		o := outcome[T]{err: &PanicError{Value: "runtime.Goexit called by primary"}}
+		o := outcome[T]{err: &PanicError{Op: "fallback: primary", Value: "runtime.Goexit called"}}
 		defer func() { done <- o }()
-		o.v, o.err = callSafe(pctx, primary)
+		o.v, o.err = callSafe(pctx, "fallback: primary", primary)
 	}()
 
 	var o outcome[T]
@@ -199,12 +199,12 @@ func runPrimary[T any](ctx context.Context, timeout time.Duration, tr *tracker, 
 	return v, o.err, false
 }
 
-// callSafe calls f, turning a panic into a *PanicError.
-func callSafe[T any](ctx context.Context, f func(context.Context) (T, error)) (v T, err error) {
+// callSafe calls f, turning a panic into a *PanicError whose Op is op.
+func callSafe[T any](ctx context.Context, op string, f func(context.Context) (T, error)) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			var zero T
-			v, err = zero, &PanicError{Value: r, Stack: debug.Stack()}
+			v, err = zero, &PanicError{Op: op, Value: r, Stack: debug.Stack()}
 		}
 	}()
 	return f(ctx)

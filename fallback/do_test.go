@@ -80,6 +80,7 @@ func TestDoPanicInPrimary(t *testing.T) {
 			var pe *fallback.PanicError
 			require.ErrorAs(t, res.Err, &pe)
 			assert.NotEmpty(t, pe.Stack)
+			assert.Equal(t, "fallback: primary", pe.Op)
 			if tc.value == nil {
 				var pn *runtime.PanicNilError
 				assert.ErrorAs(t, res.Err, &pn)

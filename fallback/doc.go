@@ -8,14 +8,16 @@
 // with a [Result] that says which path produced it.
 //
 // A [Breaker] stops calling a service that keeps failing: after
-// [Settings.FailureThreshold] consecutive failures it opens and [Call] goes
-// straight to the fallback (with [ErrOpen]) without calling the primary; after
-// [Settings.CoolDown] it lets a limited number of probe calls through
-// (half-open) and closes on the first success or opens again on a failure.
+// [BreakerOptions.FailureThreshold] consecutive failures it opens and [Call]
+// goes straight to the fallback (with [ErrOpen]) without calling the
+// primary; after [BreakerOptions.CoolDown] it lets a limited number of probe
+// calls through (half-open) and closes on the first success or opens again
+// on a failure. [Options] configures one [Do]; [BreakerOptions] configures a
+// breaker, or every breaker of a Registry.
 // A [Registry] holds one breaker per service name, created on first use with
-// shared default settings, and reports all their states for dashboards.
+// the same options, and reports all their states for dashboards.
 //
-//	reg := fallback.NewRegistry(&fallback.Settings{Timeout: 2 * time.Second, Logger: logger})
+//	reg := fallback.NewRegistry(&fallback.BreakerOptions{Timeout: 2 * time.Second, Logger: logger})
 //	res, err := fallback.Call(ctx, reg.Breaker("obs"), getOBSState, func(ctx context.Context, err error) (State, error) {
 //		return fallbackState(), nil
 //	})

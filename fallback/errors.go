@@ -12,8 +12,9 @@ import (
 // taken.
 var ErrOpen = errors.New("fallback: circuit breaker open")
 
-// ErrPanic is matched (with errors.Is) by every [*PanicError].
-var ErrPanic = errors.New("fallback: panic")
+// ErrPanic is matched (with errors.Is) by every [*PanicError]. The channel
+// package's ErrPanic is this same value.
+var ErrPanic = errors.New("panic")
 
 // ErrTimeout is matched by the primary error when the primary did not finish
 // within the timeout. That error also matches context.DeadlineExceeded and,
@@ -24,19 +25,27 @@ var ErrTimeout = errors.New("fallback: primary timed out")
 // function was nil.
 var ErrNoFallback = errors.New("fallback: no fallback function")
 
-// PanicError is the error a panic in the primary or fallback function is
-// turned into. errors.Is(err, ErrPanic) reports true for it, and so does
+// PanicError is a recovered panic turned into an error: the primary or
+// fallback function's panic here, and a channel handler's panic in package
+// channel, whose PanicError is this type (an alias), so one errors.As target
+// serves both. errors.Is(err, ErrPanic) reports true for it, and so does
 // errors.Is(err, v) when the panic value v is itself an error.
 type PanicError struct {
+	// Op names what panicked, such as "fallback: primary" or
+	// "channel: handler"; it may be empty.
+	Op string
 	// Value is the value passed to panic.
 	Value any
 	// Stack is the goroutine's stack at the time of the panic.
 	Stack []byte
 }
 
-// Error returns "fallback: panic: <value>".
+// Error returns "<Op> panicked: <Value>", or "panic: <Value>" without Op.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("fallback: panic: %v", e.Value)
+	if e.Op == "" {
+		return fmt.Sprintf("panic: %v", e.Value)
+	}
+	return fmt.Sprintf("%s panicked: %v", e.Op, e.Value)
 }
 
 // Unwrap returns ErrPanic and, if the panic value is an error, that error.

@@ -46,11 +46,11 @@ func ExampleDo_logging() {
 		return 0, nil
 	}, &fallback.Options{Name: "obs", Logger: logger})
 	// Output:
-	// level=WARN msg="fallback: primary failed, using fallback" service=obs error="fallback: panic: nil map" correlation_id=a1b2c3d4
+	// level=WARN msg="fallback: primary failed, using fallback" service=obs error="fallback: primary panicked: nil map" correlation_id=a1b2c3d4
 }
 
 func ExampleCall() {
-	reg := fallback.NewRegistry(&fallback.Settings{
+	reg := fallback.NewRegistry(&fallback.BreakerOptions{
 		FailureThreshold: 2,
 		OnStateChange: func(name string, from, to fallback.State) {
 			fmt.Printf("breaker %s: %s -> %s\n", name, from, to)

@@ -7,20 +7,21 @@ import (
 )
 
 // Registry holds one [Breaker] per service name, all made with the same
-// settings, so one registry serves every service of an application. Its
+// options, so one registry serves every service of an application. Its
 // methods are safe for concurrent use.
 type Registry struct {
-	settings Settings
+	opts BreakerOptions
 
 	mu       sync.Mutex
 	breakers map[string]*Breaker
 }
 
-// NewRegistry returns an empty registry whose breakers use s (nil means the
-// defaults; see [Settings]). Settings.OnStateChange receives the name of the
-// breaker that changed, so one callback can serve all of them.
-func NewRegistry(s *Settings) *Registry {
-	return &Registry{settings: s.withDefaults(), breakers: make(map[string]*Breaker)}
+// NewRegistry returns an empty registry whose breakers use opts (nil means
+// the defaults; see [BreakerOptions]). BreakerOptions.OnStateChange receives
+// the name of the breaker that changed, so one callback can serve all of
+// them.
+func NewRegistry(opts *BreakerOptions) *Registry {
+	return &Registry{opts: opts.withDefaults(), breakers: make(map[string]*Breaker)}
 }
 
 // Breaker returns the breaker for name, creating it (closed) on first use.
@@ -29,7 +30,7 @@ func (r *Registry) Breaker(name string) *Breaker {
 	defer r.mu.Unlock()
 	b, ok := r.breakers[name]
 	if !ok {
-		b = NewBreaker(name, &r.settings)
+		b = NewBreaker(name, &r.opts)
 		r.breakers[name] = b
 	}
 	return b

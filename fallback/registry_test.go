@@ -16,7 +16,7 @@ import (
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	var tr transitions
-	reg := fallback.NewRegistry(&fallback.Settings{
+	reg := fallback.NewRegistry(&fallback.BreakerOptions{
 		FailureThreshold: 1,
 		OnStateChange:    func(name string, from, to fallback.State) { tr.record(name, from, to) },
 	})
@@ -57,7 +57,7 @@ func TestRegistryConcurrentBreaker(t *testing.T) {
 
 func TestRegistryWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reg := fallback.NewRegistry(&fallback.Settings{Timeout: time.Second})
+		reg := fallback.NewRegistry(&fallback.BreakerOptions{Timeout: time.Second})
 		require.NoError(t, reg.Wait(context.Background()), "nothing running")
 
 		release := make(chan struct{})

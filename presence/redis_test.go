@@ -21,7 +21,7 @@ func redisNode(t *testing.T, url, id string) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ps, err := redis.New(ctx, redis.Options{URL: url})
+	ps, err := redis.New(ctx, &redis.Options{URL: url})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, ps.Close()) })
 	n := newNode(t, ps, nil, presence.Options{NodeID: id, HeartbeatInterval: 100 * time.Millisecond})

@@ -82,7 +82,8 @@ type SubscriberFunc func(msg *Message)
 // Deliver calls f(msg).
 func (f *SubscriberFunc) Deliver(msg *Message) { (*f)(msg) }
 
-// PubSub is the message bus. Implementations are safe for concurrent use.
+// PubSub is the message bus. Implementations are safe for concurrent use
+// and pass the conformance suite in package pubsubtest.
 type PubSub interface {
 	// Subscribe adds s to the subscribers of topic. It returns once local
 	// delivery to s is set up; for a broker adapter the subscription to the
@@ -97,11 +98,24 @@ type PubSub interface {
 	// BroadcastFrom is Broadcast with msg.From set to from, so that the
 	// sender's own subscriber can skip the message.
 	BroadcastFrom(ctx context.Context, from string, msg *Message) error
+	// Close drops every subscription, stops the implementation's
+	// goroutines and releases what it owns (a broker connection it
+	// created; never one it was given). After Close, Subscribe,
+	// Unsubscribe and Broadcast(From) fail with an error wrapping
+	// [ErrClosed] and deliver nothing. Close is idempotent: later calls
+	// return nil. It returns once the goroutines have ended.
+	//
+	// Whoever creates a PubSub closes it, after everything that uses it:
+	// channel.Server closes only the PubSub it created itself (when
+	// Options.PubSub was nil), and a presence.Tracker never closes its
+	// PubSub.
+	Close() error
 }
 
 // Errors returned by implementations.
 var (
-	// ErrClosed is returned by every method after the PubSub was closed.
+	// ErrClosed is matched (errors.Is) by the error of every method but
+	// Close called after the PubSub was closed.
 	ErrClosed = errors.New("pubsub: closed")
 	// ErrInvalidTopic is returned for an empty topic.
 	ErrInvalidTopic = errors.New("pubsub: invalid topic")

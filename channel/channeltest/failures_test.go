@@ -214,7 +214,7 @@ func TestFailTerminated(t *testing.T) {
 		ch.AssertTerminated(channel.ErrLeft)
 		after()
 	})
-	contains(t, msg, `channel "room:lobby" (join_ref "1") terminated with reason "channel: handler panicked: boom" (*channel.PanicError), want "channel: left"`)
+	contains(t, msg, `channel "room:lobby" (join_ref "1") terminated with reason "channel: handler panicked: boom" (*fallback.PanicError), want "channel: left"`)
 
 	msg = failing(t, func(ft *fakeTB, after func()) {
 		_, _, ch := joined(ft)

@@ -149,11 +149,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if c, ok := ps.(io.Closer); ok {
-			_ = c.Close()
-		}
-	}()
+	defer ps.Close()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err

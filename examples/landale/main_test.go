@@ -48,7 +48,7 @@ func TestNewPubSub(t *testing.T) {
 		ps, err := newPubSub(spec, nil)
 		require.NoError(t, err)
 		require.NotNil(t, ps)
-		require.NoError(t, ps.(io.Closer).Close())
+		require.NoError(t, ps.Close())
 	}
 	_, err := newPubSub("carrier-pigeon://coop", nil)
 	assert.ErrorIs(t, err, pubsuburl.ErrUnknownScheme)

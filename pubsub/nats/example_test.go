@@ -10,7 +10,7 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	bus, err := nats.New(ctx, nats.Options{URL: "nats://127.0.0.1:4222"})
+	bus, err := nats.New(ctx, &nats.Options{URL: "nats://127.0.0.1:4222"})
 	if err != nil {
 		log.Fatal(err) // only for invalid options: an absent server is retried
 	}

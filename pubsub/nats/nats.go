@@ -9,14 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/pyre-go/pyre/pubsub"
+	"github.com/pyre-go/pyre/pubsub/internal/adapter"
 	"github.com/pyre-go/pyre/pubsub/internal/envelope"
 )
 
@@ -27,7 +28,9 @@ var ErrConfig = errors.New("pubsub/nats: invalid options")
 // longer ones are hashed.
 const maxB64Topic = 192
 
-// Options configures New. Either Conn or URL must be set.
+// Options configures New. Either Conn or URL must be set: a nil *Options
+// is the zero Options, which New rejects with ErrConfig. Every other field's
+// zero value means the default its comment names.
 type Options struct {
 	// Conn is the NATS connection to use. The adapter does not close it and
 	// does not change its handlers; see the package doc for the settings
@@ -81,13 +84,11 @@ type PubSub struct {
 	opts  Options
 	nc    *natsgo.Conn
 	owned bool
-	node  envelope.NodeID
-	local *pubsub.Local
-	log   *slog.Logger
+	base  *adapter.Node
+	log   *slog.Logger // base.Log
 	recv  chan *natsgo.Msg
 	conf  *confirmer
 
-	closed atomic.Bool
 	done   chan struct{} // closed by Close
 	exited chan struct{} // closed when the receive loop returns
 
@@ -102,22 +103,27 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // New returns a node on NATS. With an owned connection (URL), it makes one
 // connection attempt bounded by ConnectTimeout (or ctx's deadline, if
 // sooner); if that fails New still succeeds, logs a warning and keeps
-// trying in the background. It fails only for invalid Options.
-func New(ctx context.Context, opts Options) (*PubSub, error) {
+// trying in the background. It fails only for invalid Options. New copies
+// *opts (NATSOptions included); changing it afterwards has no effect.
+func New(ctx context.Context, o *Options) (*PubSub, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+		opts.NATSOptions = slices.Clone(o.NATSOptions)
+	}
 	opts.setDefaults()
 	if err := checkPrefix(opts.Prefix); err != nil {
 		return nil, err
 	}
 	p := &PubSub{
 		opts:   opts,
-		node:   envelope.NewNodeID(),
+		base:   adapter.New("nats", opts.Logger),
 		recv:   make(chan *natsgo.Msg, opts.ReceiveBuffer),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 		subs:   make(map[string]*natsgo.Subscription),
 	}
-	p.log = opts.Logger.With(slog.String("pubsub", "nats"), slog.String("node", p.node.String()))
-	p.local = pubsub.NewLocal(&pubsub.LocalOptions{Logger: p.log})
+	p.log = p.base.Log
 	switch {
 	case opts.Conn != nil:
 		p.nc = opts.Conn
@@ -142,23 +148,11 @@ func (o *Options) setDefaults() {
 	if o.ReceiveBuffer <= 0 {
 		o.ReceiveBuffer = 8192
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.ConnectTimeout, 2*time.Second)
-	def(&o.HealthCheckInterval, time.Second)
-	def(&o.WriteTimeout, 2*time.Second)
-	def(&o.PublishTimeout, 2*time.Second)
-	def(&o.MinBackoff, 50*time.Millisecond)
-	def(&o.MaxBackoff, 5*time.Second)
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = o.MinBackoff
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	adapter.Default(&o.ConnectTimeout, 2*time.Second)
+	adapter.Default(&o.HealthCheckInterval, time.Second)
+	adapter.Default(&o.WriteTimeout, 2*time.Second)
+	adapter.Default(&o.PublishTimeout, 2*time.Second)
+	adapter.Backoff(&o.MinBackoff, &o.MaxBackoff)
 }
 
 func checkPrefix(prefix string) error {
@@ -177,7 +171,7 @@ func (p *PubSub) connect(ctx context.Context) (*natsgo.Conn, error) {
 		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
 	}
 	nopts := []natsgo.Option{
-		natsgo.Name("pyre-" + p.node.String()),
+		natsgo.Name("pyre-" + p.base.ID.String()),
 		natsgo.NoEcho(),
 		natsgo.RetryOnFailedConnect(true),
 		natsgo.MaxReconnects(-1),
@@ -195,7 +189,7 @@ func (p *PubSub) connect(ctx context.Context) (*natsgo.Conn, error) {
 			p.log.Info("pubsub/nats: connected to NATS")
 		}),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
-			if !p.closed.Load() {
+			if !p.base.Closed() {
 				p.log.Warn("pubsub/nats: disconnected from NATS; broadcasts fail with ErrUnavailable until reconnected",
 					slog.Any("error", err))
 			}
@@ -239,24 +233,18 @@ func (p *PubSub) Subject(topic string) string {
 // subscriber, subscribes the node to the topic's subject. It does not wait
 // for the server (see Sync). A canceled ctx fails it.
 func (p *PubSub) Subscribe(ctx context.Context, topic string, s pubsub.Subscriber) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
-	}
-	if topic == "" {
-		return pubsub.ErrInvalidTopic
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pubsub/nats: subscribe: %w", err)
+	if err := p.base.CheckSubscribe(ctx, topic); err != nil {
+		return err
 	}
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
-	first, err := p.local.Subscribe(topic, s)
+	first, err := p.base.Local.Subscribe(topic, s)
 	if err != nil || !first {
 		return err
 	}
 	sub, err := p.nc.ChanSubscribe(p.Subject(topic), p.recv)
 	if err != nil {
-		p.local.Unsubscribe(topic, s)
+		p.base.Local.Unsubscribe(topic, s)
 		return fmt.Errorf("pubsub/nats: subscribe %.60q: %w: %w", topic, pubsub.ErrUnavailable, err)
 	}
 	p.subs[topic] = sub
@@ -267,15 +255,12 @@ func (p *PubSub) Subscribe(ctx context.Context, topic string, s pubsub.Subscribe
 // last one, unsubscribes the node from the topic's subject. ctx is not
 // used, so cleanup on a canceled context works.
 func (p *PubSub) Unsubscribe(_ context.Context, topic string, s pubsub.Subscriber) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
-	}
-	if topic == "" {
-		return pubsub.ErrInvalidTopic
+	if err := p.base.CheckUnsubscribe(topic); err != nil {
+		return err
 	}
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
-	if !p.local.Unsubscribe(topic, s) {
+	if !p.base.Local.Unsubscribe(topic, s) {
 		return nil
 	}
 	if sub := p.subs[topic]; sub != nil {
@@ -295,23 +280,16 @@ func (p *PubSub) Unsubscribe(_ context.Context, topic string, s pubsub.Subscribe
 // it: the connection is down, or the server did not confirm within
 // PublishTimeout or before ctx ended.
 func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
-	}
-	if err := pubsub.CheckMessage(msg); err != nil {
+	if err := p.base.Broadcast(ctx, msg); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pubsub/nats: broadcast: %w", err)
-	}
-	p.local.Deliver(msg)
 	if !p.nc.IsConnected() {
 		return fmt.Errorf("pubsub/nats: publish %.60q: %w: not connected to NATS (%v)",
 			msg.Topic, pubsub.ErrUnavailable, p.nc.Status())
 	}
 	gen := p.conf.generation() // before publishing: see roundTrip
 	bp := bufPool.Get().(*[]byte)
-	data := envelope.Append((*bp)[:0], p.node, msg)
+	data := envelope.Append((*bp)[:0], p.base.ID, msg)
 	err := p.nc.Publish(p.Subject(msg.Topic), data) // copies data
 	size := len(data)
 	if cap(data) <= 64<<10 {
@@ -337,12 +315,11 @@ func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
 
 // BroadcastFrom is Broadcast of a copy of msg whose From is from.
 func (p *PubSub) BroadcastFrom(ctx context.Context, from string, msg *pubsub.Message) error {
-	if msg == nil {
-		return pubsub.CheckMessage(msg)
+	cp, err := adapter.From(msg, from)
+	if err != nil {
+		return err
 	}
-	cp := *msg
-	cp.From = from
-	return p.Broadcast(ctx, &cp)
+	return p.Broadcast(ctx, cp)
 }
 
 // receive delivers what the node's subscriptions receive, until Close.
@@ -353,26 +330,9 @@ func (p *PubSub) receive() {
 		case <-p.done:
 			return
 		case m := <-p.recv:
-			p.handle(m)
+			p.base.Receive("subject", m.Subject, m.Data, p.Subject)
 		}
 	}
-}
-
-func (p *PubSub) handle(m *natsgo.Msg) {
-	node, msg, err := envelope.Decode(m.Data)
-	if err != nil {
-		p.log.Debug("pubsub/nats: dropped undecodable message", slog.String("subject", m.Subject), slog.Any("error", err))
-		return
-	}
-	if node == p.node {
-		return // delivered locally by Broadcast already
-	}
-	if p.Subject(msg.Topic) != m.Subject {
-		p.log.Debug("pubsub/nats: dropped message whose topic does not match its subject",
-			slog.String("subject", m.Subject), slog.String("topic", msg.Topic))
-		return
-	}
-	p.local.Deliver(msg)
 }
 
 // Sync returns once every Subscribe and Unsubscribe made before the call
@@ -380,7 +340,7 @@ func (p *PubSub) handle(m *natsgo.Msg) {
 // been written, or with ctx's error. While disconnected it waits for the
 // reconnection.
 func (p *PubSub) Sync(ctx context.Context) error {
-	if p.closed.Load() {
+	if p.base.Closed() {
 		return pubsub.ErrClosed
 	}
 	status := p.nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
@@ -432,7 +392,7 @@ func (p *PubSub) Stats() Stats { return Stats{Unconfirmed: p.conf.unconfirmed.Lo
 // pubsub.ErrUnavailable. Every method called after Close returns
 // pubsub.ErrClosed; Close is idempotent.
 func (p *PubSub) Close() error {
-	if p.closed.Swap(true) {
+	if !p.base.Close() {
 		return nil
 	}
 	p.subMu.Lock()

@@ -19,8 +19,8 @@ import (
 )
 
 // fastOptions detect failures and reconnect quickly, for tests.
-func fastOptions(url string, log *slog.Logger) nats.Options {
-	return nats.Options{
+func fastOptions(url string, log *slog.Logger) *nats.Options {
+	return &nats.Options{
 		URL:                 url,
 		Logger:              log,
 		ConnectTimeout:      500 * time.Millisecond,
@@ -31,7 +31,7 @@ func fastOptions(url string, log *slog.Logger) nats.Options {
 	}
 }
 
-func newNode(t testing.TB, opts nats.Options) *nats.PubSub {
+func newNode(t testing.TB, opts *nats.Options) *nats.PubSub {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger, _ = brokertest.NewLogger(t)
@@ -61,21 +61,21 @@ func syncNode(t testing.TB, p *nats.PubSub) {
 func TestConformance(t *testing.T) {
 	b := brokertest.StartNATS(t)
 	t.Run("Owned", func(t *testing.T) {
-		pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub { return newNode(t, nats.Options{URL: b.URL()}) })
+		pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub { return newNode(t, &nats.Options{URL: b.URL()}) })
 	})
 	t.Run("Owned/Cluster", func(t *testing.T) {
 		pubsubtest.RunCluster(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub) {
-			return newNode(t, nats.Options{URL: b.URL()}), newNode(t, nats.Options{URL: b.URL()})
+			return newNode(t, &nats.Options{URL: b.URL()}), newNode(t, &nats.Options{URL: b.URL()})
 		})
 	})
 	// A caller's connection has echo on: the node must drop its own
 	// messages coming back by node id.
 	t.Run("CallerConn", func(t *testing.T) {
-		pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub { return newNode(t, nats.Options{Conn: rawConn(t, b)}) })
+		pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub { return newNode(t, &nats.Options{Conn: rawConn(t, b)}) })
 	})
 	t.Run("CallerConn/Cluster", func(t *testing.T) {
 		pubsubtest.RunCluster(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub) {
-			return newNode(t, nats.Options{Conn: rawConn(t, b)}), newNode(t, nats.Options{Conn: rawConn(t, b)})
+			return newNode(t, &nats.Options{Conn: rawConn(t, b)}), newNode(t, &nats.Options{Conn: rawConn(t, b)})
 		})
 	})
 }
@@ -87,7 +87,7 @@ func TestFaults(t *testing.T) {
 	t.Run("Owned", func(t *testing.T) {
 		pubsubtest.RunFaults(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub, pubsubtest.Broker) {
 			b := brokertest.StartNATS(t)
-			return newNode(t, nats.Options{URL: b.URL()}), newNode(t, nats.Options{URL: b.URL()}), b
+			return newNode(t, &nats.Options{URL: b.URL()}), newNode(t, &nats.Options{URL: b.URL()}), b
 		})
 	})
 	t.Run("CallerConn", func(t *testing.T) {
@@ -100,14 +100,14 @@ func TestFaults(t *testing.T) {
 				t.Cleanup(nc.Close)
 				return nc
 			}
-			return newNode(t, nats.Options{Conn: conn()}), newNode(t, nats.Options{Conn: conn()}), b
+			return newNode(t, &nats.Options{Conn: conn()}), newNode(t, &nats.Options{Conn: conn()}), b
 		})
 	})
 }
 
 func TestSubjectMapping(t *testing.T) {
 	b := brokertest.StartNATS(t)
-	p := newNode(t, nats.Options{URL: b.URL(), Prefix: "app.one"})
+	p := newNode(t, &nats.Options{URL: b.URL(), Prefix: "app.one"})
 	assert.Equal(t, "app.one.t.cm9vbTox", p.Subject("room:1"))
 	seen := map[string]string{}
 	for _, topic := range pubsubtest.NastyTopics() {
@@ -128,7 +128,8 @@ func TestSubjectMapping(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
-	for _, opts := range []nats.Options{
+	for _, opts := range []*nats.Options{
+		nil, // the zero Options: no Conn, no URL
 		{},
 		{URL: "nats://127.0.0.1:1", Prefix: "a b"},
 		{URL: "nats://127.0.0.1:1", Prefix: "a.*"},
@@ -145,8 +146,8 @@ func TestRefCountedBrokerSubscriptions(t *testing.T) {
 	b := brokertest.StartNATS(t)
 	ctx := context.Background()
 	nc := rawConn(t, b)
-	a := newNode(t, nats.Options{Conn: nc})
-	pub := newNode(t, nats.Options{URL: b.URL()})
+	a := newNode(t, &nats.Options{Conn: nc})
+	pub := newNode(t, &nats.Options{URL: b.URL()})
 	subs := []*pubsubtest.Collector{pubsubtest.NewCollector("0", 8), pubsubtest.NewCollector("1", 8), pubsubtest.NewCollector("2", 8)}
 	for _, s := range subs {
 		require.NoError(t, a.Subscribe(ctx, "room:1", s))
@@ -269,7 +270,7 @@ func TestAsyncConfirm(t *testing.T) {
 	b := brokertest.StartNATS(t)
 	ctx := context.Background()
 	log, logs := brokertest.NewLogger(t)
-	opts := nats.Options{URL: b.URL(), Logger: log, AsyncConfirm: true}
+	opts := &nats.Options{URL: b.URL(), Logger: log, AsyncConfirm: true}
 	a := newNode(t, opts)
 	c := pubsubtest.NewCollector("c", 16)
 	require.NoError(t, a.Subscribe(ctx, "room:1", c))
@@ -290,7 +291,7 @@ func TestAsyncConfirm(t *testing.T) {
 func TestMaxPayload(t *testing.T) {
 	b := brokertest.StartNATS(t) // max_payload 4 MiB
 	ctx := context.Background()
-	a := newNode(t, nats.Options{URL: b.URL()})
+	a := newNode(t, &nats.Options{URL: b.URL()})
 	c := pubsubtest.NewCollector("c", 1)
 	require.NoError(t, a.Subscribe(ctx, "room:big", c))
 	err := a.Broadcast(ctx, &pubsub.Message{Topic: "room:big", Payload: bytes.Repeat([]byte("x"), 5<<20)})
@@ -301,18 +302,18 @@ func TestMaxPayload(t *testing.T) {
 
 func BenchmarkBroadcastTwoNodes(b *testing.B) {
 	broker := brokertest.StartNATS(b)
-	pubsubtest.Bench(b, newNode(b, nats.Options{URL: broker.URL()}), newNode(b, nats.Options{URL: broker.URL()}))
+	pubsubtest.Bench(b, newNode(b, &nats.Options{URL: broker.URL()}), newNode(b, &nats.Options{URL: broker.URL()}))
 }
 
 // BenchmarkBroadcastTwoNodesParallel has 16 goroutines broadcast, which
 // share NATS round trips.
 func BenchmarkBroadcastTwoNodesParallel(b *testing.B) {
 	broker := brokertest.StartNATS(b)
-	pubsubtest.BenchParallel(b, newNode(b, nats.Options{URL: broker.URL()}), newNode(b, nats.Options{URL: broker.URL()}), 16)
+	pubsubtest.BenchParallel(b, newNode(b, &nats.Options{URL: broker.URL()}), newNode(b, &nats.Options{URL: broker.URL()}), 16)
 }
 
 func BenchmarkBroadcastTwoNodesAsyncConfirm(b *testing.B) {
 	broker := brokertest.StartNATS(b)
-	opts := nats.Options{URL: broker.URL(), AsyncConfirm: true}
-	pubsubtest.Bench(b, newNode(b, opts), newNode(b, nats.Options{URL: broker.URL()}))
+	opts := &nats.Options{URL: broker.URL(), AsyncConfirm: true}
+	pubsubtest.Bench(b, newNode(b, opts), newNode(b, &nats.Options{URL: broker.URL()}))
 }

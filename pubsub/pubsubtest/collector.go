@@ -2,7 +2,6 @@ package pubsubtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -188,12 +187,4 @@ func mustBroadcast(t testing.TB, ps pubsub.PubSub, msg *pubsub.Message) {
 	if err := ps.Broadcast(context.Background(), msg); err != nil {
 		t.Fatalf("Broadcast(%.60q, %q): %v", msg.Topic, msg.Event, err)
 	}
-}
-
-// closeIfCloser closes ps when it has a Close method.
-func closeIfCloser(ps pubsub.PubSub) error {
-	if c, ok := ps.(interface{ Close() error }); ok {
-		return c.Close()
-	}
-	return errors.ErrUnsupported
 }

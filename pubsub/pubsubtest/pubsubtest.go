@@ -27,8 +27,9 @@
 //   - BroadcastFrom does not modify the caller's Message, nor does Broadcast.
 //   - An empty topic fails with pubsub.ErrInvalidTopic in all four methods;
 //     a nil Subscriber fails.
-//   - If the implementation has a Close() error method: after Close every
-//     method fails with pubsub.ErrClosed, and Close is idempotent (nil).
+//   - After Close, Subscribe, Unsubscribe, Broadcast and BroadcastFrom fail
+//     with an error matching pubsub.ErrClosed and deliver nothing; Close is
+//     idempotent (later calls, also concurrent ones, return nil).
 package pubsubtest
 
 import (
@@ -43,7 +44,9 @@ import (
 
 // Run runs the single-node conformance suite, one subtest per property.
 // newPubSub is called once per subtest and must return a fresh, empty
-// PubSub; it should register its own cleanup (Close) with t.Cleanup.
+// PubSub; it should register its own cleanup (Close) with t.Cleanup. Two
+// subtests close the PubSub themselves, so that cleanup must accept a second
+// Close, as the contract requires.
 func Run(t *testing.T, newPubSub func(t *testing.T) pubsub.PubSub) {
 	tests := []struct {
 		name string
@@ -64,6 +67,7 @@ func Run(t *testing.T, newPubSub func(t *testing.T) pubsub.PubSub) {
 		{"InvalidInput", testInvalidInput},
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
+		{"CloseConcurrent", testCloseConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

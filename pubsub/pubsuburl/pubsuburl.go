@@ -25,15 +25,10 @@ import (
 // ErrUnknownScheme is returned for a spec that names no known PubSub.
 var ErrUnknownScheme = errors.New("pubsuburl: unknown pubsub (want memory, redis://, rediss:// or nats://)")
 
-// PubSub is a PubSub that must be closed when the server is done with it.
-type PubSub interface {
-	pubsub.PubSub
-	Close() error
-}
-
 // Open returns the PubSub named by spec. A broker that cannot be reached
-// yet is not an error: the adapters connect in the background and log.
-func Open(ctx context.Context, spec string, logger *slog.Logger) (PubSub, error) {
+// yet is not an error: the adapters connect in the background and log. The
+// caller owns the PubSub and closes it (after the server that uses it).
+func Open(ctx context.Context, spec string, logger *slog.Logger) (pubsub.PubSub, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -41,13 +36,13 @@ func Open(ctx context.Context, spec string, logger *slog.Logger) (PubSub, error)
 	case spec == "" || spec == "memory":
 		return pubsub.NewMemory(&pubsub.MemoryOptions{Logger: logger}), nil
 	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
-		ps, err := redis.New(ctx, redis.Options{URL: spec, Logger: logger})
+		ps, err := redis.New(ctx, &redis.Options{URL: spec, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("pubsuburl: %w", err)
 		}
 		return ps, nil
 	case strings.HasPrefix(spec, "nats://"), strings.HasPrefix(spec, "tls://"):
-		ps, err := nats.New(ctx, nats.Options{URL: spec, Logger: logger})
+		ps, err := nats.New(ctx, &nats.Options{URL: spec, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("pubsuburl: %w", err)
 		}

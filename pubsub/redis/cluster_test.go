@@ -45,7 +45,7 @@ func TestShardedCluster(t *testing.T) {
 	})
 	t.Run("Node", func(t *testing.T) {
 		pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub {
-			return newNode(t, redis.Options{Client: newClient(t), Sharded: true})
+			return newNode(t, &redis.Options{Client: newClient(t), Sharded: true})
 		})
 	})
 	// Message order across slots is not preserved in sharded cluster mode,
@@ -53,13 +53,13 @@ func TestShardedCluster(t *testing.T) {
 	// so it runs with a hash-tagged prefix that puts every topic on one slot.
 	t.Run("Cluster/OneSlot", func(t *testing.T) {
 		pubsubtest.RunCluster(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub) {
-			return newNode(t, redis.Options{Client: newClient(t), Sharded: true, Prefix: "{pyre}:"}),
-				newNode(t, redis.Options{Client: newClient(t), Sharded: true, Prefix: "{pyre}:"})
+			return newNode(t, &redis.Options{Client: newClient(t), Sharded: true, Prefix: "{pyre}:"}),
+				newNode(t, &redis.Options{Client: newClient(t), Sharded: true, Prefix: "{pyre}:"})
 		})
 	})
 	t.Run("Cluster/ManySlots", func(t *testing.T) {
-		a := newNode(t, redis.Options{Client: newClient(t), Sharded: true})
-		b := newNode(t, redis.Options{Client: newClient(t), Sharded: true})
+		a := newNode(t, &redis.Options{Client: newClient(t), Sharded: true})
+		b := newNode(t, &redis.Options{Client: newClient(t), Sharded: true})
 		manySlots(t, newClient(t), a, b)
 	})
 }

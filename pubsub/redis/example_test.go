@@ -12,7 +12,7 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	bus, err := redis.New(ctx, redis.Options{
+	bus, err := redis.New(ctx, &redis.Options{
 		URL:    "redis://127.0.0.1:6379/0",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})

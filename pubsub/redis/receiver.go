@@ -178,7 +178,7 @@ func (r *receiver) sleep(d time.Duration) bool {
 
 // topics returns the local topics routed to this receiver.
 func (r *receiver) topics() []string {
-	all := r.p.local.Topics()
+	all := r.p.base.Local.Topics()
 	if r.slot < 0 {
 		return all
 	}
@@ -277,7 +277,7 @@ func (r *receiver) reconcile(ps *goredis.PubSub, have map[string]bool) error {
 	r.mu.Unlock()
 	var sub, unsub []string
 	for topic := range pending {
-		want := r.p.local.Count(topic) > 0
+		want := r.p.base.Local.Count(topic) > 0
 		switch {
 		case want && !have[topic]:
 			sub = append(sub, topic)
@@ -380,7 +380,7 @@ func (r *receiver) read(ps *goredis.PubSub, errc chan<- error) {
 			}
 		case *goredis.Subscription:
 			topic, ours := strings.CutPrefix(m.Channel, r.p.opts.Prefix)
-			if m.Kind == "sunsubscribe" && r.slot >= 0 && ours && r.p.local.Count(topic) > 0 {
+			if m.Kind == "sunsubscribe" && r.slot >= 0 && ours && r.p.base.Local.Count(topic) > 0 {
 				errc <- errSlotMoved
 				return
 			}

@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pyre-go/pyre/pubsub"
+	"github.com/pyre-go/pyre/pubsub/internal/adapter"
 	"github.com/pyre-go/pyre/pubsub/internal/envelope"
 )
 
 // ErrConfig is returned by New for unusable Options.
 var ErrConfig = errors.New("pubsub/redis: invalid options")
 
-// Options configures New. Either Client or URL must be set.
+// Options configures New. Either Client or URL must be set: a nil *Options
+// is the zero Options, which New rejects with ErrConfig. Every other field's
+// zero value means the default its comment names.
 type Options struct {
 	// Client is the Redis client to use: a *redis.Client, or a
 	// *redis.ClusterClient for Redis Cluster. The adapter does not close a
@@ -64,13 +66,11 @@ type PubSub struct {
 	client  goredis.UniversalClient
 	owned   bool // close client on Close
 	cluster bool // sharded with a ClusterClient: one receiver per slot
-	node    envelope.NodeID
-	local   *pubsub.Local
-	log     *slog.Logger
+	base    *adapter.Node
+	log     *slog.Logger // base.Log
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
-	closed atomic.Bool
 
 	main *receiver // the only receiver unless cluster; immutable
 
@@ -83,17 +83,21 @@ var _ pubsub.PubSub = (*PubSub)(nil)
 // New returns a node connected to Redis. It makes one connection attempt
 // bounded by ctx and ConnectTimeout; if that fails, New still succeeds,
 // logs a warning and keeps trying in the background (see the package doc).
-// It fails only for invalid Options.
-func New(ctx context.Context, opts Options) (*PubSub, error) {
+// It fails only for invalid Options. New copies *opts; changing it
+// afterwards has no effect.
+func New(ctx context.Context, o *Options) (*PubSub, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
 	opts.setDefaults()
 	p := &PubSub{
 		opts:      opts,
 		client:    opts.Client,
-		node:      envelope.NewNodeID(),
-		log:       opts.Logger,
+		base:      adapter.New("redis", opts.Logger),
 		receivers: make(map[int]*receiver),
 	}
-	p.local = pubsub.NewLocal(&pubsub.LocalOptions{Logger: p.log})
+	p.log = p.base.Log
 	if err := checkClient(p.client); err != nil {
 		return nil, err
 	}
@@ -116,7 +120,6 @@ func New(ctx context.Context, opts Options) (*PubSub, error) {
 	_, p.cluster = p.client.(*goredis.ClusterClient)
 	p.cluster = p.cluster && opts.Sharded
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.log = p.log.With(slog.String("pubsub", "redis"), slog.String("node", p.node.String()))
 	if !p.cluster {
 		p.main = newReceiver(p, -1)
 		p.receivers[0] = p.main
@@ -150,22 +153,10 @@ func (o *Options) setDefaults() {
 	if o.Prefix == "" {
 		o.Prefix = "pyre:"
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.PublishTimeout, 2*time.Second)
-	def(&o.ConnectTimeout, 2*time.Second)
-	def(&o.HealthCheckInterval, time.Second)
-	def(&o.MinBackoff, 50*time.Millisecond)
-	def(&o.MaxBackoff, 5*time.Second)
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = o.MinBackoff
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	adapter.Default(&o.PublishTimeout, 2*time.Second)
+	adapter.Default(&o.ConnectTimeout, 2*time.Second)
+	adapter.Default(&o.HealthCheckInterval, time.Second)
+	adapter.Backoff(&o.MinBackoff, &o.MaxBackoff)
 }
 
 // Channel returns the Redis channel that carries topic.
@@ -181,7 +172,7 @@ func (p *PubSub) receiverFor(topic string, create bool) *receiver {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.receivers[key]
-	if r == nil && create && !p.closed.Load() {
+	if r == nil && create && !p.base.Closed() {
 		r = newReceiver(p, key-1)
 		p.receivers[key] = r
 		r.start(nil)
@@ -193,16 +184,10 @@ func (p *PubSub) receiverFor(topic string, create bool) *receiver {
 // delivery is set up; the broker subscription follows asynchronously (see
 // Sync). A canceled ctx fails it.
 func (p *PubSub) Subscribe(ctx context.Context, topic string, s pubsub.Subscriber) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
+	if err := p.base.CheckSubscribe(ctx, topic); err != nil {
+		return err
 	}
-	if topic == "" {
-		return pubsub.ErrInvalidTopic
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pubsub/redis: subscribe: %w", err)
-	}
-	first, err := p.local.Subscribe(topic, s)
+	first, err := p.base.Local.Subscribe(topic, s)
 	if err != nil {
 		return err
 	}
@@ -216,13 +201,10 @@ func (p *PubSub) Subscribe(ctx context.Context, topic string, s pubsub.Subscribe
 // subscription is dropped asynchronously when it was the last one. ctx is
 // not used, so cleanup on a canceled context works.
 func (p *PubSub) Unsubscribe(_ context.Context, topic string, s pubsub.Subscriber) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
+	if err := p.base.CheckUnsubscribe(topic); err != nil {
+		return err
 	}
-	if topic == "" {
-		return pubsub.ErrInvalidTopic
-	}
-	if p.local.Unsubscribe(topic, s) {
+	if p.base.Local.Unsubscribe(topic, s) {
 		if r := p.receiverFor(topic, false); r != nil {
 			r.mark(topic)
 		}
@@ -234,34 +216,26 @@ func (p *PubSub) Unsubscribe(_ context.Context, topic string, s pubsub.Subscribe
 // publishes it once to Redis for the other nodes. An error wrapping
 // pubsub.ErrUnavailable means the other nodes may not get it.
 func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
-	if p.closed.Load() {
-		return pubsub.ErrClosed
-	}
-	if err := pubsub.CheckMessage(msg); err != nil {
+	if err := p.base.Broadcast(ctx, msg); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pubsub/redis: broadcast: %w", err)
-	}
-	p.local.Deliver(msg)
 	return p.publish(ctx, msg)
 }
 
 // BroadcastFrom is Broadcast of a copy of msg whose From is from.
 func (p *PubSub) BroadcastFrom(ctx context.Context, from string, msg *pubsub.Message) error {
-	if msg == nil {
-		return pubsub.CheckMessage(msg)
+	cp, err := adapter.From(msg, from)
+	if err != nil {
+		return err
 	}
-	cp := *msg
-	cp.From = from
-	return p.Broadcast(ctx, &cp)
+	return p.Broadcast(ctx, cp)
 }
 
 func (p *PubSub) publish(ctx context.Context, msg *pubsub.Message) error {
 	if r := p.receiverFor(msg.Topic, false); r != nil && !r.up.Load() {
 		return fmt.Errorf("pubsub/redis: publish %.60q: %w: not connected to Redis", msg.Topic, pubsub.ErrUnavailable)
 	}
-	data := envelope.Encode(p.node, msg)
+	data := envelope.Encode(p.base.ID, msg)
 	ctx, cancel := context.WithTimeout(ctx, p.opts.PublishTimeout)
 	defer cancel()
 	var err error
@@ -278,20 +252,7 @@ func (p *PubSub) publish(ctx context.Context, msg *pubsub.Message) error {
 
 // handle delivers a message that arrived from Redis on channel.
 func (p *PubSub) handle(channel string, data []byte) {
-	node, msg, err := envelope.Decode(data)
-	if err != nil {
-		p.log.Debug("pubsub/redis: dropped undecodable message", slog.String("channel", channel), slog.Any("error", err))
-		return
-	}
-	if node == p.node {
-		return // delivered locally by Broadcast already
-	}
-	if p.Channel(msg.Topic) != channel {
-		p.log.Debug("pubsub/redis: dropped message whose topic does not match its channel",
-			slog.String("channel", channel), slog.String("topic", msg.Topic))
-		return
-	}
-	p.local.Deliver(msg)
+	p.base.Receive("channel", channel, data, p.Channel)
 }
 
 // Sync returns once every Subscribe and Unsubscribe made before the call
@@ -299,7 +260,7 @@ func (p *PubSub) handle(channel string, data []byte) {
 // unreachable it waits for the reconnection. Broadcast is synchronous, so
 // nothing published needs flushing.
 func (p *PubSub) Sync(ctx context.Context) error {
-	if p.closed.Load() {
+	if p.base.Closed() {
 		return pubsub.ErrClosed
 	}
 	p.mu.Lock()
@@ -333,7 +294,7 @@ func (p *PubSub) Connected() bool {
 // connections and, if the adapter created it, the client. Every method
 // called after Close returns pubsub.ErrClosed; Close is idempotent.
 func (p *PubSub) Close() error {
-	if p.closed.Swap(true) {
+	if !p.base.Close() {
 		return nil
 	}
 	p.cancel()

@@ -20,8 +20,8 @@ import (
 func testLogger(t testing.TB) (*slog.Logger, *brokertest.LogBuffer) { return brokertest.NewLogger(t) }
 
 // fastOptions detect failures and reconnect quickly, for tests.
-func fastOptions(url string, log *slog.Logger) redis.Options {
-	return redis.Options{
+func fastOptions(url string, log *slog.Logger) *redis.Options {
+	return &redis.Options{
 		URL:                 url,
 		Logger:              log,
 		PublishTimeout:      500 * time.Millisecond,
@@ -32,7 +32,7 @@ func fastOptions(url string, log *slog.Logger) redis.Options {
 	}
 }
 
-func newNode(t testing.TB, opts redis.Options) *redis.PubSub {
+func newNode(t testing.TB, opts *redis.Options) *redis.PubSub {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger, _ = testLogger(t)
@@ -64,11 +64,11 @@ func TestConformance(t *testing.T) {
 	for _, sharded := range []bool{false, true} {
 		name := map[bool]string{false: "PUBLISH", true: "SPUBLISH"}[sharded]
 		t.Run(name, func(t *testing.T) {
-			opts := redis.Options{URL: b.URL(), Sharded: sharded}
+			opts := &redis.Options{URL: b.URL(), Sharded: sharded}
 			pubsubtest.Run(t, func(t *testing.T) pubsub.PubSub { return newNode(t, opts) })
 		})
 		t.Run(name+"/Cluster", func(t *testing.T) {
-			opts := redis.Options{URL: b.URL(), Sharded: sharded}
+			opts := &redis.Options{URL: b.URL(), Sharded: sharded}
 			pubsubtest.RunCluster(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub) {
 				return newNode(t, opts), newNode(t, opts)
 			})
@@ -83,7 +83,7 @@ func TestFaults(t *testing.T) {
 		t.Run(map[bool]string{false: "PUBLISH", true: "SPUBLISH"}[sharded], func(t *testing.T) {
 			pubsubtest.RunFaults(t, func(t *testing.T) (pubsub.PubSub, pubsub.PubSub, pubsubtest.Broker) {
 				b := brokertest.StartRedis(t)
-				opts := redis.Options{URL: b.URL(), Sharded: sharded}
+				opts := &redis.Options{URL: b.URL(), Sharded: sharded}
 				return newNode(t, opts), newNode(t, opts), b
 			})
 		})
@@ -92,7 +92,7 @@ func TestFaults(t *testing.T) {
 
 func TestTopicMapping(t *testing.T) {
 	b := brokertest.StartRedis(t)
-	a := newNode(t, redis.Options{URL: b.URL(), Prefix: "app1:"})
+	a := newNode(t, &redis.Options{URL: b.URL(), Prefix: "app1:"})
 	assert.Equal(t, "app1:room:*", a.Channel("room:*"))
 	topics := pubsubtest.NastyTopics()
 	c := pubsubtest.NewCollector("c", 1)
@@ -119,7 +119,7 @@ func TestRefCountedBrokerSubscriptions(t *testing.T) {
 	b := brokertest.StartRedis(t)
 	adm := admin(t, b)
 	ctx := context.Background()
-	a, other := newNode(t, redis.Options{URL: b.URL()}), newNode(t, redis.Options{URL: b.URL()})
+	a, other := newNode(t, &redis.Options{URL: b.URL()}), newNode(t, &redis.Options{URL: b.URL()})
 	numsub := func() int64 {
 		t.Helper()
 		syncNode(t, a)
@@ -248,43 +248,45 @@ func TestFrozenBroker(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	_, err := redis.New(context.Background(), redis.Options{})
+	_, err := redis.New(context.Background(), nil)
+	assert.ErrorIs(t, err, redis.ErrConfig, "nil *Options is the zero Options: no Client, no URL")
+	_, err = redis.New(context.Background(), &redis.Options{})
 	assert.ErrorIs(t, err, redis.ErrConfig)
-	_, err = redis.New(context.Background(), redis.Options{URL: "http://nope"})
+	_, err = redis.New(context.Background(), &redis.Options{URL: "http://nope"})
 	assert.ErrorIs(t, err, redis.ErrConfig)
 
 	// A client that could wait forever for a frozen Redis's answer.
 	unbounded := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1})
 	defer unbounded.Close()
-	_, err = redis.New(context.Background(), redis.Options{Client: unbounded})
+	_, err = redis.New(context.Background(), &redis.Options{Client: unbounded})
 	assert.ErrorIs(t, err, redis.ErrConfig)
 	cluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ReadTimeout: -1})
 	defer cluster.Close()
-	_, err = redis.New(context.Background(), redis.Options{Client: cluster, Sharded: true})
+	_, err = redis.New(context.Background(), &redis.Options{Client: cluster, Sharded: true})
 	assert.ErrorIs(t, err, redis.ErrConfig)
 	// Bounded by ctx deadlines instead: accepted.
 	ctxBound := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1, ContextTimeoutEnabled: true})
 	defer ctxBound.Close()
-	p, err := redis.New(context.Background(), redis.Options{Client: ctxBound, ConnectTimeout: 100 * time.Millisecond})
+	p, err := redis.New(context.Background(), &redis.Options{Client: ctxBound, ConnectTimeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 }
 
 func TestSyncAfterClose(t *testing.T) {
 	b := brokertest.StartRedis(t)
-	a := newNode(t, redis.Options{URL: b.URL()})
+	a := newNode(t, &redis.Options{URL: b.URL()})
 	require.NoError(t, a.Close())
 	assert.True(t, errors.Is(a.Sync(context.Background()), pubsub.ErrClosed))
 }
 
 func BenchmarkBroadcastTwoNodes(b *testing.B) {
 	broker := brokertest.StartRedis(b)
-	pubsubtest.Bench(b, newNode(b, redis.Options{URL: broker.URL()}), newNode(b, redis.Options{URL: broker.URL()}))
+	pubsubtest.Bench(b, newNode(b, &redis.Options{URL: broker.URL()}), newNode(b, &redis.Options{URL: broker.URL()}))
 }
 
 // BenchmarkBroadcastTwoNodesParallel has 16 goroutines broadcast, over the
 // client's connection pool.
 func BenchmarkBroadcastTwoNodesParallel(b *testing.B) {
 	broker := brokertest.StartRedis(b)
-	pubsubtest.BenchParallel(b, newNode(b, redis.Options{URL: broker.URL()}), newNode(b, redis.Options{URL: broker.URL()}), 16)
+	pubsubtest.BenchParallel(b, newNode(b, &redis.Options{URL: broker.URL()}), newNode(b, &redis.Options{URL: broker.URL()}), 16)
 }

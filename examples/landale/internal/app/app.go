@@ -77,9 +77,9 @@ type Options struct {
 	// SelfOriginsFor derives them from a listen address. Defaults to none.
 	SelfOrigins []string
 	// Breakers configures the circuit breaker of each service. Defaults to
-	// BreakerSettings. A service's breaker is reset (closed) whenever its
+	// BreakerThreshold and BreakerCoolDown. A service's breaker is reset (closed) whenever its
 	// simulated mode changes.
-	Breakers *fallback.Settings
+	Breakers *fallback.BreakerOptions
 }
 
 // Breaker defaults of the example: open after 5 consecutive failures, probe
@@ -143,7 +143,7 @@ func New(opts *Options) (*App, error) {
 	a.Transcripts = transcript.NewStore(0)
 	a.Activity = activity.New(a.node, 0)
 	a.Overlays = channels.NewTracker()
-	bs := fallback.Settings{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
+	bs := fallback.BreakerOptions{FailureThreshold: BreakerThreshold, CoolDown: BreakerCoolDown}
 	if o.Breakers != nil {
 		bs = *o.Breakers
 	}
@@ -261,10 +261,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.mu.Unlock()
 	_ = a.node.Close()
 	if a.ownPS {
-		if c, ok := a.ps.(interface{ Close() error }); ok {
-			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
-				err = errors.Join(err, cerr)
-			}
+		if cerr := a.ps.Close(); cerr != nil && !errors.Is(cerr, pubsub.ErrClosed) {
+			err = errors.Join(err, cerr)
 		}
 	}
 	return err

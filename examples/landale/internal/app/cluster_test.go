@@ -28,7 +28,7 @@ func redisNode(t *testing.T, prefix string) *redis.PubSub {
 	} else {
 		_ = c.Close()
 	}
-	ps, err := redis.New(context.Background(), redis.Options{URL: "redis://" + testRedis, Prefix: prefix})
+	ps, err := redis.New(context.Background(), &redis.Options{URL: "redis://" + testRedis, Prefix: prefix})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ps.Close() })
 	return ps

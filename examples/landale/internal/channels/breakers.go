@@ -15,7 +15,7 @@ import (
 // failure, so that a call rejected by an open breaker fails fast with the
 // same error text the service last gave. It is safe for concurrent use.
 type Breakers struct {
-	settings fallback.Settings
+	settings fallback.BreakerOptions
 
 	mu      sync.Mutex
 	m       map[string]*fallback.Breaker
@@ -25,8 +25,8 @@ type Breakers struct {
 
 // NewBreakers returns an empty set of breakers made with s. When
 // s.IsFailure is nil, IsServiceFailure decides what counts as a failure.
-func NewBreakers(s *fallback.Settings) *Breakers {
-	var o fallback.Settings
+func NewBreakers(s *fallback.BreakerOptions) *Breakers {
+	var o fallback.BreakerOptions
 	if s != nil {
 		o = *s
 	}

@@ -20,7 +20,7 @@ import (
 func runGuarded(t *testing.T, fn func(t *testing.T, h *harness, b *channels.Breakers)) {
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
-		b := channels.NewBreakers(&fallback.Settings{FailureThreshold: 5, CoolDown: 10 * time.Second})
+		b := channels.NewBreakers(&fallback.BreakerOptions{FailureThreshold: 5, CoolDown: 10 * time.Second})
 		h := newHarness(t, func(d *channels.Deps) { d.Breakers = b })
 		t.Cleanup(func() { _ = b.Wait(context.Background()) })
 		fn(t, h, b)
@@ -78,7 +78,7 @@ func TestBreakerIgnoresBadRequests(t *testing.T) {
 
 func TestBreakerCountsPanics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := channels.NewBreakers(&fallback.Settings{FailureThreshold: 2})
+		b := channels.NewBreakers(&fallback.BreakerOptions{FailureThreshold: 2})
 		h := newHarness(t, func(d *channels.Deps) {
 			w := *d.World
 			w.OBS = nil
