@@ -196,11 +196,12 @@ func TestHubBrokerCallBlocksOnlyItsTopic(t *testing.T) {
 	ctx := context.Background()
 	ps := newBrokerPS()
 	entered, gate := make(chan struct{}), make(chan struct{})
+	enter := sync.OnceFunc(func() { close(entered) })
 	release := sync.OnceFunc(func() { close(gate) })
 	defer release()
 	ps.subscribeHook = func(topic string) error {
 		if topic == "room:slow" {
-			close(entered)
+			enter()
 			<-gate
 		}
 		return nil
