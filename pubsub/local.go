@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -254,6 +253,13 @@ func (t *localTopic) snapshot(sh *localShard) *localSnapshot {
 	if s := t.snap.Load(); s != nil {
 		return s
 	}
+	// Allocate the copy before taking the lock for it, so that Subscribe
+	// and Unsubscribe (which need the write lock) wait for a copy of the
+	// slice only, not for the allocation of a large one.
+	sh.mu.RLock()
+	n := len(t.subs)
+	sh.mu.RUnlock()
+	buf := make([]Subscriber, 0, n+n/8+1)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	// Writers hold the write lock while they drop the snapshot, so the
@@ -261,7 +267,7 @@ func (t *localTopic) snapshot(sh *localShard) *localSnapshot {
 	// equal copies.
 	s := t.snap.Load()
 	if s == nil {
-		s = &localSnapshot{subs: slices.Clone(t.subs)}
+		s = &localSnapshot{subs: append(buf, t.subs...)} // allocates only if the topic grew past the headroom
 		t.snap.Store(s)
 	}
 	return s
