@@ -144,9 +144,9 @@ func (h *hub) reconcile(ctx context.Context, topic string) error {
 				t.subscribed = true
 			}
 		case !want && t.subscribed:
-			// An error leaves nothing to retry: a closed PubSub has
-			// dropped its subscriptions, a broker adapter drops the
-			// subscription locally and the broker's with the connection.
+			// The error is dropped, as a leave has no one to report it
+			// to; the node stops counting the subscription either way
+			// (the PubSub fails this way once closed, for example).
 			_ = h.ps.Unsubscribe(context.WithoutCancel(ctx), topic, h)
 			t.subscribed = false
 		}
