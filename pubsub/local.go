@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -214,18 +213,34 @@ func (l *Local) Topics() []string {
 	return out
 }
 
+// Subscribers returns the subscribers of topic, in no particular order, or
+// an empty slice when it has none. The slice is the snapshot Deliver
+// delivers from: it is shared, so the caller must not modify it, and it
+// stays as it is when subscribers come and go later (they publish a new
+// snapshot). It reflects every Subscribe and Unsubscribe that returned
+// before the call, and it does not allocate while membership is stable.
+//
+// It serves fan-outs that call their subscribers in their own way (for
+// instance through another interface, handing every receiver one shared
+// encoding of the message): the caller iterates the slice with no lock of
+// Local held, so the remarks on concurrency made under Local apply to it as
+// to Deliver, and the panic policy is the caller's own.
+func (l *Local) Subscribers(topic string) []Subscriber {
+	sh := l.shard(topic)
+	sh.mu.RLock()
+	t := sh.topics[topic]
+	sh.mu.RUnlock()
+	if t == nil {
+		return nil
+	}
+	return t.snapshot(sh).subs
+}
+
 // Deliver calls Deliver(msg) on every subscriber of msg.Topic, on the
 // calling goroutine, and returns how many subscribers it called. msg must
 // not be nil.
 func (l *Local) Deliver(msg *Message) int {
-	sh := l.shard(msg.Topic)
-	sh.mu.RLock()
-	t := sh.topics[msg.Topic]
-	sh.mu.RUnlock()
-	if t == nil {
-		return 0
-	}
-	subs := t.snapshot(sh).subs
+	subs := l.Subscribers(msg.Topic)
 	for i := 0; i < len(subs); {
 		i = l.deliverFrom(subs, i, msg)
 	}
@@ -238,6 +253,13 @@ func (t *localTopic) snapshot(sh *localShard) *localSnapshot {
 	if s := t.snap.Load(); s != nil {
 		return s
 	}
+	// Allocate the copy before taking the lock for it, so that Subscribe
+	// and Unsubscribe (which need the write lock) wait for a copy of the
+	// slice only, not for the allocation of a large one.
+	sh.mu.RLock()
+	n := len(t.subs)
+	sh.mu.RUnlock()
+	buf := make([]Subscriber, 0, n+n/8+1)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	// Writers hold the write lock while they drop the snapshot, so the
@@ -245,7 +267,7 @@ func (t *localTopic) snapshot(sh *localShard) *localSnapshot {
 	// equal copies.
 	s := t.snap.Load()
 	if s == nil {
-		s = &localSnapshot{subs: slices.Clone(t.subs)}
+		s = &localSnapshot{subs: append(buf, t.subs...)} // allocates only if the topic grew past the headroom
 		t.snap.Store(s)
 	}
 	return s

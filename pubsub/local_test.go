@@ -100,6 +100,44 @@ func TestLocalDeliverDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
+func TestLocalSubscribers(t *testing.T) {
+	l := pubsub.NewLocal(nil)
+	assert.Empty(t, l.Subscribers("t"))
+	a, b, c := &counter{}, &counter{}, &counter{}
+	for _, s := range []*counter{a, b} {
+		_, err := l.Subscribe("t", s)
+		require.NoError(t, err)
+	}
+	snap := l.Subscribers("t")
+	assert.ElementsMatch(t, []pubsub.Subscriber{a, b}, snap)
+
+	// Later changes publish a new slice and leave the one handed out alone.
+	_, err := l.Subscribe("t", c)
+	require.NoError(t, err)
+	l.Unsubscribe("t", a)
+	assert.ElementsMatch(t, []pubsub.Subscriber{a, b}, snap)
+	assert.ElementsMatch(t, []pubsub.Subscriber{b, c}, l.Subscribers("t"))
+
+	l.Unsubscribe("t", b)
+	l.Unsubscribe("t", c)
+	assert.Empty(t, l.Subscribers("t"))
+	assert.Empty(t, l.Subscribers("other"))
+}
+
+func TestLocalSubscribersDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	l := pubsub.NewLocal(nil)
+	for range 1000 {
+		_, err := l.Subscribe("room:big", &counter{})
+		require.NoError(t, err)
+	}
+	l.Subscribers("room:big") // build the snapshot
+	allocs := testing.AllocsPerRun(20, func() { l.Subscribers("room:big") })
+	assert.Zero(t, allocs)
+}
+
 func TestLocalInvalid(t *testing.T) {
 	l := pubsub.NewLocal(nil)
 	_, err := l.Subscribe("", &counter{})
