@@ -116,6 +116,18 @@ func (c *Conn) Close(code int, reason string) {
 	c.t.Close(code, reason)
 }
 
+// closeNow closes the connection as Close does, but a transport that can
+// drop it at once (immediateCloser) does so, without a close handshake:
+// Server.Close.
+func (c *Conn) closeNow(code int, reason string) {
+	c.beginClose()
+	if n, ok := c.t.(immediateCloser); ok {
+		n.closeNow()
+		return
+	}
+	c.t.Close(code, reason)
+}
+
 // beginClose marks the connection as closing, cancels its context and its
 // channels' contexts, and wakes a reader waiting for mailbox room, once.
 func (c *Conn) beginClose() {

@@ -225,9 +225,9 @@ func (st *lpState) get(s *Server, w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		if node, sid, ok := st.verify(token); ok {
 			if node == st.node {
-				if ss := st.lookup(sid); ss != nil && lpHold(s) {
+				if ss := st.lookup(sid); ss != nil && s.hold() {
 					status, msgs := ss.poll(r.Context())
-					s.wg.Done()
+					s.release()
 					writeLPPoll(w, status, token, msgs)
 					return
 				}
@@ -248,11 +248,11 @@ func (st *lpState) get(s *Server, w http.ResponseWriter, r *http.Request) {
 
 // newSession runs the connect step and answers 410 with the new token.
 func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request) {
-	if !lpHold(s) {
+	if !s.hold() {
 		writeLPUnavailable(w)
 		return
 	}
-	defer s.wg.Done()
+	defer s.release()
 	client := st.clientKey(r)
 	if ok, full := st.reserve(client); !ok {
 		s.stats.refused.Add(1)
@@ -333,11 +333,11 @@ func (st *lpState) post(s *Server, w http.ResponseWriter, r *http.Request) {
 	lines := splitLPBody(body, r.Header.Get("Content-Type"))
 	if node == st.node {
 		ss := st.lookup(sid)
-		if ss == nil || !lpHold(s) {
+		if ss == nil || !s.hold() {
 			writeLPStatus(w, lpGone)
 			return
 		}
-		defer s.wg.Done()
+		defer s.release()
 		writeLPStatus(w, ss.post(r.Context(), lines))
 		return
 	}
@@ -351,18 +351,6 @@ func (st *lpState) post(s *Server, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeLPStatus(w, res.Status)
-}
-
-// lpHold counts a request in s.wg, unless the Server is closed: Close and
-// Shutdown then wait for it. Holding s.mu orders the Add before Close's Wait.
-func lpHold(s *Server) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	return true
 }
 
 // lpRequestToken returns the session token: the X-Phoenix-Longpoll-Token

@@ -196,11 +196,11 @@ func (st *lpState) serve(req *lpRequest) {
 	ss := st.lookup(req.SID)
 	if ss == nil || !ss.acquire() {
 		srv := st.srv.Value()
-		if srv == nil || !lpHold(srv) {
+		if srv == nil || !srv.hold() {
 			return // the asker times out, with the same outcome
 		}
 		go func() {
-			defer srv.wg.Done()
+			defer srv.release()
 			_ = st.publish(req.From, lpEventAck, &lpResponse{ID: req.ID})
 		}()
 		return

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pyre-go/pyre/channel/internal/wstransport"
 	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/fallback"
 	"github.com/pyre-go/pyre/pubsub"
@@ -235,32 +236,25 @@ type Server struct {
 	nodeID      string
 	procN       atomic.Uint64
 
-	mu        sync.Mutex
-	conns     map[*Conn]struct{}
-	closed    bool
-	sweepOnce sync.Once
-	sweepStop chan struct{}  // closed to stop the idle sweeper (idle.go)
-	wg        sync.WaitGroup // connection goroutines (transport owners)
-	writers   writePool      // WebSocket writes (writepool.go)
+	ws *wstransport.Server // the WebSocket transport's shared state
+
+	mu     sync.Mutex
+	conns  map[*Conn]struct{}
+	closed bool
+	// wg counts requests being served (see hold) and the goroutines the
+	// transports start; Close and Shutdown wait for it.
+	wg sync.WaitGroup
 
 	stats serverStats
-
-	// clock and pause are the time of the inflate rate bound (see
-	// beforeInflate): time.Now and a sleep ended by ctx, replaced by tests.
-	clock func() int64
-	pause func(ctx context.Context, d time.Duration)
 }
 
 type serverStats struct {
-	connections   atomic.Int64
-	accepted      atomic.Uint64
-	refused       atomic.Uint64
-	slowClosed    atomic.Uint64
-	malformed     atomic.Uint64
-	mailboxDrops  atomic.Uint64
-	framesWritten atomic.Uint64
-	writes        atomic.Uint64
-	blockedWrites atomic.Uint64
+	connections  atomic.Int64
+	accepted     atomic.Uint64
+	refused      atomic.Uint64
+	slowClosed   atomic.Uint64
+	malformed    atomic.Uint64
+	mailboxDrops atomic.Uint64
 }
 
 // Stats are counters of a Server.
@@ -301,10 +295,17 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
-	s.clock = func() int64 { return time.Now().UnixNano() }
-	s.pause = sleepCtx
-	s.writers.wg = &s.wg
-	s.writers.delay = o.WriteDelay
+	s.ws = wstransport.NewServer(wstransport.Config{
+		MaxFrameSize:    o.MaxFrameSize,
+		MaxInflatedSize: o.MaxInflatedSize,
+		MaxInflateRate:  o.MaxInflateRate,
+		MaxQueueBytes:   o.MaxQueueBytes,
+		WriteDelay:      o.WriteDelay,
+		IdleTimeout:     o.IdleTimeout,
+		Compression:     o.Compression,
+		Group:           &s.wg,
+		Conns:           s.wsConns,
+	})
 	s.origins = newOriginChecker(o.AllowedOrigins, o.AllowSameOrigin)
 
 	s.breakers = o.Breakers
@@ -321,21 +322,12 @@ func NewServer(opts *Options) *Server {
 	return s
 }
 
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 // PubSub returns the server's PubSub.
 func (s *Server) PubSub() pubsub.PubSub { return s.ps }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
+	ws := s.ws.Stats()
 	return Stats{
 		Connections:   s.stats.connections.Load(),
 		Accepted:      s.stats.accepted.Load(),
@@ -343,9 +335,9 @@ func (s *Server) Stats() Stats {
 		SlowClosed:    s.stats.slowClosed.Load(),
 		Malformed:     s.stats.malformed.Load(),
 		MailboxDrops:  s.stats.mailboxDrops.Load(),
-		FramesWritten: s.stats.framesWritten.Load(),
-		Writes:        s.stats.writes.Load(),
-		BlockedWrites: s.stats.blockedWrites.Load(),
+		FramesWritten: ws.FramesWritten,
+		Writes:        ws.Writes,
+		BlockedWrites: ws.BlockedWrites,
 	}
 }
 
@@ -430,6 +422,9 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 		}
 	}
 	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
+	if b, ok := t.(connBinder); ok {
+		b.bind(c)
+	}
 	c.info.Header, c.info.Request = nil, nil
 	if c.info.rawQuery != "" {
 		c.info.Params = nil // Params decodes rawQuery again when asked
@@ -490,8 +485,47 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// closeAll marks the server closed and closes every connection with code.
-func (s *Server) closeAll(code int, reason string) {
+// hold counts a request being served in s.wg, unless the Server is
+// closed; the caller calls release when done. Taking the count under s.mu,
+// where Close and Shutdown mark the server closed before they wait, orders
+// every Add before their Wait: a request either is refused or is waited
+// for, and a connection it opens is in s.conns before they look.
+func (s *Server) hold() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// release ends a hold.
+func (s *Server) release() { s.wg.Done() }
+
+// Shutdown stops accepting connections, closes every open one with 1012
+// (service restart) so that clients reconnect to another node, and waits for
+// their goroutines to end or ctx to be done, whichever is first (returning
+// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
+// before http.Server.Shutdown: net/http does not track WebSocket connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.shutdown(ctx, false)
+}
+
+// Close closes every connection at once (code 1012 is sent if the socket
+// takes it without waiting) and waits for their goroutines, as Shutdown
+// does but without a deadline: a Connect, channel callback or fallback
+// call that never returns keeps it waiting.
+func (s *Server) Close() error {
+	return s.shutdown(context.Background(), true)
+}
+
+// shutdown is the one close path: mark the server closed, close every
+// connection (now: drop WebSocket connections without waiting for the
+// close handshake), stop the transports, wait for every goroutine and
+// request held, then for fallback calls of the server's own breakers, and
+// close the server's own PubSub.
+func (s *Server) shutdown(ctx context.Context, now bool) error {
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*Conn, 0, len(s.conns))
@@ -500,21 +534,16 @@ func (s *Server) closeAll(code int, reason string) {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.Close(code, reason)
+		if now {
+			c.closeNow(CloseServiceRestart, "service restart")
+		} else {
+			c.Close(CloseServiceRestart, "service restart")
+		}
 	}
 	if s.lp != nil {
 		s.lp.close()
 	}
-	s.stopIdleSweeper()
-}
-
-// Shutdown stops accepting connections, closes every open one with 1012
-// (service restart) so that clients reconnect to another node, and waits for
-// their goroutines to end or ctx to be done, whichever is first (returning
-// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
-// before http.Server.Shutdown: net/http does not track WebSocket connections.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeAll(CloseServiceRestart, "service restart")
+	s.ws.Close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -530,32 +559,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.closePubSub()
-}
-
-// Close closes every connection at once (code 1012 is sent if the socket
-// takes it without waiting) and waits for their goroutines.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		if n, ok := c.t.(interface{ closeNow() }); ok {
-			c.beginClose()
-			n.closeNow()
-		} else {
-			c.Close(CloseServiceRestart, "service restart")
-		}
-	}
-	if s.lp != nil {
-		s.lp.close()
-	}
-	s.stopIdleSweeper()
-	s.wg.Wait()
 	return s.closePubSub()
 }
 

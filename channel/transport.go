@@ -38,6 +38,21 @@ type Transport interface {
 	Close(code int, reason string)
 }
 
+// immediateCloser is implemented by transports that can drop a
+// connection at once, without a close handshake (the WebSocket transport
+// closes the socket). Server.Close uses it; other transports get Close
+// with 1012.
+type immediateCloser interface {
+	closeNow()
+}
+
+// connBinder is implemented by transports that need their Conn before
+// Attach registers it (and so before the server, its idle sweeper or a
+// disconnect broadcast may reach the transport through it).
+type connBinder interface {
+	bind(c *Conn)
+}
+
 // Frame is one outbound message as handed to a Transport. Broadcast frames
 // are shared by every subscriber of a node and encode once per serializer.
 type Frame struct {
