@@ -303,4 +303,3 @@ func readFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
 	require.NoError(t, err)
 	return h[0], p
 }
-
