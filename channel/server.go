@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,6 +161,13 @@ type Options struct {
 	// fallback's default settings (open after 5 consecutive failures, 30 s
 	// cool-down, no timeout) logging to Logger.
 	Breakers *fallback.Registry
+	// CorrelationIDLength is the length in hex characters of generated
+	// connection correlation ids. Defaults to 16.
+	CorrelationIDLength int
+
+	// For transport authors and test harnesses (see Server.Attach): hooks
+	// that follow channels as they join and terminate. Both default to nil.
+
 	// OnTerminate, if set, is called after a channel's Terminate with the
 	// same reason, on the channel's goroutine: for metrics and tests
 	// (channeltest observes terminations through it). It must not block.
@@ -171,9 +177,6 @@ type Options struct {
 	// goroutine. It must not block. With OnTerminate it lets metrics and
 	// test harnesses follow channels.
 	OnJoin func(s *Socket)
-	// CorrelationIDLength is the length in hex characters of generated
-	// connection correlation ids. Defaults to 16.
-	CorrelationIDLength int
 }
 
 func (o *Options) withDefaults() Options {
@@ -393,81 +396,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// Attach runs the connect step for a transport that has decoded its
-// request into info (params, header, serializer...): it fills in the
-// correlation id, calls Options.Connect and registers the connection. The
-// transport then feeds Conn.Receive and calls Conn.Finish at the end. A
-// refused connection returns the Connect error (or ErrServerClosed).
-func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*Conn, error) {
-	if s.isClosed() {
-		return nil, ErrServerClosed
-	}
-	if info.Serializer == 0 {
-		info.Serializer = V2
-	}
-	if info.CorrelationID == "" {
-		info.CorrelationID = offeredCorrelationID(info)
-	}
-	if info.CorrelationID == "" {
-		info.CorrelationID = correlation.NewN(s.opts.CorrelationIDLength)
-	}
-	if s.opts.Connect != nil {
-		if err := s.callConnect(ctx, info); err != nil {
-			s.stats.refused.Add(1)
-			s.log.LogAttrs(ctx, slog.LevelInfo, "connection refused",
-				slog.String("correlation_id", info.CorrelationID), slog.String("remote_addr", info.RemoteAddr), slog.Any("error", err))
-			return nil, err
-		}
-	}
-	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
-	if b, ok := t.(connBinder); ok {
-		b.bind(c)
-	}
-	c.info.Header, c.info.Request = nil, nil
-	if c.info.rawQuery != "" {
-		c.info.Params = nil // Params decodes rawQuery again when asked
-	}
-	c.ctx, c.stop = connContext(c.info.CorrelationID)
-	c.log = newConnLogger(s.log, &c.info)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.stop()
-		return nil, ErrServerClosed
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.stats.connections.Add(1)
-	s.stats.accepted.Add(1)
-	if c.info.ID != "" {
-		c.idSub = &connIDSub{c: c}
-		if err := s.hub.add(c.ctx, c.info.ID, c.idSub); err != nil {
-			c.log.LogAttrs(c.ctx, slog.LevelError, "subscribe to socket id failed", slog.Any("error", err))
-		}
-	}
-	return c, nil
-}
-
-func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return s.opts.Connect(ctx, info)
-}
-
-// offeredCorrelationID returns a valid id the client offered.
-func offeredCorrelationID(info *ConnectInfo) string {
-	if v, ok := info.Params["correlation_id"].(string); ok && correlation.Valid(v) {
-		return v
-	}
-	if v := info.Header.Get(correlation.Header); correlation.Valid(v) {
-		return v
-	}
-	return ""
 }
 
 func (s *Server) removeConn(c *Conn) {
