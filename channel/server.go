@@ -298,7 +298,7 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
-	s.ws = wstransport.NewServer(wstransport.Config{
+	s.ws = wstransport.NewServer(&wstransport.Config{
 		MaxFrameSize:    o.MaxFrameSize,
 		MaxInflatedSize: o.MaxInflatedSize,
 		MaxInflateRate:  o.MaxInflateRate,

@@ -12,6 +12,6 @@ func TestNewTransportCountsActivityFromCreation(t *testing.T) {
 	// idle sweeper must count from the transport's creation, not the epoch
 	// (pyrebench saw a few of 19 000 connecting clients closed as idle).
 	var c Conn
-	c.Init(NewServer(Config{}), nil)
+	c.Init(NewServer(&Config{}), nil)
 	assert.Less(t, time.Since(time.Unix(0, c.LastActivity())), time.Minute)
 }

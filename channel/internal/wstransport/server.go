@@ -70,8 +70,8 @@ type Server struct {
 }
 
 // NewServer returns a Server for cfg.
-func NewServer(cfg Config) *Server {
-	s := &Server{cfg: cfg}
+func NewServer(cfg *Config) *Server {
+	s := &Server{cfg: *cfg}
 	s.writers.wg = cfg.Group
 	s.writers.delay = cfg.WriteDelay
 	s.clock = func() int64 { return time.Now().UnixNano() }

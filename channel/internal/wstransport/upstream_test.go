@@ -80,7 +80,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 			}
 		}
 	}
-	srv := NewServer(cfg)
+	srv := NewServer(&cfg)
 	ts := &testServer{peers: make(chan *testPeer, 16)}
 	ts.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
