@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pyre-go/pyre/channel/internal/longpoll"
 	"github.com/pyre-go/pyre/channel/internal/wstransport"
 	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/fallback"
@@ -233,7 +234,7 @@ type Server struct {
 	hub         *hub
 	origins     *originChecker
 	breakers    *fallback.Registry
-	lp          *lpState // nil unless Options.LongPoll
+	lp          *longpoll.State // nil unless Options.LongPoll
 	ownBreakers bool
 	log         *slog.Logger
 	nodeID      string
@@ -320,7 +321,7 @@ func NewServer(opts *Options) *Server {
 	_, _ = rand.Read(b[:])
 	s.nodeID = hex.EncodeToString(b[:])
 	if o.LongPoll != nil {
-		s.lp = newLPState(s) // needs the node id
+		s.lp = newLongPoll(s) // needs the node id
 	}
 	return s
 }
@@ -392,7 +393,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/websocket"):
 		s.serveWebSocket(w, r)
 	case strings.HasSuffix(r.URL.Path, "/longpoll") && s.opts.LongPoll != nil:
-		s.serveLongPoll(w, r)
+		s.lp.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -469,7 +470,7 @@ func (s *Server) shutdown(ctx context.Context, now bool) error {
 		}
 	}
 	if s.lp != nil {
-		s.lp.close()
+		s.lp.Close()
 	}
 	s.ws.Close()
 	done := make(chan struct{})
