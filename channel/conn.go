@@ -116,6 +116,18 @@ func (c *Conn) Close(code int, reason string) {
 	c.t.Close(code, reason)
 }
 
+// closeNow closes the connection as Close does, but a transport that can
+// drop it at once (immediateCloser) does so, without a close handshake:
+// Server.Close.
+func (c *Conn) closeNow(code int, reason string) {
+	c.beginClose()
+	if n, ok := c.t.(immediateCloser); ok {
+		n.closeNow()
+		return
+	}
+	c.t.Close(code, reason)
+}
+
 // beginClose marks the connection as closing, cancels its context and its
 // channels' contexts, and wakes a reader waiting for mailbox room, once.
 func (c *Conn) beginClose() {
@@ -154,33 +166,11 @@ func (c *Conn) liveProcs() []*proc {
 	return procs
 }
 
-// CloseSlowConsumer closes the connection with CloseSlowConsumer and counts
-// it in Stats.SlowClosed: the policy transports apply when their outbound
-// queue overflows.
-func (c *Conn) CloseSlowConsumer() {
-	c.srv.stats.slowClosed.Add(1)
-	c.log.LogAttrs(c.ctx, slog.LevelWarn, "slow consumer: outbound queue full, closing connection")
-	c.Close(CloseSlowConsumer, "slow consumer")
-}
-
 // Channels returns the number of joined channels.
 func (c *Conn) Channels() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.chans)
-}
-
-// PushRaw sends a frame [joinRef, null, topic, event, payload] as it is,
-// without checking that the topic is joined or the join_ref current. It is
-// a low-level tool for tests and protocol experiments; channels use
-// Socket.Push.
-func (c *Conn) PushRaw(joinRef, topic, event string, payload any) error {
-	b, bin, err := encodePayload(payload)
-	if err != nil {
-		return err
-	}
-	c.send(&Frame{f: frame{kind: kindPush, binary: bin, joinRef: joinRef, topic: topic, event: event, payload: b}})
-	return nil
 }
 
 func (c *Conn) send(f *Frame) { c.t.Send(f) }
@@ -196,26 +186,6 @@ var (
 	respTopicLong   = []byte(`{"reason":"topic too long"}`)
 	respParamsLarge = []byte(`{"reason":"join params too large"}`)
 )
-
-// Receive handles one inbound message. A transport calls it from a single
-// goroutine in arrival order. Joins run synchronously, as in Phoenix: the
-// join reply is queued before Receive returns. Other events are handed to
-// the channel's mailbox; when the mailbox is full Receive waits, which
-// pushes back on the client that floods it.
-func (c *Conn) Receive(m *Message) {
-	if m.Topic == TopicPhoenix && m.Event == EventHeartbeat {
-		c.reply("", m.Ref, TopicPhoenix, "ok", emptyObject, false)
-		return
-	}
-	switch m.Event {
-	case EventJoin:
-		c.join(m)
-	case EventLeave:
-		c.leave(m)
-	default:
-		c.push(m)
-	}
-}
 
 func (c *Conn) join(m *Message) {
 	// Bounds first, before the router or a channel sees the join: a refused
@@ -344,37 +314,6 @@ func (c *Conn) unregister(p *proc) {
 
 // isClosing reports whether the connection is closing or finished.
 func (c *Conn) isClosing() bool { return c.closing.Load() }
-
-// Finish ends the connection after its transport is done: every channel
-// terminates (reason ErrConnClosed, no frames sent), and Finish waits for
-// the channels' goroutines. The transport calls it once; later calls are
-// no-ops.
-func (c *Conn) Finish() {
-	c.finishOnce.Do(func() {
-		c.closing.Store(true)
-		c.mu.Lock()
-		c.closed = true
-		procs := make([]*proc, 0, len(c.chans))
-		for _, p := range c.chans {
-			procs = append(procs, p)
-		}
-		clear(c.chans)
-		c.mu.Unlock()
-		if c.idSub != nil {
-			c.srv.hub.remove(c.ctx, c.info.ID, c.idSub)
-		}
-		for _, p := range procs {
-			p.detach()
-			p.stop(ErrConnClosed, stopSilent, "")
-		}
-		c.stop()
-		for _, p := range c.liveProcs() {
-			p.ctx.cancel()
-		}
-		c.wg.Wait()
-		c.srv.removeConn(c)
-	})
-}
 
 // connIDSub receives broadcasts to the socket id: "disconnect" closes the
 // connection with 1001; other events are ignored, as in Phoenix.

@@ -103,6 +103,14 @@
 // (Options.MailboxSize) pause that connection's reads; broadcasts to
 // intercepting channels and infos are dropped at a full mailbox and logged.
 //
+// # For transport authors
+//
+// A transport other than the built-in ones (package channeltest's
+// in-process one, a test harness) implements Transport and uses the
+// Server.Attach, Conn.Receive and Conn.Finish seam; Options.OnJoin,
+// Options.OnTerminate and Conn.PushRaw serve such harnesses. They are
+// grouped in transport.go. Applications need none of them.
+//
 // # Failures
 //
 // A panic or error in a channel's handler ends that channel only: the

@@ -116,7 +116,7 @@ func (f *fakeTime) taken() []time.Duration {
 func TestInflateRatePausesReads(t *testing.T) {
 	ft := &fakeTime{}
 	srv := NewServer(&Options{Router: roomRouter(nil), Compression: true, MaxInflatedSize: 64 << 10, MaxInflateRate: 16 << 10})
-	srv.clock, srv.pause = ft.clock, ft.pause
+	srv.ws.SetClock(ft.clock, ft.pause)
 	e := serveTestEndpoint(t, srv)
 	c := e.dialRaw(t, "vsn=2.0.0", offerDeflate)
 

@@ -2,15 +2,17 @@ package channel
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
+	"weak"
+
+	"github.com/pyre-go/pyre/channel/internal/longpoll"
 )
 
 // LongPollOptions configure the LongPoll transport (Phoenix's /longpoll),
@@ -167,46 +169,50 @@ func (o *LongPollOptions) withDefaults() LongPollOptions {
 	return c
 }
 
-// lpMaxLines is the most lines of one POST that are handled; the rest are
-// ignored, as in Phoenix (phoenix.js never sends more).
-const lpMaxLines = 100
-
-// Logical statuses of LongPoll answers.
-const (
-	lpOK         = 200
-	lpNoContent  = 204
-	lpBadRequest = 400
-	lpForbidden  = 403
-	lpTimeout    = 408
-	lpGone       = 410
-	lpTooLarge   = 413
-)
-
-// serveLongPoll serves <mount>/longpoll.
-func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Cache-Control", "no-store")
-	if !s.checkLongPollOrigin(r) {
-		s.stats.refused.Add(1)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll request refused: origin not allowed",
-			slog.String("origin", r.Header.Get("Origin")), slog.String("remote_addr", r.RemoteAddr))
-		writeLPStatus(w, lpForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodOptions:
-		h.Set("Access-Control-Allow-Headers", strings.Join(r.Header.Values("Access-Control-Request-Headers"), ", "))
-		h.Set("Access-Control-Allow-Methods", "get, post, options")
-		h.Set("Access-Control-Max-Age", "3600")
-		w.WriteHeader(http.StatusOK)
-	case http.MethodGet:
-		s.longPoll().get(s, w, r)
-	case http.MethodPost:
-		s.longPoll().post(s, w, r)
-	default:
-		w.WriteHeader(http.StatusBadRequest)
-	}
+// newLongPoll returns the LongPoll transport (package longpoll) for s. Its
+// hooks hold s weakly: the transport is a subscriber of the PubSub, which
+// may outlive a Server that is dropped without Close.
+func newLongPoll(s *Server) *longpoll.State {
+	o := s.opts.LongPoll.withDefaults()
+	wp := weak.Make(s)
+	return longpoll.New(&longpoll.Config{
+		Window:               o.Window,
+		IdleTimeout:          o.IdleTimeout,
+		PubSubTimeout:        o.PubSubTimeout,
+		MaxSessions:          o.MaxSessions,
+		MaxSessionsPerClient: o.MaxSessionsPerClient,
+		ClientKey:            o.ClientKey,
+		MaxQueuedMessages:    o.MaxQueuedMessages,
+		MaxBodyBytes:         o.MaxBodyBytes,
+		Secret:               o.Secret,
+		MaxQueueBytes:        s.opts.MaxQueueBytes,
+		MaxFrameSize:         s.opts.MaxFrameSize,
+		NodeID:               s.nodeID,
+		PubSub:               s.ps,
+		Logger:               s.log,
+		AppendString:         appendString,
+		Group:                &s.wg,
+		Hold: func() bool {
+			s := wp.Value()
+			return s != nil && s.hold()
+		},
+		CheckOrigin: func(r *http.Request) bool {
+			s := wp.Value()
+			return s != nil && s.checkLongPollOrigin(r)
+		},
+		Refused: func() {
+			if s := wp.Value(); s != nil {
+				s.stats.refused.Add(1)
+			}
+		},
+		Connect: func(r *http.Request, query string, ss *longpoll.Session) error {
+			s := wp.Value()
+			if s == nil {
+				return longpoll.ErrClosed
+			}
+			return s.connectLongPoll(r, query, ss)
+		},
+	})
 }
 
 // checkLongPollOrigin runs Options.CheckOrigin, else the AllowedOrigins
@@ -218,57 +224,11 @@ func (s *Server) checkLongPollOrigin(r *http.Request) bool {
 	return s.origins.allow(r, true)
 }
 
-// get serves a poll, or creates a session when the request carries no
-// valid token of a live session.
-func (st *lpState) get(s *Server, w http.ResponseWriter, r *http.Request) {
-	token := lpRequestToken(r)
-	if token != "" {
-		if node, sid, ok := st.verify(token); ok {
-			if node == st.node {
-				if ss := st.lookup(sid); ss != nil && lpHold(s) {
-					status, msgs := ss.poll(r.Context())
-					s.wg.Done()
-					writeLPPoll(w, status, token, msgs)
-					return
-				}
-			} else {
-				res, ok := st.forward(r.Context(), node, &lpRequest{Op: lpOpPoll, SID: sid})
-				if ok {
-					writeLPPoll(w, res.Status, token, res.messages())
-					return
-				}
-				if r.Context().Err() != nil {
-					return
-				}
-			}
-		}
-	}
-	st.newSession(s, w, r)
-}
-
-// newSession runs the connect step and answers 410 with the new token.
-func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request) {
-	if !lpHold(s) {
-		writeLPUnavailable(w)
-		return
-	}
-	defer s.wg.Done()
-	client := st.clientKey(r)
-	if ok, full := st.reserve(client); !ok {
-		s.stats.refused.Add(1)
-		if full {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "longpoll session refused: too many sessions",
-				slog.Int("max_sessions", st.opts.MaxSessions), slog.String("remote_addr", r.RemoteAddr))
-		} else {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll session refused: too many sessions for this client",
-				slog.Int("max_sessions_per_client", st.opts.MaxSessionsPerClient),
-				slog.String("client", client), slog.String("remote_addr", r.RemoteAddr))
-		}
-		writeLPUnavailable(w)
-		return
-	}
+// connectLongPoll is the connect step of a new LongPoll session: the
+// serializer from vsn, then Attach (Options.Connect).
+func (s *Server) connectLongPoll(r *http.Request, query string, ss *longpoll.Session) error {
 	info := &ConnectInfo{
-		Params:     decodeParams(stripSessionToken(r.URL.RawQuery)),
+		Params:     decodeParams(query),
 		Header:     r.Header,
 		RemoteAddr: r.RemoteAddr,
 		AuthToken:  r.Header.Get("X-Phoenix-AuthToken"),
@@ -276,197 +236,113 @@ func (st *lpState) newSession(s *Server, w http.ResponseWriter, r *http.Request)
 	}
 	ser, ok := negotiateSerializer(info.Params)
 	if !ok {
-		st.release(client)
 		s.stats.refused.Add(1)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "longpoll connection refused: unsupported vsn",
 			slog.Any("vsn", info.Params["vsn"]), slog.String("remote_addr", r.RemoteAddr))
-		writeLPStatus(w, lpForbidden)
-		return
+		return errors.New("unsupported vsn")
 	}
 	info.Serializer = ser
-	ss := st.newLPSession(s, ser, client)
-	conn, err := s.Attach(r.Context(), info, ss)
+	t := &lpTransport{sess: ss, ser: ser}
+	ss.Init(t)
+	conn, err := s.Attach(r.Context(), info, t)
 	info.Request = nil
 	if err != nil {
-		st.release(client)
 		if errors.Is(err, ErrServerClosed) {
-			writeLPUnavailable(w)
-			return
+			return longpoll.ErrClosed
 		}
-		writeLPStatus(w, lpForbidden)
-		return
+		return err
 	}
-	ss.conn = conn
-	st.add(ss)
-	s.wg.Add(1) // the request holds s.wg, so Close waits for this too
-	ss.start()
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "longpoll session created",
 		slog.String("remote_addr", r.RemoteAddr), slog.String("serializer", ser.String()))
-	writeLPPoll(w, lpGone, ss.token, nil)
+	return nil
 }
 
-// post hands a POST's lines to its session.
-func (st *lpState) post(s *Server, w http.ResponseWriter, r *http.Request) {
-	token := lpRequestToken(r)
-	node, sid, ok := "", "", false
-	if token != "" {
-		node, sid, ok = st.verify(token)
-	}
-	if !ok {
-		writeLPStatus(w, lpGone)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, st.opts.MaxBodyBytes))
+// lpTransport joins a Conn to its LongPoll session: the Conn's Transport
+// (frames out, encoded with the connection's serializer) and the session's
+// longpoll.Peer (lines in, decoded here).
+type lpTransport struct {
+	sess      *longpoll.Session
+	conn      *Conn
+	ser       Serializer
+	warnedBin atomic.Bool // a dropped binary frame was logged
+}
+
+// bind implements connBinder.
+func (t *lpTransport) bind(c *Conn) { t.conn = c }
+
+// Send implements Transport: the frame waits for the next poll. Binary
+// frames cannot travel over LongPoll (phoenix.js JSON-decodes every polled
+// message): they are dropped and logged once per session, as in Phoenix.
+func (t *lpTransport) Send(f *Frame) {
+	b, bin, err := f.Encode(t.ser)
+	c := t.conn
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if !errors.As(err, &tooBig) {
-			return // the client went away
-		}
-		if ss := st.lookup(sid); node == st.node && ss != nil {
-			ss.conn.log.LogAttrs(ss.conn.ctx, slog.LevelWarn, "longpoll POST body too large, closing session",
-				slog.Int64("limit", st.opts.MaxBodyBytes))
-			ss.conn.Close(CloseTooBig, "body too large")
-		}
-		writeLPStatus(w, lpTooLarge)
+		c.log.LogAttrs(c.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
 		return
 	}
-	lines := splitLPBody(body, r.Header.Get("Content-Type"))
-	if node == st.node {
-		ss := st.lookup(sid)
-		if ss == nil || !lpHold(s) {
-			writeLPStatus(w, lpGone)
-			return
+	if bin {
+		level := slog.LevelDebug
+		if t.warnedBin.CompareAndSwap(false, true) {
+			level = slog.LevelWarn
 		}
-		defer s.wg.Done()
-		writeLPStatus(w, ss.post(r.Context(), lines))
+		c.log.LogAttrs(c.ctx, level, "binary frame dropped: LongPoll carries text frames only",
+			slog.String("topic", f.f.topic), slog.String("event", f.Event()))
 		return
 	}
-	req := &lpRequest{Op: lpOpPost, SID: sid, Lines: make([]string, len(lines))}
-	for i, l := range lines {
-		req.Lines[i] = string(l)
-	}
-	res, ok := st.forward(r.Context(), node, req)
-	if !ok {
-		writeLPStatus(w, lpGone)
-		return
-	}
-	writeLPStatus(w, res.Status)
+	t.sess.Queue(b)
 }
 
-// lpHold counts a request in s.wg, unless the Server is closed: Close and
-// Shutdown then wait for it. Holding s.mu orders the Add before Close's Wait.
-func lpHold(s *Server) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
+// Close implements Transport.
+func (t *lpTransport) Close(code int, reason string) { t.sess.Close(code, reason) }
+
+// Decode implements longpoll.Peer: a malformed line closes the session.
+func (t *lpTransport) Decode(raw []byte) (any, bool) {
+	c := t.conn
+	m, err := decodeLPLine(t.ser, raw)
+	if err != nil {
+		c.srv.stats.malformed.Add(1)
+		c.log.LogAttrs(c.ctx, slog.LevelWarn, "malformed longpoll line, closing session", slog.Any("error", err))
+		c.Close(CloseInternalError, "malformed frame")
+		return nil, false
 	}
-	s.wg.Add(1)
-	return true
+	return &m, true
 }
 
-// lpRequestToken returns the session token: the X-Phoenix-Longpoll-Token
-// header, else the last "token" query param (phoenix.js 1.8 appends it after
-// the app's params, which may have a "token" of their own).
-func lpRequestToken(r *http.Request) string {
-	if t := r.Header.Get("X-Phoenix-Longpoll-Token"); t != "" {
-		return t
+// Deliver implements longpoll.Peer.
+func (t *lpTransport) Deliver(msg any) {
+	if c := t.conn; !c.isClosing() {
+		c.Receive(msg.(*Message))
 	}
-	token := ""
-	for _, pair := range strings.Split(r.URL.RawQuery, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		if k != "token" {
-			continue
-		}
-		if u, err := url.QueryUnescape(v); err == nil {
-			token = u
-		}
-	}
-	return token
 }
 
-// stripSessionToken removes the session token phoenix.js appends after vsn
-// from a query, so that the connect params of a session re-created from a
-// stale token hold the app's own "token" param, if any, rather than the
-// stale session token.
-func stripSessionToken(rawQuery string) string {
-	pairs := strings.Split(rawQuery, "&")
-	vsn, tok := -1, -1
-	for i, p := range pairs {
-		k, _, _ := strings.Cut(p, "=")
-		switch k {
-		case "vsn":
-			vsn = i
-		case "token":
-			tok = i
+// Disconnect implements longpoll.Peer.
+func (t *lpTransport) Disconnect(code int, reason string) { t.conn.Close(code, reason) }
+
+// SlowConsumer implements longpoll.Peer.
+func (t *lpTransport) SlowConsumer() { t.conn.CloseSlowConsumer() }
+
+// Finish implements longpoll.Peer.
+func (t *lpTransport) Finish() { t.conn.Finish() }
+
+// Context implements longpoll.Peer.
+func (t *lpTransport) Context() context.Context { return t.conn.ctx }
+
+// Logger implements longpoll.Peer.
+func (t *lpTransport) Logger() *slog.Logger { return t.conn.log }
+
+// decodeLPLine decodes one POSTed line like a WebSocket message: a text
+// frame when it starts with "[" (V2) or "{" (V1), else a base64 binary
+// frame.
+func decodeLPLine(ser Serializer, raw []byte) (Message, error) {
+	if raw[0] == '[' || raw[0] == '{' {
+		return ser.decode(false, raw)
+	}
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+	n, err := base64.StdEncoding.Decode(b, raw)
+	if err != nil {
+		if n, err = base64.RawStdEncoding.Decode(b, raw); err != nil {
+			return Message{}, fmt.Errorf("%w: line is neither JSON nor base64", ErrMalformed)
 		}
 	}
-	if vsn < 0 || tok < vsn {
-		return rawQuery
-	}
-	return strings.Join(append(pairs[:tok:tok], pairs[tok+1:]...), "&")
-}
-
-// splitLPBody splits a POST body into the lines handled: an ndjson body is
-// split on "\n" (and "\r\n"), at most lpMaxLines; any other body is one
-// frame, as in Phoenix.
-func splitLPBody(body []byte, contentType string) [][]byte {
-	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt != "application/x-ndjson" {
-		return [][]byte{body}
-	}
-	lines := bytes.SplitN(body, []byte("\n"), lpMaxLines+1)
-	if len(lines) > lpMaxLines {
-		lines = lines[:lpMaxLines]
-	}
-	for i, l := range lines {
-		lines[i] = bytes.TrimSuffix(l, []byte("\r"))
-	}
-	return lines
-}
-
-func setLPJSON(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-}
-
-// writeLPStatus writes {"status":N}.
-func writeLPStatus(w http.ResponseWriter, status int) {
-	setLPJSON(w)
-	b := make([]byte, 0, 16)
-	b = append(b, `{"status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, '}')
-	_, _ = w.Write(b)
-}
-
-// writeLPPoll writes {"messages":[...],"status":N,"token":T}: keys sorted,
-// as Phoenix's JSON encoder emits them, and each message a JSON string
-// holding one serialized text frame.
-func writeLPPoll(w http.ResponseWriter, status int, token string, msgs [][]byte) {
-	n := 48 + len(token)
-	for _, m := range msgs {
-		n += len(m) + len(m)/8 + 3
-	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"messages":[`...)
-	for i, m := range msgs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, string(m))
-	}
-	b = append(b, `],"status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, `,"token":`...)
-	b = appendString(b, token)
-	b = append(b, '}')
-	setLPJSON(w)
-	_, _ = w.Write(b)
-}
-
-// writeLPUnavailable refuses a new session: HTTP 503 with an empty body,
-// which phoenix.js handles like a network error (error, close 1011,
-// reconnect with backoff), where a JSON status it does not know would throw.
-func writeLPUnavailable(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
-	w.WriteHeader(http.StatusServiceUnavailable)
+	return ser.decode(true, b[:n])
 }

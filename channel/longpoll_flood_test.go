@@ -76,7 +76,7 @@ func TestLongPollFloodFromOneAddressLocksOnlyItOut(t *testing.T) {
 		require.Equal(t, lpGone, status)
 	}
 	assert.Equal(t, 190, refused, "the flooder gets its share of 10 sessions")
-	assert.Equal(t, 10, e.srv.longPoll().count())
+	assert.Equal(t, 10, e.srv.longPoll().Count())
 	for i := range 10 {
 		_, status := lpOpen(t, victim, e.hs.URL)
 		assert.Equal(t, lpGone, status, "victim session %d", i)
@@ -129,7 +129,7 @@ func TestLongPollClientKeyShares(t *testing.T) {
 	// An empty key falls back to the remote address (127.0.0.1 here).
 	assert.Equal(t, lpGone, open(""))
 	assert.Equal(t, http.StatusServiceUnavailable, open("b"), "MaxSessions 5 reached")
-	assert.Equal(t, 5, e.srv.longPoll().count())
+	assert.Equal(t, 5, e.srv.longPoll().Count())
 }
 
 // TestLongPollClientShareIsGivenBack: a closed session frees its client's
@@ -147,24 +147,12 @@ func TestLongPollClientShareIsGivenBack(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, r.Code)
 		require.NoError(t, srv.Broadcast(context.Background(), "users:1", "disconnect", map[string]any{}))
 		synctest.Wait()
-		require.Equal(t, 0, srv.longPoll().count())
+		require.Equal(t, 0, srv.longPoll().Count())
 		newLPClient(t, srv, "vsn=2.0.0").open()
 	})
 }
 
-func TestLongPollClientKeyDefaults(t *testing.T) {
-	for addr, want := range map[string]string{
-		"192.0.2.7:4000":              "192.0.2.7",
-		"[::ffff:192.0.2.7]:4000":     "192.0.2.7",
-		"[2001:db8:1:2:aaaa::1]:4000": "2001:db8:1:2::/64",
-		"[2001:db8:1:2:bbbb::9]:5000": "2001:db8:1:2::/64",
-		"[2001:db8:1:3::1]:4000":      "2001:db8:1:3::/64",
-		"[fe80::1%eth0]:4000":         "fe80::/64",
-		"@":                           "@", // a unix socket
-		"not an address":              "not an address",
-	} {
-		assert.Equal(t, want, clientAddrKey(addr), addr)
-	}
+func TestLongPollSessionsPerClientDefault(t *testing.T) {
 	d := (&LongPollOptions{}).withDefaults()
 	assert.Equal(t, 100, d.MaxSessionsPerClient)
 	d = (&LongPollOptions{MaxSessions: 10}).withDefaults()
@@ -175,13 +163,10 @@ func TestLongPollClientKeyDefaults(t *testing.T) {
 // the open sessions of srv (told apart from other tests' sessions by the
 // receiver pointer in the stack trace).
 func lpSessionGoroutines(srv *Server) int {
-	st := srv.longPoll()
-	st.mu.Lock()
-	receivers := make([]string, 0, len(st.sessions))
-	for _, ss := range st.sessions {
+	var receivers []string
+	for _, ss := range srv.longPoll().OpenSessions() {
 		receivers = append(receivers, fmt.Sprintf("(%p", ss))
 	}
-	st.mu.Unlock()
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -194,7 +179,7 @@ func lpSessionGoroutines(srv *Server) int {
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		for _, line := range strings.Split(g, "\n") {
-			if strings.Contains(line, "channel.(*lpSession).") && !strings.HasPrefix(line, "created by") &&
+			if strings.Contains(line, "longpoll.(*Session).") && !strings.HasPrefix(line, "created by") &&
 				slices.ContainsFunc(receivers, func(r string) bool { return strings.Contains(line, r) }) {
 				count++
 				break
@@ -215,7 +200,7 @@ func TestLongPollUnusedSessionsHoldNoGoroutine(t *testing.T) {
 		_, status := lpOpen(t, hc, e.hs.URL)
 		require.Equal(t, lpGone, status)
 	}
-	assert.Equal(t, 20, e.srv.longPoll().count())
+	assert.Equal(t, 20, e.srv.longPoll().Count())
 	assert.Equal(t, 0, lpSessionGoroutines(e.srv))
 }
 
@@ -241,7 +226,7 @@ func TestLongPollFeedEndsBetweenPosts(t *testing.T) {
 		c.get()
 		time.Sleep(5*time.Second + time.Millisecond)
 		synctest.Wait()
-		assert.Equal(t, 1, srv.longPoll().count(), "the idle session was reaped")
+		assert.Equal(t, 1, srv.longPoll().Count(), "the idle session was reaped")
 		assert.Equal(t, lpGone, idle.get().Status, "and its token is gone")
 	})
 }

@@ -367,25 +367,25 @@ func TestLongPollUnknownAndForgedTokens(t *testing.T) {
 		defer srv.Close()
 		c := newLPClient(t, srv, "vsn=2.0.0")
 		c.open()
-		node, sid, ok := srv.longPoll().verify(c.token)
+		node, sid, ok := srv.longPoll().Verify(c.token)
 		require.True(t, ok)
 		assert.Equal(t, srv.nodeID, node)
 		assert.Len(t, sid, 22, "128 random bits")
 
 		other := NewServer(&Options{Router: roomRouter(nil), LongPoll: &LongPollOptions{}})
 		defer other.Close()
-		foreign := other.longPoll().sign(sid) // same session id, another key
+		foreign := other.longPoll().Sign(sid) // same session id, another key
 		tampered := strings.Replace(c.token, sid, "B"+sid[1:], 1)
 		if sid[0] == 'B' {
 			tampered = strings.Replace(c.token, sid, "C"+sid[1:], 1)
 		}
-		unknown := srv.longPoll().sign("AAAAAAAAAAAAAAAAAAAAAA")
+		unknown := srv.longPoll().Sign("AAAAAAAAAAAAAAAAAAAAAA")
 		for _, tok := range []string{"bogus", "", tampered, foreign, unknown, "1." + srv.nodeID + "." + sid + ".", strings.Repeat("a.", 200)} {
 			bad := &lpClient{t: t, h: srv, query: "vsn=2.0.0", token: tok}
 			a := bad.get()
 			assert.Equal(t, lpGone, a.Status, "poll with %q", tok)
 			assert.NotEqual(t, c.token, a.Token)
-			_, newSID, ok := srv.longPoll().verify(a.Token)
+			_, newSID, ok := srv.longPoll().Verify(a.Token)
 			assert.True(t, ok)
 			assert.NotEqual(t, sid, newSID)
 			if tok != "" {
@@ -607,7 +607,7 @@ func TestLongPollMaxSessions(t *testing.T) {
 		assert.Equal(t, lpNoContent, b.get().Status)
 		time.Sleep(5*time.Second + time.Millisecond) // fake time: a has not polled for 15 s now
 		synctest.Wait()
-		assert.Equal(t, 1, srv.longPoll().count())
+		assert.Equal(t, 1, srv.longPoll().Count())
 		newLPClient(t, srv, "vsn=2.0.0").open()
 	})
 }
@@ -653,29 +653,6 @@ func TestLongPollShutdown(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, r.Code)
 		assert.Equal(t, lpGone, c.post(`[null,"1","phoenix","heartbeat",{}]`).Status)
 	})
-}
-
-func TestLongPollTokenHelpers(t *testing.T) {
-	tests := []struct{ query, stripped, token string }{
-		{"vsn=2.0.0&", "vsn=2.0.0&", ""},
-		{"token=abc&vsn=2.0.0&", "token=abc&vsn=2.0.0&", "abc"},
-		{"token=abc&vsn=2.0.0&token=T1", "token=abc&vsn=2.0.0", "T1"},
-		{"vsn=2.0.0&token=T%2B1&x=1", "vsn=2.0.0&x=1", "T+1"},
-		{"a=1&token=abc", "a=1&token=abc", "abc"},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.stripped, stripSessionToken(tt.query), tt.query)
-		r := httptest.NewRequest(http.MethodGet, "/socket/longpoll?"+tt.query, nil)
-		assert.Equal(t, tt.token, lpRequestToken(r), tt.query)
-	}
-	r := httptest.NewRequest(http.MethodGet, "/socket/longpoll?token=q", nil)
-	r.Header.Set("X-Phoenix-Longpoll-Token", "h")
-	assert.Equal(t, "h", lpRequestToken(r))
-
-	assert.Equal(t, [][]byte{[]byte("a"), []byte("b"), []byte("")}, splitLPBody([]byte("a\r\nb\n"), "application/x-ndjson"))
-	assert.Equal(t, [][]byte{[]byte("a\nb")}, splitLPBody([]byte("a\nb"), "text/plain"))
-	assert.Equal(t, [][]byte{[]byte("a\nb")}, splitLPBody([]byte("a\nb"), ""))
-	assert.Len(t, splitLPBody([]byte(strings.Repeat("x\n", 150)), "application/x-ndjson; charset=utf-8"), lpMaxLines)
 }
 
 func TestLongPollOptionsDefaults(t *testing.T) {
@@ -754,7 +731,7 @@ func TestLongPollRoutesToTheOwningNode(t *testing.T) {
 		assert.Equal(t, `{"status":200}`, onB.post(`["1","1","room:a","phx_join",{}]`).Body)
 		assert.Equal(t, 1, a.Subscribers("room:a"), "the channel runs on the owner")
 		assert.Zero(t, b.Subscribers("room:a"))
-		assert.Zero(t, b.longPoll().count())
+		assert.Zero(t, b.longPoll().Count())
 		seen := onB.pollUntil(lpJoinOK)
 		assert.Equal(t, lpJoinOK, seen[0])
 
@@ -775,7 +752,7 @@ func TestLongPollRoutesToTheOwningNode(t *testing.T) {
 		for range 3 {
 			assert.Equal(t, lpNoContent, onB.get().Status)
 		}
-		assert.Equal(t, 1, a.longPoll().count())
+		assert.Equal(t, 1, a.longPoll().Count())
 	})
 }
 
@@ -815,13 +792,13 @@ func TestLongPollOwnerGone(t *testing.T) {
 		defer b.Close()
 
 		// The owner is up but the session is gone: it says so at once.
-		onB := &lpClient{t: t, h: b, query: "vsn=2.0.0", token: a.longPoll().sign("AAAAAAAAAAAAAAAAAAAAAA")}
+		onB := &lpClient{t: t, h: b, query: "vsn=2.0.0", token: a.longPoll().Sign("AAAAAAAAAAAAAAAAAAAAAA")}
 		start := time.Now()
 		assert.Equal(t, `{"status":410}`, onB.post(`[null,"1","phoenix","heartbeat",{}]`).Body)
 		r := onB.get()
 		assert.Zero(t, time.Since(start))
 		require.Equal(t, lpGone, r.Status)
-		node, _, ok := b.longPoll().verify(r.Token)
+		node, _, ok := b.longPoll().Verify(r.Token)
 		require.True(t, ok)
 		assert.Equal(t, b.nodeID, node, "a new session on the node that got the poll")
 
@@ -840,12 +817,11 @@ func TestLongPollOwnerGone(t *testing.T) {
 		r = onB.get()
 		assert.Equal(t, 2*time.Second, time.Since(start))
 		require.Equal(t, lpGone, r.Status)
-		node, _, _ = b.longPoll().verify(r.Token)
+		node, _, _ = b.longPoll().Verify(r.Token)
 		assert.Equal(t, b.nodeID, node)
 
 		// A node id nobody has.
-		ghost := &lpState{node: "0badc0ffee00", secret: b.longPoll().secret}
-		onGhost := &lpClient{t: t, h: b, query: "vsn=2.0.0", token: ghost.sign("AAAAAAAAAAAAAAAAAAAAAA")}
+		onGhost := &lpClient{t: t, h: b, query: "vsn=2.0.0", token: b.longPoll().SignAs("0badc0ffee00", "AAAAAAAAAAAAAAAAAAAAAA")}
 		start = time.Now()
 		assert.Equal(t, lpGone, onGhost.get().Status)
 		assert.Equal(t, 2*time.Second, time.Since(start))

@@ -81,15 +81,3 @@ func TestOriginChecker(t *testing.T) {
 	r.Header.Set("Origin", "http://evil.example")
 	assert.True(t, any.allow(r, false))
 }
-
-func TestAuthToken(t *testing.T) {
-	h := httptest.NewRequest("GET", "/", nil).Header
-	h.Set("Sec-WebSocket-Protocol", "phoenix, base64url.bearer.phx.czNjcmV0Ky89Pw")
-	assert.Equal(t, "s3cret+/=?", authToken(h))
-	h.Set("Sec-WebSocket-Protocol", "phoenix,base64url.bearer.phx.czNjcmV0Ky89Pw==")
-	assert.Equal(t, "s3cret+/=?", authToken(h), "padding tolerated")
-	h.Set("Sec-WebSocket-Protocol", "phoenix")
-	assert.Equal(t, "", authToken(h))
-	h.Set("Sec-WebSocket-Protocol", "base64url.bearer.phx.YQ,base64url.bearer.phx.Yg")
-	assert.Equal(t, "", authToken(h), "two tokens: none")
-}

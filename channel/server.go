@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pyre-go/pyre/channel/internal/longpoll"
+	"github.com/pyre-go/pyre/channel/internal/wstransport"
 	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/fallback"
 	"github.com/pyre-go/pyre/pubsub"
@@ -163,6 +164,13 @@ type Options struct {
 	// fallback's default BreakerOptions (open after 5 consecutive failures, 30 s
 	// cool-down, no timeout) logging to Logger.
 	Breakers *fallback.Registry
+	// CorrelationIDLength is the length in hex characters of generated
+	// connection correlation ids. Defaults to 16.
+	CorrelationIDLength int
+
+	// For transport authors and test harnesses (see Server.Attach): hooks
+	// that follow channels as they join and terminate. Both default to nil.
+
 	// OnTerminate, if set, is called after a channel's Terminate with the
 	// same reason, on the channel's goroutine: for metrics and tests
 	// (channeltest observes terminations through it). It must not block.
@@ -172,9 +180,6 @@ type Options struct {
 	// goroutine. It must not block. With OnTerminate it lets metrics and
 	// test harnesses follow channels.
 	OnJoin func(s *Socket)
-	// CorrelationIDLength is the length in hex characters of generated
-	// connection correlation ids. Defaults to 16.
-	CorrelationIDLength int
 }
 
 func (o *Options) withDefaults() Options {
@@ -231,38 +236,31 @@ type Server struct {
 	hub         *hub
 	origins     *originChecker
 	breakers    *fallback.Registry
-	lp          *lpState // nil unless Options.LongPoll
+	lp          *longpoll.State // nil unless Options.LongPoll
 	ownBreakers bool
 	log         *slog.Logger
 	nodeID      string
 	procN       atomic.Uint64
 
-	mu        sync.Mutex
-	conns     map[*Conn]struct{}
-	closed    bool
-	sweepOnce sync.Once
-	sweepStop chan struct{}  // closed to stop the idle sweeper (idle.go)
-	wg        sync.WaitGroup // connection goroutines (transport owners)
-	writers   writePool      // WebSocket writes (writepool.go)
+	ws *wstransport.Server // the WebSocket transport's shared state
+
+	mu     sync.Mutex
+	conns  map[*Conn]struct{}
+	closed bool
+	// wg counts requests being served (see hold) and the goroutines the
+	// transports start; Close and Shutdown wait for it.
+	wg sync.WaitGroup
 
 	stats serverStats
-
-	// clock and pause are the time of the inflate rate bound (see
-	// beforeInflate): time.Now and a sleep ended by ctx, replaced by tests.
-	clock func() int64
-	pause func(ctx context.Context, d time.Duration)
 }
 
 type serverStats struct {
-	connections   atomic.Int64
-	accepted      atomic.Uint64
-	refused       atomic.Uint64
-	slowClosed    atomic.Uint64
-	malformed     atomic.Uint64
-	mailboxDrops  atomic.Uint64
-	framesWritten atomic.Uint64
-	writes        atomic.Uint64
-	blockedWrites atomic.Uint64
+	connections  atomic.Int64
+	accepted     atomic.Uint64
+	refused      atomic.Uint64
+	slowClosed   atomic.Uint64
+	malformed    atomic.Uint64
+	mailboxDrops atomic.Uint64
 }
 
 // Stats are counters of a Server.
@@ -303,10 +301,17 @@ func NewServer(opts *Options) *Server {
 		s.ownPS = true
 	}
 	s.hub = newHub(s.ps)
-	s.clock = func() int64 { return time.Now().UnixNano() }
-	s.pause = sleepCtx
-	s.writers.wg = &s.wg
-	s.writers.delay = o.WriteDelay
+	s.ws = wstransport.NewServer(&wstransport.Config{
+		MaxFrameSize:    o.MaxFrameSize,
+		MaxInflatedSize: o.MaxInflatedSize,
+		MaxInflateRate:  o.MaxInflateRate,
+		MaxQueueBytes:   o.MaxQueueBytes,
+		WriteDelay:      o.WriteDelay,
+		IdleTimeout:     o.IdleTimeout,
+		Compression:     o.Compression,
+		Group:           &s.wg,
+		Conns:           s.wsConns,
+	})
 	s.origins = newOriginChecker(o.AllowedOrigins, o.AllowSameOrigin)
 
 	s.breakers = o.Breakers
@@ -318,19 +323,9 @@ func NewServer(opts *Options) *Server {
 	_, _ = rand.Read(b[:])
 	s.nodeID = hex.EncodeToString(b[:])
 	if o.LongPoll != nil {
-		s.lp = newLPState(s) // needs the node id
+		s.lp = newLongPoll(s) // needs the node id
 	}
 	return s
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // PubSub returns the server's PubSub.
@@ -338,6 +333,7 @@ func (s *Server) PubSub() pubsub.PubSub { return s.ps }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
+	ws := s.ws.Stats()
 	return Stats{
 		Connections:   s.stats.connections.Load(),
 		Accepted:      s.stats.accepted.Load(),
@@ -345,9 +341,9 @@ func (s *Server) Stats() Stats {
 		SlowClosed:    s.stats.slowClosed.Load(),
 		Malformed:     s.stats.malformed.Load(),
 		MailboxDrops:  s.stats.mailboxDrops.Load(),
-		FramesWritten: s.stats.framesWritten.Load(),
-		Writes:        s.stats.writes.Load(),
-		BlockedWrites: s.stats.blockedWrites.Load(),
+		FramesWritten: ws.FramesWritten,
+		Writes:        ws.Writes,
+		BlockedWrites: ws.BlockedWrites,
 	}
 }
 
@@ -399,82 +395,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/websocket"):
 		s.serveWebSocket(w, r)
 	case strings.HasSuffix(r.URL.Path, "/longpoll") && s.opts.LongPoll != nil:
-		s.serveLongPoll(w, r)
+		s.lp.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// Attach runs the connect step for a transport that has decoded its
-// request into info (params, header, serializer...): it fills in the
-// correlation id, calls Options.Connect and registers the connection. The
-// transport then feeds Conn.Receive and calls Conn.Finish at the end. A
-// refused connection returns the Connect error (or ErrServerClosed).
-func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*Conn, error) {
-	if s.isClosed() {
-		return nil, ErrServerClosed
-	}
-	if info.Serializer == 0 {
-		info.Serializer = V2
-	}
-	if info.CorrelationID == "" {
-		info.CorrelationID = offeredCorrelationID(info)
-	}
-	if info.CorrelationID == "" {
-		info.CorrelationID = correlation.NewN(s.opts.CorrelationIDLength)
-	}
-	if s.opts.Connect != nil {
-		if err := s.callConnect(ctx, info); err != nil {
-			s.stats.refused.Add(1)
-			s.log.LogAttrs(ctx, slog.LevelInfo, "connection refused",
-				slog.String("correlation_id", info.CorrelationID), slog.String("remote_addr", info.RemoteAddr), slog.Any("error", err))
-			return nil, err
-		}
-	}
-	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
-	c.info.Header, c.info.Request = nil, nil
-	if c.info.rawQuery != "" {
-		c.info.Params = nil // Params decodes rawQuery again when asked
-	}
-	c.ctx, c.stop = connContext(c.info.CorrelationID)
-	c.log = newConnLogger(s.log, &c.info)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.stop()
-		return nil, ErrServerClosed
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.stats.connections.Add(1)
-	s.stats.accepted.Add(1)
-	if c.info.ID != "" {
-		c.idSub = &connIDSub{c: c}
-		if err := s.hub.add(c.ctx, c.info.ID, c.idSub); err != nil {
-			c.log.LogAttrs(c.ctx, slog.LevelError, "subscribe to socket id failed", slog.Any("error", err))
-		}
-	}
-	return c, nil
-}
-
-func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Op: "channel: Connect", Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return s.opts.Connect(ctx, info)
-}
-
-// offeredCorrelationID returns a valid id the client offered.
-func offeredCorrelationID(info *ConnectInfo) string {
-	if v, ok := info.Params["correlation_id"].(string); ok && correlation.Valid(v) {
-		return v
-	}
-	if v := info.Header.Get(correlation.Header); correlation.Valid(v) {
-		return v
-	}
-	return ""
 }
 
 func (s *Server) removeConn(c *Conn) {
@@ -492,8 +416,47 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// closeAll marks the server closed and closes every connection with code.
-func (s *Server) closeAll(code int, reason string) {
+// hold counts a request being served in s.wg, unless the Server is
+// closed; the caller calls release when done. Taking the count under s.mu,
+// where Close and Shutdown mark the server closed before they wait, orders
+// every Add before their Wait: a request either is refused or is waited
+// for, and a connection it opens is in s.conns before they look.
+func (s *Server) hold() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// release ends a hold.
+func (s *Server) release() { s.wg.Done() }
+
+// Shutdown stops accepting connections, closes every open one with 1012
+// (service restart) so that clients reconnect to another node, and waits for
+// their goroutines to end or ctx to be done, whichever is first (returning
+// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
+// before http.Server.Shutdown: net/http does not track WebSocket connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.shutdown(ctx, false)
+}
+
+// Close closes every connection at once (code 1012 is sent if the socket
+// takes it without waiting) and waits for their goroutines, as Shutdown
+// does but without a deadline: a Connect, channel callback or fallback
+// call that never returns keeps it waiting.
+func (s *Server) Close() error {
+	return s.shutdown(context.Background(), true)
+}
+
+// shutdown is the one close path: mark the server closed, close every
+// connection (now: drop WebSocket connections without waiting for the
+// close handshake), stop the transports, wait for every goroutine and
+// request held, then for fallback calls of the server's own breakers, and
+// close the server's own PubSub.
+func (s *Server) shutdown(ctx context.Context, now bool) error {
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*Conn, 0, len(s.conns))
@@ -502,21 +465,16 @@ func (s *Server) closeAll(code int, reason string) {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.Close(code, reason)
+		if now {
+			c.closeNow(CloseServiceRestart, "service restart")
+		} else {
+			c.Close(CloseServiceRestart, "service restart")
+		}
 	}
 	if s.lp != nil {
-		s.lp.close()
+		s.lp.Close()
 	}
-	s.stopIdleSweeper()
-}
-
-// Shutdown stops accepting connections, closes every open one with 1012
-// (service restart) so that clients reconnect to another node, and waits for
-// their goroutines to end or ctx to be done, whichever is first (returning
-// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
-// before http.Server.Shutdown: net/http does not track WebSocket connections.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeAll(CloseServiceRestart, "service restart")
+	s.ws.Close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -532,32 +490,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.closePubSub()
-}
-
-// Close closes every connection at once (code 1012 is sent if the socket
-// takes it without waiting) and waits for their goroutines.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		if n, ok := c.t.(interface{ closeNow() }); ok {
-			c.beginClose()
-			n.closeNow()
-		} else {
-			c.Close(CloseServiceRestart, "service restart")
-		}
-	}
-	if s.lp != nil {
-		s.lp.close()
-	}
-	s.stopIdleSweeper()
-	s.wg.Wait()
 	return s.closePubSub()
 }
 

@@ -1,8 +1,22 @@
 package channel
 
+// For transport authors. A transport carries one connection's frames: it
+// implements Transport, registers the connection with Server.Attach (which
+// runs Options.Connect), feeds inbound messages to Conn.Receive from one
+// goroutine and calls Conn.Finish when the peer is gone. Outbound frames
+// arrive through Transport.Send as *Frame values, to encode with
+// Frame.Encode. The WebSocket and LongPoll transports of the Server are
+// built this way, and so is package channeltest's in-process one. The
+// options meant for harnesses that follow channels (Options.OnJoin,
+// Options.OnTerminate) and Conn.PushRaw are part of this seam too.
+
 import (
+	"context"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 
+	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/pubsub"
 )
 
@@ -36,6 +50,169 @@ type Transport interface {
 	// Close starts closing the connection with a WebSocket close code and a
 	// short reason. It must not block. The transport then calls Conn.Finish.
 	Close(code int, reason string)
+}
+
+// immediateCloser is implemented by transports that can drop a
+// connection at once, without a close handshake (the WebSocket transport
+// closes the socket). Server.Close uses it; other transports get Close
+// with 1012.
+type immediateCloser interface {
+	closeNow()
+}
+
+// connBinder is implemented by transports that need their Conn before
+// Attach registers it (and so before the server, its idle sweeper or a
+// disconnect broadcast may reach the transport through it).
+type connBinder interface {
+	bind(c *Conn)
+}
+
+// Attach runs the connect step for a transport that has decoded its
+// request into info (params, header, serializer...): it fills in the
+// correlation id, calls Options.Connect and registers the connection. The
+// transport then feeds Conn.Receive and calls Conn.Finish at the end. A
+// refused connection returns the Connect error (or ErrServerClosed).
+func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*Conn, error) {
+	if s.isClosed() {
+		return nil, ErrServerClosed
+	}
+	if info.Serializer == 0 {
+		info.Serializer = V2
+	}
+	if info.CorrelationID == "" {
+		info.CorrelationID = offeredCorrelationID(info)
+	}
+	if info.CorrelationID == "" {
+		info.CorrelationID = correlation.NewN(s.opts.CorrelationIDLength)
+	}
+	if s.opts.Connect != nil {
+		if err := s.callConnect(ctx, info); err != nil {
+			s.stats.refused.Add(1)
+			s.log.LogAttrs(ctx, slog.LevelInfo, "connection refused",
+				slog.String("correlation_id", info.CorrelationID), slog.String("remote_addr", info.RemoteAddr), slog.Any("error", err))
+			return nil, err
+		}
+	}
+	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
+	if b, ok := t.(connBinder); ok {
+		b.bind(c)
+	}
+	c.info.Header, c.info.Request = nil, nil
+	if c.info.rawQuery != "" {
+		c.info.Params = nil // Params decodes rawQuery again when asked
+	}
+	c.ctx, c.stop = connContext(c.info.CorrelationID)
+	c.log = newConnLogger(s.log, &c.info)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.stop()
+		return nil, ErrServerClosed
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	s.stats.accepted.Add(1)
+	if c.info.ID != "" {
+		c.idSub = &connIDSub{c: c}
+		if err := s.hub.add(c.ctx, c.info.ID, c.idSub); err != nil {
+			c.log.LogAttrs(c.ctx, slog.LevelError, "subscribe to socket id failed", slog.Any("error", err))
+		}
+	}
+	return c, nil
+}
+
+func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Op: "channel: Connect", Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return s.opts.Connect(ctx, info)
+}
+
+// offeredCorrelationID returns a valid id the client offered.
+func offeredCorrelationID(info *ConnectInfo) string {
+	if v, ok := info.Params["correlation_id"].(string); ok && correlation.Valid(v) {
+		return v
+	}
+	if v := info.Header.Get(correlation.Header); correlation.Valid(v) {
+		return v
+	}
+	return ""
+}
+
+// Receive handles one inbound message. A transport calls it from a single
+// goroutine in arrival order. Joins run synchronously, as in Phoenix: the
+// join reply is queued before Receive returns. Other events are handed to
+// the channel's mailbox; when the mailbox is full Receive waits, which
+// pushes back on the client that floods it.
+func (c *Conn) Receive(m *Message) {
+	if m.Topic == TopicPhoenix && m.Event == EventHeartbeat {
+		c.reply("", m.Ref, TopicPhoenix, "ok", emptyObject, false)
+		return
+	}
+	switch m.Event {
+	case EventJoin:
+		c.join(m)
+	case EventLeave:
+		c.leave(m)
+	default:
+		c.push(m)
+	}
+}
+
+// Finish ends the connection after its transport is done: every channel
+// terminates (reason ErrConnClosed, no frames sent), and Finish waits for
+// the channels' goroutines. The transport calls it once; later calls are
+// no-ops.
+func (c *Conn) Finish() {
+	c.finishOnce.Do(func() {
+		c.closing.Store(true)
+		c.mu.Lock()
+		c.closed = true
+		procs := make([]*proc, 0, len(c.chans))
+		for _, p := range c.chans {
+			procs = append(procs, p)
+		}
+		clear(c.chans)
+		c.mu.Unlock()
+		if c.idSub != nil {
+			c.srv.hub.remove(c.ctx, c.info.ID, c.idSub)
+		}
+		for _, p := range procs {
+			p.detach()
+			p.stop(ErrConnClosed, stopSilent, "")
+		}
+		c.stop()
+		for _, p := range c.liveProcs() {
+			p.ctx.cancel()
+		}
+		c.wg.Wait()
+		c.srv.removeConn(c)
+	})
+}
+
+// PushRaw sends a frame [joinRef, null, topic, event, payload] as it is,
+// without checking that the topic is joined or the join_ref current. It is
+// a low-level tool for tests and protocol experiments; channels use
+// Socket.Push.
+func (c *Conn) PushRaw(joinRef, topic, event string, payload any) error {
+	b, bin, err := encodePayload(payload)
+	if err != nil {
+		return err
+	}
+	c.send(&Frame{f: frame{kind: kindPush, binary: bin, joinRef: joinRef, topic: topic, event: event, payload: b}})
+	return nil
+}
+
+// CloseSlowConsumer closes the connection with CloseSlowConsumer and counts
+// it in Stats.SlowClosed: the policy transports apply when their outbound
+// queue overflows.
+func (c *Conn) CloseSlowConsumer() {
+	c.srv.stats.slowClosed.Add(1)
+	c.log.LogAttrs(c.ctx, slog.LevelWarn, "slow consumer: outbound queue full, closing connection")
+	c.Close(CloseSlowConsumer, "slow consumer")
 }
 
 // Frame is one outbound message as handed to a Transport. Broadcast frames

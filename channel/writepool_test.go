@@ -222,19 +222,19 @@ func TestWritePoolDoesNotWaitBehindControlFrames(t *testing.T) {
 	var tr *wsTransport
 	for c := range e.srv.conns {
 		if c.t != nil {
-			if w := c.t.(*wsTransport); tr == nil || w.lastActivity() < tr.lastActivity() {
+			if w := c.t.(*wsTransport); tr == nil || w.ws.LastActivity() < tr.ws.LastActivity() {
 				tr = w // the first client: it joined first, so the pool meets it first
 			}
 		}
 	}
 	e.srv.mu.Unlock()
 	require.NotNil(t, tr)
-	tr.nc.wmu.Lock()
+	release := tr.ws.HoldWrites()
 	unlocked := false
 	unlock := func() {
 		if !unlocked {
 			unlocked = true
-			tr.nc.wmu.Unlock()
+			release()
 		}
 	}
 	defer unlock()

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package channel
+package wstransport
 
 import "errors"
 
@@ -10,5 +10,5 @@ import "errors"
 const rawWrites = false
 
 func rawWrite(int, []byte) (int, error) {
-	return 0, errors.New("channel: raw socket writes are Linux-only")
+	return 0, errors.New("wstransport: raw socket writes are Linux-only")
 }

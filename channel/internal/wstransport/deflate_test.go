@@ -1,4 +1,4 @@
-package channel
+package wstransport
 
 import (
 	"bytes"
@@ -14,14 +14,12 @@ import (
 
 func TestDeflateFrameRoundTrip(t *testing.T) {
 	payload := []byte(`[null,null,"room:a","x",{"p":"` + strings.Repeat("abc", 1000) + `"}]`)
-	f := &frame{kind: kindBroadcast, topic: "room:a", event: "x", payload: []byte(`{"p":"` + strings.Repeat("abc", 1000) + `"}`)}
-	plain, bin, err := V2.encodeWS(f)
-	require.NoError(t, err)
-	out, err := deflateFrame(plain, bin)
+	plain := FinishFrame(append(make([]byte, MaxHeader), payload...), false)
+	out, err := Compress(plain, false)
 	require.NoError(t, err)
 	assert.Equal(t, byte(0xC1), out[0], "FIN + RSV1 + text")
 	n := payloadLen(out)
-	body := out[wsHeaderLen(n):]
+	body := out[headerLen(n):]
 	assert.Len(t, body, n)
 	assert.Less(t, n, len(payload)/10, "compressed")
 	r := flate.NewReader(io.MultiReader(bytes.NewReader(body), bytes.NewReader(deflateTail)))
@@ -35,7 +33,7 @@ func TestDeflateFrameRoundTrip(t *testing.T) {
 	noise := make([]byte, 512)
 	_, _ = rand.Read(noise)
 	rnd := append([]byte{0x82, 0x7e, 0x02, 0x00}, noise...)
-	same, err := deflateFrame(rnd, true)
+	same, err := Compress(rnd, true)
 	require.NoError(t, err)
 	assert.Equal(t, rnd, same)
 }

@@ -1,4 +1,4 @@
-package channel
+package wstransport
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestFrameScannerFindsCloseAcrossSplits(t *testing.T) {
 			}
 			s.feed(stream[i:end])
 		}
-		assert.EqualValues(t, CloseNormal, s.answer.Load(), "chunk %d", chunk)
+		assert.EqualValues(t, closeNormal, s.answer.Load(), "chunk %d", chunk)
 	}
 	var s frameScanner
 	s.feed(text)
@@ -33,9 +33,9 @@ func TestFrameScannerFindsCloseAcrossSplits(t *testing.T) {
 func TestFrameScannerAnswersFirstCloseOnly(t *testing.T) {
 	var s frameScanner
 	s.feed([]byte{0x88, 0x81, 0, 0, 0, 0, 0x03}) // 1-byte payload
-	assert.EqualValues(t, CloseProtocolError, s.answer.Load())
+	assert.EqualValues(t, closeProtocolError, s.answer.Load())
 	s.feed([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8})
-	assert.EqualValues(t, CloseProtocolError, s.answer.Load())
+	assert.EqualValues(t, closeProtocolError, s.answer.Load())
 }
 
 func TestCloseAnswerTable(t *testing.T) {
@@ -43,26 +43,26 @@ func TestCloseAnswerTable(t *testing.T) {
 		payload []byte
 		want    int32
 	}{
-		{nil, CloseProtocolError},
-		{[]byte{0x03}, CloseProtocolError},
-		{[]byte{0x03, 0xE7}, CloseProtocolError}, // 999
-		{[]byte{0x03, 0xE8}, CloseNormal},        // 1000
-		{[]byte{0x03, 0xEB}, CloseNormal},        // 1003
-		{[]byte{0x03, 0xEC}, CloseProtocolError}, // 1004
-		{[]byte{0x03, 0xED}, CloseProtocolError}, // 1005
-		{[]byte{0x03, 0xEE}, CloseProtocolError}, // 1006
-		{[]byte{0x03, 0xEF}, CloseNormal},        // 1007
-		{[]byte{0x03, 0xF3}, CloseNormal},        // 1011
-		{[]byte{0x03, 0xF4}, CloseProtocolError}, // 1012
-		{[]byte{0x03, 0xF7}, CloseProtocolError}, // 1015
-		{[]byte{0x0B, 0xB7}, CloseProtocolError}, // 2999
-		{[]byte{0x0B, 0xB8}, CloseNormal},        // 3000
-		{[]byte{0x13, 0x87}, CloseNormal},        // 4999
-		{[]byte{0x13, 0x88}, CloseProtocolError}, // 5000
-		{[]byte{0xFF, 0xFF}, CloseProtocolError}, // 65535
-		{[]byte{0x03, 0xE8, 'o', 'k', 0xC3, 0xA9}, CloseNormal},
-		{[]byte{0x03, 0xE8, 'o', 0xFF}, CloseInvalidPayload},
-		{[]byte{0x13, 0x88, 0xFF}, CloseProtocolError}, // the code is checked first
+		{nil, closeProtocolError},
+		{[]byte{0x03}, closeProtocolError},
+		{[]byte{0x03, 0xE7}, closeProtocolError}, // 999
+		{[]byte{0x03, 0xE8}, closeNormal},        // 1000
+		{[]byte{0x03, 0xEB}, closeNormal},        // 1003
+		{[]byte{0x03, 0xEC}, closeProtocolError}, // 1004
+		{[]byte{0x03, 0xED}, closeProtocolError}, // 1005
+		{[]byte{0x03, 0xEE}, closeProtocolError}, // 1006
+		{[]byte{0x03, 0xEF}, closeNormal},        // 1007
+		{[]byte{0x03, 0xF3}, closeNormal},        // 1011
+		{[]byte{0x03, 0xF4}, closeProtocolError}, // 1012
+		{[]byte{0x03, 0xF7}, closeProtocolError}, // 1015
+		{[]byte{0x0B, 0xB7}, closeProtocolError}, // 2999
+		{[]byte{0x0B, 0xB8}, closeNormal},        // 3000
+		{[]byte{0x13, 0x87}, closeNormal},        // 4999
+		{[]byte{0x13, 0x88}, closeProtocolError}, // 5000
+		{[]byte{0xFF, 0xFF}, closeProtocolError}, // 65535
+		{[]byte{0x03, 0xE8, 'o', 'k', 0xC3, 0xA9}, closeNormal},
+		{[]byte{0x03, 0xE8, 'o', 0xFF}, closeInvalidPayload},
+		{[]byte{0x13, 0x88, 0xFF}, closeProtocolError}, // the code is checked first
 	} {
 		assert.Equal(t, tc.want, closeAnswer(tc.payload), "%x", tc.payload)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package channel
+package wstransport
 
 import (
 	"io"

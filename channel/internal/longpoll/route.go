@@ -1,4 +1,4 @@
-package channel
+package longpoll
 
 import (
 	"context"
@@ -69,7 +69,7 @@ type lpPending struct {
 // forward sends req to the owner node and waits for its result. ok is
 // false when the owner does not hold the session, does not answer within
 // PubSubTimeout, or ctx ends first.
-func (st *lpState) forward(ctx context.Context, node string, req *lpRequest) (res *lpResponse, ok bool) {
+func (st *State) forward(ctx context.Context, node string, req *lpRequest) (res *lpResponse, ok bool) {
 	req.ID = randomID(12)
 	req.From = st.node
 	p := &lpPending{ack: make(chan bool, 1), res: make(chan *lpResponse, 1)}
@@ -126,11 +126,11 @@ func (st *lpState) forward(ctx context.Context, node string, req *lpRequest) (re
 	}
 }
 
-func (st *lpState) cancelRemote(node, id string) {
+func (st *State) cancelRemote(node, id string) {
 	_ = st.publish(node, lpEventRequest, &lpRequest{ID: id, From: st.node, Op: lpOpCancel})
 }
 
-func (st *lpState) publish(node, event string, v any) error {
+func (st *State) publish(node, event string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -142,8 +142,8 @@ func (st *lpState) publish(node, event string, v any) error {
 
 // Deliver implements pubsub.Subscriber for the node topic. It never blocks:
 // requests are served on goroutines counted in the session's (or, for
-// unknown sessions, the Server's) WaitGroup.
-func (st *lpState) Deliver(msg *pubsub.Message) {
+// unknown sessions, the owner's) WaitGroup.
+func (st *State) Deliver(msg *pubsub.Message) {
 	if msg.Binary {
 		return
 	}
@@ -180,7 +180,7 @@ func (st *lpState) Deliver(msg *pubsub.Message) {
 }
 
 // serve runs a request forwarded by another node.
-func (st *lpState) serve(req *lpRequest) {
+func (st *State) serve(req *lpRequest) {
 	if req.Op == lpOpCancel {
 		st.mu.Lock()
 		cancel := st.serving[req.ID]
@@ -195,12 +195,11 @@ func (st *lpState) serve(req *lpRequest) {
 	}
 	ss := st.lookup(req.SID)
 	if ss == nil || !ss.acquire() {
-		srv := st.srv.Value()
-		if srv == nil || !lpHold(srv) {
+		if !st.opts.Hold() {
 			return // the asker times out, with the same outcome
 		}
 		go func() {
-			defer srv.wg.Done()
+			defer st.opts.Group.Done()
 			_ = st.publish(req.From, lpEventAck, &lpResponse{ID: req.ID})
 		}()
 		return
@@ -239,7 +238,7 @@ func (st *lpState) serve(req *lpRequest) {
 			res.Status = ss.post(ctx, lines)
 		}
 		if err := st.publish(req.From, lpEventResult, res); err != nil {
-			ss.conn.log.LogAttrs(ss.conn.ctx, slog.LevelWarn, "longpoll: answering a forwarded request failed",
+			ss.peer.Logger().LogAttrs(ss.peer.Context(), slog.LevelWarn, "longpoll: answering a forwarded request failed",
 				slog.String("node", req.From), slog.Any("error", err))
 		}
 	}()

@@ -1,4 +1,4 @@
-package channel
+package wstransport
 
 import (
 	"runtime"
@@ -17,18 +17,18 @@ import (
 // fewer writes per delivery. A socket that cannot take a whole write (its
 // peer reads slowly) leaves the pool: a goroutine of the connection's own
 // writes the rest, blocking, and hands the connection back (see
-// wsTransport.flush). No worker ever waits on a socket. With
-// Options.WriteDelay a worker waits until the connection at the head of
+// Conn.flush). No worker ever waits on a socket. With
+// Config.WriteDelay a worker waits until the connection at the head of
 // the list has been there that long; the list is in arrival order, so no
 // due connection waits behind one that is not.
 //
 // Workers exist only while the list is not empty: the first connection put
 // on an empty list starts one, and up to GOMAXPROCS run when the list is
-// long. Each is owned by the Server's WaitGroup.
+// long. Each is owned by the Config.Group.
 type writePool struct {
 	wg *sync.WaitGroup
 
-	delay time.Duration // Options.WriteDelay
+	delay time.Duration // Config.WriteDelay
 
 	mu      sync.Mutex
 	ready   []readyConn
@@ -39,7 +39,7 @@ type writePool struct {
 // readyConn is an entry of the ready list: a connection and when it got
 // there (unix nanos; only kept with a write delay).
 type readyConn struct {
-	t  *wsTransport
+	c  *Conn
 	at int64
 }
 
@@ -52,13 +52,13 @@ const writePoolTake = 32
 const writePoolSpread = 256
 
 // schedule puts t on the ready list. t must not be on it already.
-func (p *writePool) schedule(t *wsTransport) {
+func (p *writePool) schedule(c *Conn) {
 	var at int64
 	if p.delay > 0 {
 		at = time.Now().UnixNano()
 	}
 	p.mu.Lock()
-	p.ready = append(p.ready, readyConn{t, at})
+	p.ready = append(p.ready, readyConn{c, at})
 	start := p.running == 0 ||
 		(len(p.ready)-p.head > writePoolSpread*p.running && p.running < runtime.GOMAXPROCS(0))
 	if start {
@@ -109,7 +109,7 @@ func (p *writePool) work() {
 					time.Sleep(wait)
 				}
 			}
-			batch[i].t.flush(&buf)
+			batch[i].c.flush(&buf)
 			batch[i] = readyConn{}
 		}
 	}

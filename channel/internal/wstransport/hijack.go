@@ -1,4 +1,4 @@
-package channel
+package wstransport
 
 import (
 	"bufio"
@@ -26,13 +26,13 @@ const controlBufSize = 128
 // a hijackedConn, and replaces net/http's 4 KiB buffers with small ones.
 type hijackWriter struct {
 	http.ResponseWriter
-	t *wsTransport
+	c *Conn
 }
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := h.ResponseWriter.(http.Hijacker)
 	if !ok {
-		return nil, nil, errors.New("channel: ResponseWriter does not implement http.Hijacker")
+		return nil, nil, errors.New("wstransport: ResponseWriter does not implement http.Hijacker")
 	}
 	nc, brw, err := hj.Hijack()
 	if err != nil {
@@ -50,9 +50,9 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		cc.pending = append([]byte(nil), b...)
 	}
-	h.t.nc = cc
-	h.t.br = bufio.NewReaderSize(cc, connBufSize)
-	rw := bufio.NewReadWriter(h.t.br, bufio.NewWriterSize(cc, controlBufSize))
+	h.c.nc = cc
+	h.c.br = bufio.NewReaderSize(cc, connBufSize)
+	rw := bufio.NewReadWriter(h.c.br, bufio.NewWriterSize(cc, controlBufSize))
 	return cc, rw, nil
 }
 
@@ -281,18 +281,18 @@ func (c *hijackedConn) Write(p []byte) (int, error) {
 // 125 bytes, fragmented, RSV bits set) are answered 1002 by the scanner.
 func closeAnswer(b []byte) int32 {
 	if len(b) < 2 {
-		return CloseProtocolError
+		return closeProtocolError
 	}
 	code := int(b[0])<<8 | int(b[1])
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
 	default:
-		return CloseProtocolError
+		return closeProtocolError
 	}
 	if !utf8.Valid(b[2:]) {
-		return CloseInvalidPayload
+		return closeInvalidPayload
 	}
-	return CloseNormal
+	return closeNormal
 }
 
 // frameScanner follows the frame headers of the inbound byte stream, only
@@ -385,7 +385,7 @@ func (s *frameScanner) startClose(n uint64) {
 	s.closeSeen = true
 	fin, rsv := s.hdr[0]&0x80 != 0, s.hdr[0]&0x70 != 0
 	if !fin || rsv || n > 125 {
-		s.answer.Store(CloseProtocolError)
+		s.answer.Store(closeProtocolError)
 		return
 	}
 	cp := &closePayload{b: make([]byte, 0, n)}

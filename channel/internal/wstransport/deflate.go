@@ -1,4 +1,4 @@
-package channel
+package wstransport
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 // permessage-deflate (RFC 7692) without context takeover: every message is
 // compressed with a fresh compressor, so the compressed frame of a
 // broadcast is the same for every subscriber that negotiated compression
-// and is built once (Frame.wireWS), and a connection holds no compressor
+// and is built once (package channel caches it on the shared frame), and a connection holds no compressor
 // state between messages. Small payloads are sent uncompressed (the RSV1
 // bit is per message), where deflate would not pay for its CPU.
 
@@ -27,14 +27,19 @@ var deflaters = sync.Pool{New: func() any {
 // every compressed message.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-// deflateFrame turns a complete uncompressed server frame into a compressed
-// one (RSV1 set). It returns the frame unchanged if compressing does not
-// make it smaller.
-func deflateFrame(frame []byte, binary bool) ([]byte, error) {
-	payload := frame[wsHeaderLen(payloadLen(frame)):]
+// Compress turns a complete uncompressed server frame (from FinishFrame)
+// into a compressed one (RSV1 set), for a connection that negotiated
+// permessage-deflate (Conn.Deflate). It returns the frame unchanged if it
+// is shorter than deflateThreshold or compressing does not make it
+// smaller.
+func Compress(frame []byte, binary bool) ([]byte, error) {
+	if len(frame) < deflateThreshold {
+		return frame, nil
+	}
+	payload := frame[headerLen(payloadLen(frame)):]
 	var buf bytes.Buffer
-	buf.Grow(maxWSHeader + len(payload)/2)
-	buf.Write(make([]byte, maxWSHeader))
+	buf.Grow(MaxHeader + len(payload)/2)
+	buf.Write(make([]byte, MaxHeader))
 	w := deflaters.Get().(*flate.Writer)
 	w.Reset(&buf)
 	_, err := w.Write(payload)
@@ -47,12 +52,12 @@ func deflateFrame(frame []byte, binary bool) ([]byte, error) {
 	}
 	out := buf.Bytes()
 	out = bytes.TrimSuffix(out, deflateTail)
-	n := len(out) - maxWSHeader
+	n := len(out) - MaxHeader
 	if n >= len(payload) {
 		return frame, nil
 	}
-	start := maxWSHeader - wsHeaderLen(n)
-	putWSHeader(out[start:maxWSHeader], binary, n)
+	start := MaxHeader - headerLen(n)
+	putHeader(out[start:MaxHeader], binary, n)
 	out[start] |= 0x40 // RSV1: compressed
 	return out[start:], nil
 }

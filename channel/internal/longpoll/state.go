@@ -1,4 +1,4 @@
-package channel
+package longpoll
 
 import (
 	"context"
@@ -12,46 +12,43 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"weak"
 
 	"github.com/pyre-go/pyre/pubsub"
 )
 
-// lpState is the LongPoll state of one Server: its sessions, the token key
-// and the forwarding of requests between nodes (longpoll_route.go). It holds
-// the Server only weakly, so that it never keeps a dropped Server alive.
-type lpState struct {
-	opts   LongPollOptions
+// State is the LongPoll state of one endpoint: its sessions, the token key
+// and the forwarding of requests between nodes (route.go). The owner's
+// hooks in Config hold the owner only weakly, so that the state (which the
+// PubSub holds as a subscriber) never keeps a dropped owner alive.
+type State struct {
+	opts   Config
 	secret []byte
-	node   string // the Server's node id, named in its tokens
+	node   string // the owner's node id, named in its tokens
 	topic  string // the PubSub topic of forwarded requests to this node
 	ps     pubsub.PubSub
 	log    *slog.Logger
-	srv    weak.Pointer[Server]
 
 	closing   chan struct{} // closed by close: forwarded waits end
 	closeOnce sync.Once
 
 	mu       sync.Mutex
-	sessions map[string]*lpSession
+	sessions map[string]*Session
 	reserved int                           // sessions being created
 	clients  map[string]int                // sessions open or being created, by client key
 	pending  map[string]*lpPending         // requests this node forwarded, by id
 	serving  map[string]context.CancelFunc // requests this node serves for others, by id
 }
 
-// longPoll returns the Server's LongPoll state (nil unless Options.LongPoll).
-func (s *Server) longPoll() *lpState { return s.lp }
-
-func newLPState(s *Server) *lpState {
-	st := &lpState{
-		opts:     s.opts.LongPoll.withDefaults(),
-		node:     s.nodeID,
-		topic:    lpTopicPrefix + s.nodeID,
-		ps:       s.ps,
-		log:      s.log,
-		srv:      weak.Make(s),
-		sessions: make(map[string]*lpSession),
+// New returns the LongPoll state for cfg and subscribes it to its node
+// topic on cfg.PubSub.
+func New(cfg *Config) *State {
+	st := &State{
+		opts:     *cfg,
+		node:     cfg.NodeID,
+		topic:    lpTopicPrefix + cfg.NodeID,
+		ps:       cfg.PubSub,
+		log:      cfg.Logger,
+		sessions: make(map[string]*Session),
 		clients:  make(map[string]int),
 		pending:  make(map[string]*lpPending),
 		serving:  make(map[string]context.CancelFunc),
@@ -69,9 +66,9 @@ func newLPState(s *Server) *lpState {
 	return st
 }
 
-// close stops serving other nodes and ends this node's forwarded waits;
-// the Server calls it after closing its connections.
-func (st *lpState) close() {
+// Close stops serving other nodes and ends this node's forwarded waits;
+// the owner calls it after closing its connections.
+func (st *State) Close() {
 	st.closeOnce.Do(func() {
 		close(st.closing)
 		_ = st.ps.Unsubscribe(context.Background(), st.topic, st)
@@ -88,12 +85,12 @@ func (st *lpState) close() {
 // without padding. Session ids are 128 random bits; node ids are hex and
 // session ids base64url, so no field contains a dot.
 
-func (st *lpState) sign(sid string) string {
+func (st *State) sign(sid string) string {
 	payload := "1." + st.node + "." + sid
 	return payload + "." + base64.RawURLEncoding.EncodeToString(st.mac(payload))
 }
 
-func (st *lpState) mac(payload string) []byte {
+func (st *State) mac(payload string) []byte {
 	h := hmac.New(sha256.New, st.secret)
 	h.Write([]byte(payload))
 	return h.Sum(nil)
@@ -101,7 +98,7 @@ func (st *lpState) mac(payload string) []byte {
 
 // verify checks a token's signature in constant time and returns the node
 // and session it names.
-func (st *lpState) verify(token string) (node, sid string, ok bool) {
+func (st *State) verify(token string) (node, sid string, ok bool) {
 	i := strings.LastIndexByte(token, '.')
 	if i < 0 || len(token) > 256 {
 		return "", "", false
@@ -118,7 +115,7 @@ func (st *lpState) verify(token string) (node, sid string, ok bool) {
 	return parts[1], parts[2], true
 }
 
-func (st *lpState) lookup(sid string) *lpSession {
+func (st *State) lookup(sid string) *Session {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.sessions[sid]
@@ -127,7 +124,7 @@ func (st *lpState) lookup(sid string) *lpSession {
 // reserve claims room for a new session of client under MaxSessions and
 // MaxSessionsPerClient. full tells, when it fails, that MaxSessions is
 // reached (else the client's share is).
-func (st *lpState) reserve(client string) (ok, full bool) {
+func (st *State) reserve(client string) (ok, full bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.sessions)+st.reserved >= st.opts.MaxSessions {
@@ -142,14 +139,14 @@ func (st *lpState) reserve(client string) (ok, full bool) {
 }
 
 // release gives back a reservation that did not become a session.
-func (st *lpState) release(client string) {
+func (st *State) release(client string) {
 	st.mu.Lock()
 	st.reserved--
 	st.releaseClientLocked(client)
 	st.mu.Unlock()
 }
 
-func (st *lpState) releaseClientLocked(client string) {
+func (st *State) releaseClientLocked(client string) {
 	if n := st.clients[client]; n > 1 {
 		st.clients[client] = n - 1
 	} else {
@@ -158,14 +155,14 @@ func (st *lpState) releaseClientLocked(client string) {
 }
 
 // add turns a reservation into a registered session.
-func (st *lpState) add(ss *lpSession) {
+func (st *State) add(ss *Session) {
 	st.mu.Lock()
 	st.reserved--
 	st.sessions[ss.id] = ss
 	st.mu.Unlock()
 }
 
-func (st *lpState) remove(ss *lpSession) {
+func (st *State) remove(ss *Session) {
 	st.mu.Lock()
 	if st.sessions[ss.id] == ss {
 		delete(st.sessions, ss.id)
@@ -176,7 +173,7 @@ func (st *lpState) remove(ss *lpSession) {
 
 // clientKey returns the key of the client r comes from: Options.ClientKey,
 // else the remote address (see clientAddrKey).
-func (st *lpState) clientKey(r *http.Request) string {
+func (st *State) clientKey(r *http.Request) string {
 	if st.opts.ClientKey != nil {
 		if k := st.opts.ClientKey(r); k != "" {
 			return k
@@ -210,7 +207,7 @@ func clientAddrKey(remoteAddr string) string {
 }
 
 // count returns the number of open sessions.
-func (st *lpState) count() int {
+func (st *State) count() int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return len(st.sessions)

@@ -1,0 +1,126 @@
+package wstransport
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Close codes the transport itself sends; the values are RFC 6455's, and
+// package channel exports the same ones.
+const (
+	closeNormal         = 1000
+	closeProtocolError  = 1002
+	closeInvalidPayload = 1007
+)
+
+// Config configures a Server. Package channel fills every field from its
+// Options (with their defaults applied); the transport applies none.
+type Config struct {
+	// MaxFrameSize is the read limit of an uncompressed message, in bytes
+	// (Options.MaxFrameSize).
+	MaxFrameSize int64
+	// MaxInflatedSize and MaxInflateRate bound compressed messages
+	// (Options.MaxInflatedSize and MaxInflateRate; see inflate.go).
+	MaxInflatedSize int64
+	MaxInflateRate  int64
+	// MaxQueueBytes bounds a connection's outbound queue: past it the peer
+	// is told (Peer.SlowConsumer).
+	MaxQueueBytes int
+	// WriteDelay holds outbound frames this long before writing them
+	// (Options.WriteDelay).
+	WriteDelay time.Duration
+	// IdleTimeout: a connection that sent no frame for this long is closed
+	// with 1002 through its peer (Peer.Disconnect).
+	IdleTimeout time.Duration
+	// Compression offers permessage-deflate without context takeover.
+	Compression bool
+	// Group counts every goroutine the transport starts (read loops,
+	// write-pool workers, writers of blocked sockets, the idle sweeper). The
+	// owner waits for it when it closes, after Server.Close and after
+	// closing every connection.
+	Group *sync.WaitGroup
+	// Conns yields the open connections, for the idle sweeper. It may hold
+	// a lock of the owner while it yields; the sweeper only reads each
+	// connection's last activity meanwhile.
+	Conns func(yield func(*Conn) bool)
+}
+
+// Server is the state WebSocket connections of one endpoint share: the
+// write pool, the idle sweeper and the counters.
+type Server struct {
+	cfg     Config
+	writers writePool
+
+	mu        sync.Mutex
+	closed    bool
+	sweepOnce sync.Once
+	sweepStop chan struct{} // closed to stop the idle sweeper (idle.go)
+
+	// clock and pause are the time of the inflate rate bound (see
+	// beforeInflate): time.Now and a sleep ended by ctx, unless SetClock
+	// replaced them.
+	clock func() int64
+	pause func(ctx context.Context, d time.Duration)
+
+	framesWritten atomic.Uint64
+	writes        atomic.Uint64
+	blockedWrites atomic.Uint64
+}
+
+// NewServer returns a Server for cfg.
+func NewServer(cfg *Config) *Server {
+	s := &Server{cfg: *cfg}
+	s.writers.wg = cfg.Group
+	s.writers.delay = cfg.WriteDelay
+	s.clock = func() int64 { return time.Now().UnixNano() }
+	s.pause = sleepCtx
+	return s
+}
+
+// SetClock replaces the time of the inflate rate bound: clock returns unix
+// nanoseconds, pause waits for d or until ctx is done. It is for tests and
+// must be called before the first connection.
+func (s *Server) SetClock(clock func() int64, pause func(ctx context.Context, d time.Duration)) {
+	s.clock, s.pause = clock, pause
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Stats are the transport's counters.
+type Stats struct {
+	FramesWritten uint64 // frames written to connections
+	Writes        uint64 // socket writes that carried them
+	BlockedWrites uint64 // writes handed to a goroutine of their own (socket full, or a control frame being written)
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		FramesWritten: s.framesWritten.Load(),
+		Writes:        s.writes.Load(),
+		BlockedWrites: s.blockedWrites.Load(),
+	}
+}
+
+// Close stops the idle sweeper (and keeps it from starting). The owner
+// closes the connections and waits for Config.Group.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	stop := s.sweepStop
+	s.sweepStop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+}
