@@ -75,10 +75,11 @@ type Terminator interface {
 }
 
 // Hooker is implemented by channels that wrap their handling in hooks.
-// Base returns DefaultHooks(); override Hooks to add or replace hooks:
+// Base returns DefaultHooks(); override Hooks to add or replace hooks (see
+// ExampleHooker, which adds a quota):
 //
-//	func (c *Room) Hooks() []channel.Middleware {
-//		return append(c.Base.Hooks(), RateLimit(50, 10*time.Second))
+//	func (e *Echo) Hooks() []channel.Middleware {
+//		return append(e.Base.Hooks(), Quota(1))
 //	}
 type Hooker interface {
 	Hooks() []Middleware
