@@ -1,7 +1,8 @@
 // Package channel is a Phoenix Channels server for net/http: the socket
 // endpoint, the topic router, the Channel interface and the embeddable Base
-// with Landale-style hooks. The official phoenix.js client (1.8.x) talks to
-// it unmodified.
+// with middleware-style hooks (correlation ids, ping, unified error pushes,
+// after-join state, PubSub subscriptions, fallbacks and batched pushes).
+// The official phoenix.js client (1.8.x) talks to it unmodified.
 //
 // # Anatomy
 //
