@@ -81,10 +81,11 @@ import (
 // does not acknowledge in time is taken to be gone: a poll then starts a new
 // session (410 with a new token, as in Phoenix), a POST answers 410. Every
 // node must share the same Secret (tokens signed on one node are verified on
-// another) and the same PubSub. A node subscribes to its topic when it first
-// serves a LongPoll request, so with a broker adapter the very first
-// forwarded answer to a node may race that subscription and be lost; the
-// client then reconnects. Messages taken by a forwarded poll whose client
+// another) and the same PubSub. A node subscribes to its topic when its
+// Server is created (NewServer); if that subscription fails (the broker is
+// down at start), the error is logged and requests forwarded to that node
+// go unanswered, so clients whose session it owns start new sessions
+// elsewhere. Messages taken by a forwarded poll whose client
 // went away at that moment are lost, as they are when a client drops a
 // poll answer. Close and Shutdown wait for the sessions of their node
 // (held polls are answered 410) but not for the requests it is forwarding
