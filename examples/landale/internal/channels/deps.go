@@ -221,11 +221,16 @@ func pong() map[string]any { return map[string]any{"pong": true, "timestamp": ti
 
 // envelopeHooks are pyre's default hooks (channel.DefaultHooks) with
 // Landale's handle_ping: a "ping" the channel leaves unhandled is answered
-// with the envelope, ignoring the payload. The channels whose HandleIn
-// answers every event (ping included) keep channel.Base's hooks.
+// with the envelope, ignoring the payload. The envelope Ping sits inside
+// the default one, so it answers first. The channels whose HandleIn answers
+// every event (ping included) keep channel.Base's hooks.
 func envelopeHooks() []channel.Middleware {
-	return []channel.Middleware{channel.Correlation(), channel.LogUnhandled(),
-		channel.Ping(func(context.Context, *channel.Socket, *channel.Message) channel.Reply { return okEnvelope(pong()) })}
+	return append(channel.DefaultHooks(), channel.Ping(envelopePing))
+}
+
+// envelopePing is ChannelHelpers.handle_ping's reply.
+func envelopePing(context.Context, *channel.Socket, *channel.Message) channel.Reply {
+	return okEnvelope(pong())
 }
 
 // busEvent returns the bus event an info carries: its PubSub message and
