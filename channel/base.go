@@ -21,6 +21,12 @@ import (
 // log unhandled events and answer a "ping" the channel leaves unhandled;
 // HandleInfo logs unhandled infos. A channel adds HandleOut (OutHandler) or
 // Terminate (Terminator) only when it needs them.
+//
+// The helpers that go with it work for any channel: PushError and
+// ErrorEnvelope for error pushes and replies, WithFallback and
+// PushInitialState for service calls guarded by circuit breakers (the
+// server's, or the channel's own when it is a BreakerSource), and
+// NewPushBatcher for batched pushes.
 type Base struct {
 	sock *Socket
 }

@@ -3,7 +3,6 @@ package fallback
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -122,6 +121,7 @@ type Breaker struct {
 	failures int       // consecutive failures while closed
 	inFlight int       // probes running while half-open
 	openedAt time.Time // when the breaker last opened
+	last     error     // the latest failure counted; nil after Reset
 
 	// State changes waiting to be delivered to onChange, in order.
 	pending    []change
@@ -144,9 +144,21 @@ func NewBreaker(name string, opts *BreakerOptions) *Breaker {
 		onChange:  o.OnStateChange,
 		logger:    o.Logger,
 		now:       o.Now,
-		errOpen:   fmt.Errorf("fallback: %s: %w", name, ErrOpen),
-		errBusy:   fmt.Errorf("fallback: %s: %w (half-open, probes busy)", name, ErrOpen),
+		errOpen:   &openError{msg: "fallback: " + name + ": " + ErrOpen.Error()},
+		errBusy:   &openError{msg: "fallback: " + name + ": " + ErrOpen.Error() + " (half-open, probes busy)"},
 	}
+}
+
+// LastFailure returns the latest error that counted as a failure of the
+// service (see Settings.IsFailure; panics and timeouts count), or nil when
+// none did since the breaker was made or last Reset. Calls rejected while
+// the breaker is open return an error that matches both [ErrOpen] and this
+// failure, so a caller can answer with the service's own error while it
+// does not call the service.
+func (b *Breaker) LastFailure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
 }
 
 // Name returns the service name the breaker was created with.
@@ -205,6 +217,9 @@ func (b *Breaker) record(gen uint64, err error, callerGone bool) {
 		b.mu.Unlock()
 		return // the breaker changed state since this call started
 	}
+	if failed {
+		b.last = err
+	}
 	switch b.state {
 	case Closed:
 		switch {
@@ -235,6 +250,7 @@ func (b *Breaker) record(gen uint64, err error, callerGone bool) {
 // is left as it is.
 func (b *Breaker) Reset() {
 	b.mu.Lock()
+	b.last = nil
 	if b.state == Closed {
 		b.failures = 0
 		b.mu.Unlock()
@@ -261,6 +277,10 @@ func (b *Breaker) setLocked(to State) {
 	b.inFlight = 0
 	if to == Open {
 		b.openedAt = b.now()
+		// Rejections until the next change carry the failure that opened
+		// the breaker (made here once: rejecting a call allocates nothing).
+		b.errOpen = &openError{msg: "fallback: " + b.name + ": " + ErrOpen.Error(), last: b.last}
+		b.errBusy = &openError{msg: "fallback: " + b.name + ": " + ErrOpen.Error() + " (half-open, probes busy)", last: b.last}
 	}
 	b.pending = append(b.pending, change{from, to})
 }

@@ -536,3 +536,55 @@ func TestBreakerReset(t *testing.T) {
 	reg.Reset("obs")
 	assert.Equal(t, fallback.Closed, reg.States()["obs"])
 }
+
+// An open breaker remembers the failure that opened it: rejected calls
+// match ErrOpen and that failure, so a caller can answer with the service's
+// own error while it is not called. Rejected requests (IsFailure false) do
+// not replace it, and Reset forgets it.
+func TestBreakerLastFailure(t *testing.T) {
+	t.Parallel()
+	errNotFound := errors.New("not found")
+	b := fallback.NewBreaker("obs", &fallback.Settings{
+		FailureThreshold: 2, CoolDown: time.Hour,
+		IsFailure: func(err error) bool { return !errors.Is(err, errNotFound) },
+	})
+	assert.NoError(t, b.LastFailure())
+	s := &service{}
+
+	s.set(errNotFound)
+	call(t, b, s)
+	assert.NoError(t, b.LastFailure(), "a rejected request is not a failure")
+
+	first := errors.New("first failure")
+	s.set(first)
+	call(t, b, s)
+	assert.Equal(t, first, b.LastFailure())
+	s.set(errDown)
+	call(t, b, s)
+	require.Equal(t, fallback.Open, b.State())
+	assert.Equal(t, errDown, b.LastFailure())
+
+	res := call(t, b, s)
+	assert.Equal(t, int64(3), s.calls.Load(), "not called while open")
+	assert.ErrorIs(t, res.Err, fallback.ErrOpen)
+	assert.ErrorIs(t, res.Err, errDown, "the rejection carries the last failure")
+	assert.NotErrorIs(t, res.Err, first)
+	assert.EqualError(t, res.Err, "fallback: obs: fallback: circuit breaker open (last failure: service down)")
+
+	b.Reset()
+	assert.NoError(t, b.LastFailure())
+}
+
+// A panic counts as the last failure too.
+func TestBreakerLastFailurePanic(t *testing.T) {
+	t.Parallel()
+	b := fallback.NewBreaker("obs", &fallback.Settings{FailureThreshold: 1, CoolDown: time.Hour})
+	_, _ = fallback.Call(context.Background(), b, func(context.Context) (int, error) { panic("boom") }, constFallback(0))
+	res, err := fallback.Call(context.Background(), b, ok(1), constFallback(0))
+	require.NoError(t, err)
+	assert.ErrorIs(t, res.Err, fallback.ErrOpen)
+	assert.ErrorIs(t, res.Err, fallback.ErrPanic)
+	var pe *fallback.PanicError
+	require.ErrorAs(t, b.LastFailure(), &pe)
+	assert.Equal(t, "boom", pe.Value)
+}

@@ -9,7 +9,9 @@ import (
 
 // ErrOpen is the primary error reported when a [Breaker] rejected the call
 // without running the primary: it is open, or half-open with all probe slots
-// taken.
+// taken. That error also matches the breaker's last failure
+// ([Breaker.LastFailure]) when there is one, and its text ends with
+// "(last failure: <text>)".
 var ErrOpen = errors.New("fallback: circuit breaker open")
 
 // ErrPanic is matched (with errors.Is) by every [*PanicError]. The channel
@@ -54,6 +56,28 @@ func (e *PanicError) Unwrap() []error {
 		return []error{ErrPanic, err}
 	}
 	return []error{ErrPanic}
+}
+
+// openError is the primary error of a call a Breaker rejected. It matches
+// ErrOpen and the breaker's last failure.
+type openError struct {
+	msg  string
+	last error // Breaker.LastFailure when the breaker opened; may be nil
+}
+
+func (e *openError) Error() string {
+	if e.last != nil {
+		return e.msg + " (last failure: " + e.last.Error() + ")"
+	}
+	return e.msg
+}
+
+// Unwrap returns ErrOpen and the last failure, if any.
+func (e *openError) Unwrap() []error {
+	if e.last != nil {
+		return []error{ErrOpen, e.last}
+	}
+	return []error{ErrOpen}
 }
 
 // timeoutError reports a primary that ran past its timeout.

@@ -11,16 +11,22 @@ import (
 )
 
 // Breakers holds one fallback.Breaker per service name (obs, twitch,
-// rainwave, ironmon, nurvus, stream) and remembers each service's last
-// failure, so that a call rejected by an open breaker fails fast with the
-// same error text the service last gave. It is safe for concurrent use.
+// rainwave, ironmon, nurvus, stream). The channels guard their calls with
+// them (their Breaker method makes them a channel.BreakerSource), and so
+// does the HTTP API. A call rejected by an open breaker fails fast with an
+// error that carries the service's last failure (fallback.Breaker), so
+// replies keep the text the service last gave. It is safe for concurrent
+// use.
+//
+// It is a fallback.Registry whose Reset replaces a breaker rather than
+// closing it, so that a scenario started by a mode change reports no
+// breaker until the service is called again.
 type Breakers struct {
 	settings fallback.BreakerOptions
 
 	mu      sync.Mutex
 	m       map[string]*fallback.Breaker
 	retired []*fallback.Breaker // replaced by Reset; still waited for
-	last    map[string]error
 }
 
 // NewBreakers returns an empty set of breakers made with s. When
@@ -33,7 +39,7 @@ func NewBreakers(s *fallback.BreakerOptions) *Breakers {
 	if o.IsFailure == nil {
 		o.IsFailure = IsServiceFailure
 	}
-	return &Breakers{settings: o, m: map[string]*fallback.Breaker{}, last: map[string]error{}}
+	return &Breakers{settings: o, m: map[string]*fallback.Breaker{}}
 }
 
 // IsServiceFailure reports whether err means the service is unwell (down,
@@ -52,7 +58,8 @@ func IsServiceFailure(err error) bool {
 	return false
 }
 
-// Breaker returns the breaker of service, creating it closed on first use.
+// Breaker returns the breaker of service, creating it closed on first use;
+// nil for a nil *Breakers (calls unguarded).
 func (b *Breakers) Breaker(service string) *fallback.Breaker {
 	if b == nil {
 		return nil
@@ -77,7 +84,6 @@ func (b *Breakers) Reset(service string) {
 		b.retired = append(b.retired, old)
 		delete(b.m, service)
 	}
-	delete(b.last, service)
 }
 
 // States returns the state of every breaker in use ("closed", "open",
@@ -111,41 +117,4 @@ func (b *Breakers) Wait(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (b *Breakers) remember(service string, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if IsServiceFailure(err) {
-		b.last[service] = err
-	}
-}
-
-func (b *Breakers) lastError(service string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last[service]
-}
-
-// guarded runs fn through the breaker of service (directly when b is nil)
-// and returns fn's error, or, when the breaker rejected the call, an error
-// matching fallback.ErrOpen and the service's last failure.
-func (b *Breakers) guarded(ctx context.Context, service string, fn func(ctx context.Context) error) error {
-	if b == nil {
-		return fn(ctx)
-	}
-	res, _ := fallback.Call(ctx, b.Breaker(service), func(ctx context.Context) (struct{}, error) {
-		err := fn(ctx)
-		if err != nil {
-			b.remember(service, err)
-		}
-		return struct{}{}, err
-	}, func(context.Context, error) (struct{}, error) { return struct{}{}, nil })
-	if res.Err == nil || !errors.Is(res.Err, fallback.ErrOpen) {
-		return res.Err
-	}
-	if last := b.lastError(service); last != nil {
-		return errors.Join(res.Err, last)
-	}
-	return res.Err
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
-	"github.com/pyre-go/pyre/pubsub"
 )
 
 // Dashboard is Landale's DashboardChannel on "dashboard:<room>": OBS and
@@ -20,13 +19,12 @@ import (
 // Unlike Landale it subscribes to the "dashboard" PubSub topic only, so
 // each event is pushed once (Landale pushes every event twice).
 type Dashboard struct {
-	channel.Base
-	d        *Deps
+	base
 	accepted []time.Time // accepted rate-limited commands, oldest first
 }
 
 // Hooks answers ping with the envelope.
-func (c *Dashboard) Hooks() []channel.Middleware { return hooks(envelopePing()) }
+func (c *Dashboard) Hooks() []channel.Middleware { return envelopeHooks() }
 
 // Join subscribes to the dashboard event topic and pushes initial_state
 // after the reply.
@@ -71,12 +69,7 @@ func (c *Dashboard) HandleIn(ctx context.Context, s *channel.Socket, msg *channe
 	if r, limited := c.rateLimit(); limited {
 		return r, nil
 	}
-	var data any
-	err := c.d.call(ctx, cmd.service, func(ctx context.Context) error {
-		var err error
-		data, err = cmd.run(ctx)
-		return err
-	})
+	data, err := call(ctx, &c.base, cmd.service, cmd.run)
 	switch {
 	case err == nil:
 		return okEnvelope(data), nil
@@ -177,11 +170,7 @@ func (c *Dashboard) rateLimit() (channel.Reply, bool) {
 // twitch_connected family), ironmon_event, rainwave_event, health_update,
 // performance_update and system_event. Stream events are not pushed.
 func (c *Dashboard) HandleInfo(ctx context.Context, s *channel.Socket, info any) error {
-	msg, ok := info.(*pubsub.Message)
-	if !ok {
-		return c.Base.HandleInfo(ctx, s, info)
-	}
-	h, ok := events.DecodeHeader(msg)
+	msg, h, ok := busEvent(info)
 	if !ok {
 		return c.Base.HandleInfo(ctx, s, info)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 	"github.com/pyre-go/pyre/examples/landale/internal/transcript"
 	"github.com/pyre-go/pyre/fallback"
+	"github.com/pyre-go/pyre/pubsub"
 )
 
 // Deps are what the channels need. Zero fields get the defaults of
@@ -87,22 +88,67 @@ var (
 	ErrServiceCrashed = errors.New("channels: service crashed")
 )
 
-// call runs fn for service through its breaker, bounded by the service
-// timeout, containing panics.
-func (d *Deps) call(ctx context.Context, service string, fn func(ctx context.Context) error) error {
-	return d.callTimeout(ctx, service, d.ServiceTimeout, fn)
+// base is what every channel of the example embeds: pyre's channel.Base
+// (the correlation, unhandled-event and ping hooks, AfterJoin,
+// SubscribeTopics, PushError) and the example's dependencies, whose
+// breakers guard the channel's service calls (channel.BreakerSource).
+type base struct {
+	channel.Base
+	d *Deps
 }
 
-// callTimeout is call with its own timeout (0 for none). The timeout is
-// applied inside the guarded call, so that a slow service counts as a
-// failure of that service; the error then matches ErrServiceTimeout.
-func (d *Deps) callTimeout(ctx context.Context, service string, timeout time.Duration, fn func(ctx context.Context) error) error {
-	err := d.Breakers.guarded(ctx, service, func(ctx context.Context) (err error) {
+// Breaker guards the channel's calls to service (channel.BreakerSource):
+// the breakers of Deps, shared with the HTTP API, or none (nil) when Deps
+// has none.
+func (b *base) Breaker(service string) *fallback.Breaker { return b.d.Breakers.Breaker(service) }
+
+// call runs fn for service through the breaker of channel c with
+// channel.WithFallback, bounded by the service timeout, containing panics.
+// It returns fn's value, or its error, or while the breaker is open an
+// error matching fallback.ErrOpen and the service's last failure. The value
+// comes back through the Result, never through variables fn shares with
+// its caller: fn runs on a goroutine of its own, which may outlive the call
+// when the channel ends.
+func call[T any](ctx context.Context, c *base, service string, fn func(ctx context.Context) (T, error)) (T, error) {
+	return callTimeout(ctx, c, service, c.d.ServiceTimeout, fn)
+}
+
+// callTimeout is call with its own timeout (0 for none).
+func callTimeout[T any](ctx context.Context, c *base, service string, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	res, _ := channel.WithFallback(ctx, c.Socket(), service, bounded(c.d, service, timeout, fn),
+		func(context.Context, error) (T, error) { var zero T; return zero, nil })
+	return res.Value, serviceError(res.Err)
+}
+
+// withFallback is Landale's with_fallback for a service call of a channel:
+// primary's value, bounded by the service timeout, or fb's when primary
+// fails, times out, panics or its breaker is open (channel.WithFallback).
+func withFallback[T any](ctx context.Context, s *channel.Socket, d *Deps, service string, primary func(ctx context.Context) (T, error), fb func() T) T {
+	res, _ := channel.WithFallback(ctx, s, service, bounded(d, service, d.ServiceTimeout, primary),
+		func(context.Context, error) (T, error) { return fb(), nil })
+	return res.Value
+}
+
+// pushInitialState pushes event after the join reply with the value of
+// provider, bounded by the service timeout, or fb's when the provider fails
+// (channel.PushInitialState).
+func pushInitialState[T any](s *channel.Socket, d *Deps, event, service string, provider func(ctx context.Context) (T, error), fb func() T) {
+	channel.PushInitialState(s, event, service, bounded(d, service, d.ServiceTimeout, provider),
+		func(context.Context, error) (T, error) { return fb(), nil })
+}
+
+// bounded wraps a service call: a timeout (0 for none) applied inside the
+// guarded call, so that a slow service counts as a failure of that service
+// (the error then matches ErrServiceTimeout), and a panic turned into
+// ErrServiceCrashed and logged.
+func bounded[T any](d *Deps, service string, timeout time.Duration, fn func(ctx context.Context) (T, error)) func(ctx context.Context) (T, error) {
+	return func(ctx context.Context) (v T, err error) {
 		defer func() {
-			if v := recover(); v != nil {
+			if p := recover(); p != nil {
 				d.Logger.LogAttrs(ctx, slog.LevelError, "service call panicked", slog.String("service", service),
-					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-				err = ErrServiceCrashed
+					slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+				var zero T
+				v, err = zero, ErrServiceCrashed
 			}
 		}()
 		if timeout <= 0 {
@@ -110,12 +156,23 @@ func (d *Deps) callTimeout(ctx context.Context, service string, timeout time.Dur
 		}
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		err = fn(tctx)
+		v, err = fn(tctx)
 		if err != nil && errors.Is(err, context.DeadlineExceeded) && tctx.Err() != nil && ctx.Err() == nil {
-			return fmt.Errorf("%w: %s after %v", ErrServiceTimeout, service, timeout)
+			var zero T
+			return zero, fmt.Errorf("%w: %s after %v", ErrServiceTimeout, service, timeout)
 		}
-		return err
-	})
+		return v, err
+	}
+}
+
+// errOnly adapts a call that reports only an error.
+func errOnly(fn func(ctx context.Context) error) func(ctx context.Context) (struct{}, error) {
+	return func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) }
+}
+
+// serviceError is the error of a failed call: a panic that escaped the
+// service also matches ErrServiceCrashed.
+func serviceError(err error) error {
 	if errors.Is(err, fallback.ErrPanic) {
 		return errors.Join(ErrServiceCrashed, err)
 	}
@@ -139,20 +196,6 @@ func errorText(err error) string {
 	return err.Error()
 }
 
-// withFallback is Landale's with_fallback on a breaker: primary's value,
-// or fb's when primary fails, times out, panics or its breaker is open.
-func withFallback[T any](ctx context.Context, d *Deps, service string, primary func(ctx context.Context) (T, error), fb func(err error) T) T {
-	var v T
-	err := d.call(ctx, service, func(ctx context.Context) (err error) {
-		v, err = primary(ctx)
-		return err
-	})
-	if err != nil {
-		return fb(err)
-	}
-	return v
-}
-
 // isoNow is DateTime.utc_now() as JSON.
 func isoNow() string { return events.FormatTime(time.Now()) }
 
@@ -165,38 +208,41 @@ func envelope(data any) map[string]any {
 	}
 }
 
-// errEnvelope is ResponseBuilder.error: {"success":false,"error":{...}}.
-func errEnvelope(code, message string) map[string]any {
-	return map[string]any{
-		"success": false,
-		"error":   map[string]any{"code": code, "message": message, "timestamp": isoNow()},
-	}
-}
-
 func okEnvelope(data any) channel.Reply { return channel.OK(envelope(data)) }
 
+// errEnvelopeReply answers with ResponseBuilder.error, pyre's
+// channel.ErrorEnvelope: {"success":false,"error":{"code","message","timestamp"}}.
 func errEnvelopeReply(code, message string) channel.Reply {
-	return channel.ErrorReply(errEnvelope(code, message))
+	return channel.ErrorReply(channel.ErrorEnvelope(code, message))
 }
 
 // pong is ChannelHelpers.handle_ping's data.
 func pong() map[string]any { return map[string]any{"pong": true, "timestamp": time.Now().Unix()} }
 
-// envelopePing answers ping with the envelope, ignoring the payload.
-func envelopePing() channel.Middleware {
-	return channel.Ping(func(context.Context, *channel.Socket, *channel.Message) channel.Reply {
-		return okEnvelope(pong())
-	})
+// envelopeHooks are pyre's default hooks (channel.DefaultHooks) with
+// Landale's handle_ping: a "ping" the channel leaves unhandled is answered
+// with the envelope, ignoring the payload. The envelope Ping sits inside
+// the default one, so it answers first. The channels whose HandleIn answers
+// every event (ping included) keep channel.Base's hooks.
+func envelopeHooks() []channel.Middleware {
+	return append(channel.DefaultHooks(), channel.Ping(envelopePing))
 }
 
-// hooks returns Landale's ChannelBase hooks with the given ping (nil for
-// none). The ping sits inside LogUnhandled: it answers a "ping" the channel
-// leaves unhandled.
-func hooks(ping channel.Middleware) []channel.Middleware {
-	if ping == nil {
-		return []channel.Middleware{channel.Correlation(), channel.LogUnhandled()}
+// envelopePing is ChannelHelpers.handle_ping's reply.
+func envelopePing(context.Context, *channel.Socket, *channel.Message) channel.Reply {
+	return okEnvelope(pong())
+}
+
+// busEvent returns the bus event an info carries: its PubSub message and
+// header. ok is false for any other info, which the channel leaves to
+// channel.Base.HandleInfo (logged as unhandled).
+func busEvent(info any) (msg *pubsub.Message, h events.Header, ok bool) {
+	msg, ok = info.(*pubsub.Message)
+	if !ok {
+		return nil, h, false
 	}
-	return []channel.Middleware{channel.Correlation(), channel.LogUnhandled(), ping}
+	h, ok = events.DecodeHeader(msg)
+	return msg, h, ok
 }
 
 // TwitchStatus is the Twitch service's status for the HTTP API, through the
@@ -204,13 +250,11 @@ func hooks(ping channel.Middleware) []channel.Middleware {
 // Landale's format_error of the failure.
 func (d *Deps) TwitchStatus(ctx context.Context) (map[string]any, error) {
 	dd := d.withDefaults()
-	var st map[string]any
-	err := dd.call(ctx, sim.Twitch, func(ctx context.Context) (err error) {
-		st, err = dd.World.Twitch.Status(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, errors.New(errorText(err))
+	res, _ := fallback.Call(ctx, dd.Breakers.Breaker(sim.Twitch),
+		bounded(dd, sim.Twitch, dd.ServiceTimeout, dd.World.Twitch.Status),
+		func(context.Context, error) (map[string]any, error) { return nil, nil })
+	if res.Err != nil {
+		return nil, errors.New(errorText(serviceError(res.Err)))
 	}
-	return st, nil
+	return res.Value, nil
 }

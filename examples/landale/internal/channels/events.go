@@ -10,7 +10,6 @@ import (
 	"github.com/pyre-go/pyre/batcher"
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
-	"github.com/pyre-go/pyre/pubsub"
 )
 
 // Events is Landale's EventsChannel on "events:<filter>": the normalized
@@ -22,15 +21,14 @@ import (
 // the join params or later with the "filter" event, and may ask for
 // {"batch": true} to receive it as event_batch pushes.
 type Events struct {
-	channel.Base
-	d      *Deps
+	base
 	topic  string // the suffix of the topic: all, chat, goals, ...
 	filter ClientFilter
 	batch  *channel.PushBatcher[json.RawMessage]
 }
 
 // Hooks answers ping with the envelope.
-func (c *Events) Hooks() []channel.Middleware { return hooks(envelopePing()) }
+func (c *Events) Hooks() []channel.Middleware { return envelopeHooks() }
 
 // Join accepts any suffix. Join params may carry a client filter
 // (sources, types, type_prefixes, at the top level or under "filter") and
@@ -96,11 +94,7 @@ func (c *Events) HandleIn(_ context.Context, _ *channel.Socket, msg *channel.Mes
 
 // HandleInfo forwards the events that pass the topic and client filters.
 func (c *Events) HandleInfo(ctx context.Context, s *channel.Socket, info any) error {
-	msg, ok := info.(*pubsub.Message)
-	if !ok {
-		return c.Base.HandleInfo(ctx, s, info)
-	}
-	h, ok := events.DecodeHeader(msg)
+	msg, h, ok := busEvent(info)
 	if !ok {
 		return c.Base.HandleInfo(ctx, s, info)
 	}

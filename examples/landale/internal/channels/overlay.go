@@ -11,7 +11,6 @@ import (
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
-	"github.com/pyre-go/pyre/pubsub"
 )
 
 // Overlay is Landale's OverlayChannel on "overlay:<type>": the overlays'
@@ -19,13 +18,9 @@ import (
 // envelope) or {"message": "<text>"}, and the events of the overlay's
 // source.
 type Overlay struct {
-	channel.Base
-	d   *Deps
+	base
 	typ string
 }
-
-// Hooks are Landale's without the ping hook: HandleIn answers ping itself.
-func (c *Overlay) Hooks() []channel.Middleware { return hooks(nil) }
 
 // ping echoes the payload with pong, timestamp and overlay_type.
 func (c *Overlay) ping(msg *channel.Message) channel.Reply {
@@ -46,28 +41,36 @@ func (c *Overlay) Join(ctx context.Context, s *channel.Socket, _ channel.Payload
 	}
 	c.d.Overlays.add(s, OverlayInfo{Topic: s.Topic(), Name: c.typ, CorrelationID: s.CorrelationID(),
 		Environment: env, JoinedAt: time.Now().UTC()})
-	c.AfterJoin(func(ctx context.Context) {
-		_ = s.Push("initial_state", map[string]any{"type": c.typ, "data": c.initialState(ctx)})
-	})
+	c.pushInitialState(s)
 	return nil, c.SubscribeTopics(ctx, events.TopicEvents)
 }
 
-func (c *Overlay) initialState(ctx context.Context) map[string]any {
-	status := func(service string, fn func(context.Context) (map[string]any, error)) map[string]any {
-		return withFallback(ctx, c.d, service, func(ctx context.Context) (map[string]any, error) {
+// pushInitialState pushes initial_state {"type": <type>, "data": ...} after
+// the join reply: for obs and twitch the service's status, or
+// {"connected": false} when the service fails.
+func (c *Overlay) pushInitialState(s *channel.Socket) {
+	state := func(data map[string]any) map[string]any { return map[string]any{"type": c.typ, "data": data} }
+	status := func(service string, fn func(context.Context) (map[string]any, error)) {
+		pushInitialState(s, c.d, "initial_state", service, func(ctx context.Context) (map[string]any, error) {
 			st, err := fn(ctx)
-			return map[string]any{"connected": true, "status": st}, err
-		}, func(error) map[string]any { return map[string]any{"connected": false} })
+			return state(map[string]any{"connected": true, "status": st}), err
+		}, func() map[string]any { return state(map[string]any{"connected": false}) })
 	}
 	switch c.typ {
 	case "obs":
-		return status(sim.OBS, c.d.World.OBS.Status)
+		status(sim.OBS, c.d.World.OBS.Status)
+		return
 	case "twitch":
-		return status(sim.Twitch, c.d.World.Twitch.Status)
-	case "system":
-		return map[string]any{"connected": true, "timestamp": time.Now().Unix()}
+		status(sim.Twitch, c.d.World.Twitch.Status)
+		return
 	}
-	return map[string]any{"connected": true}
+	c.AfterJoin(func(context.Context) {
+		data := map[string]any{"connected": true}
+		if c.typ == "system" {
+			data["timestamp"] = time.Now().Unix()
+		}
+		_ = s.Push("initial_state", state(data))
+	})
 }
 
 // overlayCommand runs one command and returns its raw result.
@@ -100,11 +103,7 @@ func (c *Overlay) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.
 	if cmd.run == nil {
 		return messageReply("Unknown command: " + msg.Event), nil
 	}
-	var out any
-	err := c.d.call(ctx, cmd.service, func(ctx context.Context) (err error) {
-		out, err = cmd.run(ctx)
-		return err
-	})
+	out, err := call(ctx, &c.base, cmd.service, cmd.run)
 	if err != nil {
 		return messageReply(errorText(err)), nil
 	}
@@ -219,11 +218,7 @@ func parsePositive(v any) (int, bool) {
 
 // HandleInfo pushes the events of the overlay's source.
 func (c *Overlay) HandleInfo(ctx context.Context, s *channel.Socket, info any) error {
-	msg, ok := info.(*pubsub.Message)
-	if !ok {
-		return c.Base.HandleInfo(ctx, s, info)
-	}
-	h, ok := events.DecodeHeader(msg)
+	msg, h, ok := busEvent(info)
 	if !ok {
 		return c.Base.HandleInfo(ctx, s, info)
 	}

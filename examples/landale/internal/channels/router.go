@@ -18,11 +18,11 @@ import (
 func Router(deps *Deps) *channel.Router {
 	d := deps.withDefaults()
 	r := channel.NewRouter()
-	r.Handle("dashboard:services", func() channel.Channel { return &Services{d: d} })
-	r.Handle("dashboard:*", func() channel.Channel { return &Dashboard{d: d} })
-	r.Handle("events:*", func() channel.Channel { return &Events{d: d} })
-	r.Handle("overlay:*", func() channel.Channel { return &Overlay{d: d} })
-	r.Handle("stream:*", func() channel.Channel { return &Stream{d: d} })
-	r.Handle("transcription:*", func() channel.Channel { return &Transcription{d: d} })
+	r.Handle("dashboard:services", func() channel.Channel { return &Services{base: base{d: d}} })
+	r.Handle("dashboard:*", func() channel.Channel { return &Dashboard{base: base{d: d}} })
+	r.Handle("events:*", func() channel.Channel { return &Events{base: base{d: d}} })
+	r.Handle("overlay:*", func() channel.Channel { return &Overlay{base: base{d: d}} })
+	r.Handle("stream:*", func() channel.Channel { return &Stream{base: base{d: d}} })
+	r.Handle("transcription:*", func() channel.Channel { return &Transcription{base: base{d: d}} })
 	return r
 }

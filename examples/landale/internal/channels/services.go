@@ -28,8 +28,7 @@ func controllable(name string) bool {
 // reply; their result arrives later as a command_result push (and, for the
 // actions, a service_* broadcast to every client of the topic).
 type Services struct {
-	channel.Base
-	d *Deps
+	base
 
 	ctx     context.Context // ends in Terminate: cancels running Nurvus calls
 	cancel  context.CancelFunc
@@ -46,10 +45,6 @@ type nurvusResult struct {
 	response map[string]any
 	err      error
 }
-
-// Hooks has no ping hook: ping is handled after the "service" clause, as
-// in Landale.
-func (c *Services) Hooks() []channel.Middleware { return hooks(nil) }
 
 // Join accepts the join; nothing is pushed.
 func (c *Services) Join(_ context.Context, s *channel.Socket, _ channel.Payload) (any, error) {
@@ -124,14 +119,11 @@ func (c *Services) startTask(s *channel.Socket, service, action string) {
 		defer c.wg.Done()
 		r := nurvusResult{id: id, service: service, action: action}
 		// No timeout: Landale's HTTP client waits for Nurvus.
-		r.err = c.d.callTimeout(ctx, sim.Nurvus, 0, func(ctx context.Context) error {
-			var err error
+		r.response, r.err = callTimeout(ctx, &c.base, sim.Nurvus, 0, func(ctx context.Context) (map[string]any, error) {
 			if action == "get_status" {
-				r.response, err = c.d.World.Nurvus.Status(ctx, service)
-			} else {
-				r.response, err = c.d.World.Nurvus.Action(ctx, service, action)
+				return c.d.World.Nurvus.Status(ctx, service)
 			}
-			return err
+			return c.d.World.Nurvus.Action(ctx, service, action)
 		})
 		s.Send(r)
 	}()
@@ -147,7 +139,8 @@ func (c *Services) HandleInfo(ctx context.Context, s *channel.Socket, info any) 
 		return nil // superseded by a newer command: Landale ignores it too
 	}
 	if r.err != nil {
-		return push(s, "command_result", errEnvelope("nurvus_error", nurvusMessage(r.action, r.err)))
+		_ = c.PushError("command_result", "nurvus_error", nurvusMessage(r.action, r.err))
+		return nil
 	}
 	if r.action != "get_status" {
 		ing := map[string]string{"start": "starting", "stop": "stopping", "restart": "restarting"}[r.action]
@@ -199,12 +192,7 @@ func (c *Services) telemetry(ctx context.Context) map[string]any {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var st map[string]any
-			err := d.call(ctx, service, func(ctx context.Context) error {
-				var err error
-				st, err = fn(ctx)
-				return err
-			})
+			st, err := call(ctx, &c.base, service, fn)
 			results <- telemetryEntry(name, st, err)
 		}()
 	}

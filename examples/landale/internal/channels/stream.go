@@ -10,7 +10,6 @@ import (
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 	"github.com/pyre-go/pyre/examples/landale/internal/stream"
-	"github.com/pyre-go/pyre/pubsub"
 )
 
 // Stream is Landale's StreamChannel on "stream:overlays" and
@@ -21,8 +20,7 @@ import (
 // but screen-cover), and the queue channel never crashes: when the state
 // producer fails the fallback state is pushed.
 type Stream struct {
-	channel.Base
-	d     *Deps
+	base
 	queue bool // stream:queue, else stream:overlays
 }
 
@@ -31,7 +29,7 @@ type Stream struct {
 var errNoSuchStreamTopic = errors.New("channels: no StreamChannel clause for this topic")
 
 // Hooks answers ping with the envelope.
-func (c *Stream) Hooks() []channel.Middleware { return hooks(envelopePing()) }
+func (c *Stream) Hooks() []channel.Middleware { return envelopeHooks() }
 
 // Join accepts stream:overlays (tracked as an overlay named by the join
 // param overlay_type, default "Takeover") and stream:queue, and pushes the
@@ -49,13 +47,10 @@ func (c *Stream) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 		}
 		c.d.Overlays.add(s, OverlayInfo{Topic: s.Topic(), Name: name, CorrelationID: s.CorrelationID(),
 			Environment: env, JoinedAt: time.Now().UTC()})
-		c.AfterJoin(func(ctx context.Context) { _ = s.Push("stream_state", c.state(ctx)) })
+		pushInitialState(s, c.d, "stream_state", sim.Stream, c.d.Producer.State, fallbackLayerState)
 	case "stream:queue":
 		c.queue = true
-		c.AfterJoin(func(ctx context.Context) {
-			_ = s.Push("queue_state", withFallback(ctx, c.d, sim.Stream, c.d.Producer.QueueState,
-				func(error) map[string]any { return stream.FallbackQueueState() }))
-		})
+		pushInitialState(s, c.d, "queue_state", sim.Stream, c.d.Producer.QueueState, stream.FallbackQueueState)
 	default:
 		return nil, errNoSuchStreamTopic
 	}
@@ -64,18 +59,13 @@ func (c *Stream) Join(ctx context.Context, s *channel.Socket, params channel.Pay
 
 // state returns the producer's state, or Landale's fallback layer state.
 func (c *Stream) state(ctx context.Context) map[string]any {
-	return withFallback(ctx, c.d, sim.Stream, c.d.Producer.State, func(error) map[string]any {
-		return stream.FallbackLayerState(time.Now())
-	})
+	return withFallback(ctx, c.Socket(), c.d, sim.Stream, c.d.Producer.State, fallbackLayerState)
 }
 
+func fallbackLayerState() map[string]any { return stream.FallbackLayerState(time.Now()) }
+
 func (c *Stream) queueState(ctx context.Context) (map[string]any, error) {
-	var q map[string]any
-	err := c.d.call(ctx, sim.Stream, func(ctx context.Context) (err error) {
-		q, err = c.d.Producer.QueueState(ctx)
-		return err
-	})
-	return q, err
+	return call(ctx, &c.base, sim.Stream, c.d.Producer.QueueState)
 }
 
 // HandleIn runs the command table of the spec (§5.5).
@@ -85,8 +75,7 @@ func (c *Stream) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.M
 	case "request_state":
 		return channel.NoReply, push(s, "stream_state", c.state(ctx))
 	case "request_queue_state":
-		q := withFallback(ctx, c.d, sim.Stream, c.d.Producer.QueueState,
-			func(error) map[string]any { return stream.FallbackRequestQueueState() })
+		q := withFallback(ctx, s, c.d, sim.Stream, c.d.Producer.QueueState, stream.FallbackRequestQueueState)
 		return channel.NoReply, push(s, "queue_state", q)
 	case "remove_queue_item":
 		return c.removeQueueItem(ctx, p), nil
@@ -108,10 +97,8 @@ func (c *Stream) HandleIn(ctx context.Context, s *channel.Socket, msg *channel.M
 		if !ok {
 			return channel.NoReply, channel.ErrUnhandled
 		}
-		var list []any
-		err := c.d.call(ctx, sim.Twitch, func(ctx context.Context) (err error) {
-			list, err = c.d.World.Twitch.SearchCategories(ctx, q)
-			return err
+		list, err := call(ctx, &c.base, sim.Twitch, func(ctx context.Context) ([]any, error) {
+			return c.d.World.Twitch.SearchCategories(ctx, q)
 		})
 		if err != nil {
 			return errEnvelopeReply("api_error", errorText(err)), nil
@@ -134,7 +121,7 @@ func (c *Stream) removeQueueItem(ctx context.Context, p map[string]any) channel.
 	if id == "" {
 		return errEnvelopeReply("validation_failed", "Missing required field: id")
 	}
-	err := c.d.call(ctx, sim.Stream, func(ctx context.Context) error { return c.d.Producer.RemoveItem(ctx, id) })
+	_, err := call(ctx, &c.base, sim.Stream, errOnly(func(ctx context.Context) error { return c.d.Producer.RemoveItem(ctx, id) }))
 	if err != nil {
 		return producerError(err)
 	}
@@ -153,9 +140,8 @@ func (c *Stream) forceContent(ctx context.Context, p map[string]any) (channel.Re
 	if dur <= 0 {
 		return errEnvelopeReply("validation_failed", "Field 'duration' must be a positive integer"), nil
 	}
-	err := c.d.call(ctx, sim.Stream, func(ctx context.Context) error {
-		_, err := c.d.Producer.ForceContent(ctx, typ, data, time.Duration(dur)*time.Millisecond)
-		return err
+	_, err := call(ctx, &c.base, sim.Stream, func(ctx context.Context) (string, error) {
+		return c.d.Producer.ForceContent(ctx, typ, data, time.Duration(dur)*time.Millisecond)
 	})
 	if err != nil {
 		return producerError(err), nil
@@ -206,9 +192,9 @@ func (c *Stream) updateChannelInfo(ctx context.Context, p map[string]any) channe
 		return errEnvelopeReply("validation_failed",
 			"At least one valid field must be provided: "+strings.Join(sim.ChannelFields, ", "))
 	}
-	err := c.d.call(ctx, sim.Twitch, func(ctx context.Context) error {
+	_, err := call(ctx, &c.base, sim.Twitch, errOnly(func(ctx context.Context) error {
 		return c.d.World.Twitch.UpdateChannelInfo(ctx, fields)
-	})
+	}))
 	if err != nil {
 		return errEnvelopeReply("api_error", errorText(err))
 	}
@@ -216,11 +202,7 @@ func (c *Stream) updateChannelInfo(ctx context.Context, p map[string]any) channe
 }
 
 func (c *Stream) getChannelInfo(ctx context.Context) channel.Reply {
-	var list []any
-	err := c.d.call(ctx, sim.Twitch, func(ctx context.Context) (err error) {
-		list, err = c.d.World.Twitch.ChannelInfo(ctx)
-		return err
-	})
+	list, err := call(ctx, &c.base, sim.Twitch, c.d.World.Twitch.ChannelInfo)
 	switch {
 	case err != nil:
 		return errEnvelopeReply("api_error", errorText(err))
@@ -234,11 +216,7 @@ func (c *Stream) getChannelInfo(ctx context.Context) channel.Reply {
 // overlays and queue_state on queue), show changes, emote increments,
 // takeovers and removed interrupts.
 func (c *Stream) HandleInfo(ctx context.Context, s *channel.Socket, info any) error {
-	msg, ok := info.(*pubsub.Message)
-	if !ok {
-		return c.Base.HandleInfo(ctx, s, info)
-	}
-	h, ok := events.DecodeHeader(msg)
+	msg, h, ok := busEvent(info)
 	if !ok {
 		return c.Base.HandleInfo(ctx, s, info)
 	}
@@ -263,11 +241,7 @@ func (c *Stream) HandleInfo(ctx context.Context, s *channel.Socket, info any) er
 			}
 			return nil
 		}
-		var st map[string]any
-		err := c.d.call(ctx, sim.Stream, func(ctx context.Context) (err error) {
-			st, err = c.d.Producer.State(ctx)
-			return err
-		})
+		st, err := call(ctx, &c.base, sim.Stream, c.d.Producer.State)
 		if err == nil {
 			return push(s, "stream_state", st)
 		}

@@ -35,11 +35,7 @@ func (c *Overlay) serviceStatuses(ctx context.Context) map[string]map[string]any
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var st map[string]any
-			err := c.d.call(ctx, p.service, func(ctx context.Context) (err error) {
-				st, err = p.fn(ctx)
-				return err
-			})
+			st, err := call(ctx, &c.base, p.service, p.fn)
 			v := map[string]any{"connected": false}
 			if err == nil {
 				v = map[string]any{"connected": true, "status": st}
@@ -99,11 +95,7 @@ func (c *Overlay) systemServices(ctx context.Context) map[string]any {
 	w := c.d.World
 	if s := services["obs"]; s["connected"] == true {
 		s["service_type"] = "obs_websocket"
-		var scenes map[string]any
-		err := c.d.call(ctx, sim.OBS, func(ctx context.Context) (err error) {
-			scenes, err = w.OBS.SceneList(ctx)
-			return err
-		})
+		scenes, err := call(ctx, &c.base, sim.OBS, w.OBS.SceneList)
 		if err == nil {
 			list, _ := scenes["scenes"].([]any)
 			s["scene_count"] = len(list)

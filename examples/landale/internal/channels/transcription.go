@@ -26,8 +26,7 @@ const (
 // and "transcription:session:<id>": submissions (validated with Landale's
 // messages), history, and live new_transcription pushes.
 type Transcription struct {
-	channel.Base
-	d       *Deps
+	base
 	session string
 	isLive  bool
 }
@@ -35,9 +34,6 @@ type Transcription struct {
 // errInvalidTranscriptionTopic is the join error text of other
 // transcription:* topics.
 const errInvalidTranscriptionTopic = "Invalid transcription channel. Use 'transcription:live' or 'transcription:session:{session_id}'"
-
-// Hooks are Landale's without the ping hook: HandleIn answers ping itself.
-func (c *Transcription) Hooks() []channel.Middleware { return hooks(nil) }
 
 // ping echoes the payload with pong, an ISO timestamp and the channel type.
 func (c *Transcription) ping(msg *channel.Message) channel.Reply {
