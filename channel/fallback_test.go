@@ -65,7 +65,7 @@ func (c *ownBreakers) Breaker(service string) *fallback.Breaker {
 // breakers (or none), not the server's; an open breaker's rejection
 // carries the service's last failure.
 func TestWithFallbackUsesTheChannelsBreakers(t *testing.T) {
-	once := &fallback.Settings{FailureThreshold: 1, CoolDown: time.Hour}
+	once := &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Hour}
 	own := fallback.NewRegistry(once)
 	var ownCalls, noneCalls, srvCalls atomic.Int64
 	r := channel.NewRouter()

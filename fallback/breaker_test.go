@@ -544,7 +544,7 @@ func TestBreakerReset(t *testing.T) {
 func TestBreakerLastFailure(t *testing.T) {
 	t.Parallel()
 	errNotFound := errors.New("not found")
-	b := fallback.NewBreaker("obs", &fallback.Settings{
+	b := fallback.NewBreaker("obs", &fallback.BreakerOptions{
 		FailureThreshold: 2, CoolDown: time.Hour,
 		IsFailure: func(err error) bool { return !errors.Is(err, errNotFound) },
 	})
@@ -578,7 +578,7 @@ func TestBreakerLastFailure(t *testing.T) {
 // A panic counts as the last failure too.
 func TestBreakerLastFailurePanic(t *testing.T) {
 	t.Parallel()
-	b := fallback.NewBreaker("obs", &fallback.Settings{FailureThreshold: 1, CoolDown: time.Hour})
+	b := fallback.NewBreaker("obs", &fallback.BreakerOptions{FailureThreshold: 1, CoolDown: time.Hour})
 	_, _ = fallback.Call(context.Background(), b, func(context.Context) (int, error) { panic("boom") }, constFallback(0))
 	res, err := fallback.Call(context.Background(), b, ok(1), constFallback(0))
 	require.NoError(t, err)
