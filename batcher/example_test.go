@@ -29,8 +29,9 @@ func ExampleNew() {
 	// batcher: closed
 }
 
-// This example builds Landale's event_batch payload, as a channel would
-// push it to its socket.
+// This example builds an "event_batch" payload ({"events","count",
+// "timestamp"}), as a channel would push it to its socket; push stands in
+// for the socket's push (channel.NewPushBatcher does this for a channel).
 func ExampleNew_eventBatch() {
 	type event struct {
 		ID   int    `json:"id"`

@@ -7,8 +7,9 @@
 //
 // The three entry points are:
 //
-//   - [New] / [NewN], which make a fresh lowercase-hex id (Landale uses
-//     NewN(8) per WebSocket connection);
+//   - [New] / [NewN], which make a fresh lowercase-hex id of 16 or n
+//     characters (pyre's reference server, examples/landale, gives each
+//     WebSocket connection a NewN(8) id);
 //   - [WithID] / [FromContext] / [ID], which carry an id in a context;
 //   - [NewHandler], a [log/slog.Handler] wrapper that adds
 //     correlation_id=<id> to every record logged with such a context, and

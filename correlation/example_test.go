@@ -23,7 +23,7 @@ func noTime(groups []string, a slog.Attr) slog.Attr {
 }
 
 func ExampleNewN() {
-	id := correlation.NewN(8) // Landale's per-connection id length
+	id := correlation.NewN(8) // a short id, e.g. one per connection
 	fmt.Println(len(id), correlation.Valid(id))
 	fmt.Println(len(correlation.New()))
 	// Output:

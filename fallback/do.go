@@ -52,7 +52,7 @@ type Options struct {
 //
 // If ctx ends while the primary runs, Do stops waiting and uses the fallback
 // with ctx's error. The fallback still gets that (done) ctx; it is meant to be
-// cheap and local, as Landale's static fallback content is.
+// cheap and local, such as returning static content.
 //
 // When the primary can be interrupted (a timeout, or a cancelable ctx) it
 // runs on its own goroutine; if it ignores its ctx, that goroutine keeps

@@ -1,9 +1,10 @@
 // Package fallback runs a call to a service with a fallback for when the
 // service fails, and guards services with circuit breakers.
 //
-// It is the Go form of Landale's with_fallback, done properly: [Do] treats
-// an error, a panic and a timeout of the primary function alike, logs once
-// (with the caller's ctx, so a correlation id added by
+// [Do] calls a primary function and, when it fails, a fallback that
+// produces a substitute value (for instance static content while a service
+// is down). It treats an error, a panic and a timeout of the primary alike,
+// logs once (with the caller's ctx, so a correlation id added by
 // correlation.NewHandler appears), and returns the fallback's value together
 // with a [Result] that says which path produced it.
 //
@@ -16,11 +17,16 @@
 // breaker, or every breaker of a Registry.
 // A [Registry] holds one breaker per service name, created on first use with
 // the same options, and reports all their states for dashboards.
+// pyre's reference server (examples/landale) calls each of its services
+// through a breaker of its own.
 //
-//	reg := fallback.NewRegistry(&fallback.BreakerOptions{Timeout: 2 * time.Second, Logger: logger})
-//	res, err := fallback.Call(ctx, reg.Breaker("obs"), getOBSState, func(ctx context.Context, err error) (State, error) {
-//		return fallbackState(), nil
-//	})
+// A call through a registry's breaker, from the example of Call (obsStatus always
+// fails, offline is the fallback; the breaker opens after two failures):
+//
+//	for range 4 {
+//		res, _ := fallback.Call(context.Background(), reg.Breaker("obs"), obsStatus, offline)
+//		fmt.Println(res.Value, errors.Is(res.Err, fallback.ErrOpen))
+//	}
 //
 // # Goroutines
 //

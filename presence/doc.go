@@ -5,16 +5,20 @@
 // # Use
 //
 // One Tracker per channel.Server. A channel tracks its socket after the
-// join, usually right after pushing the current state:
+// join, usually right after pushing the current state. From the package
+// example, where a Lobby channel embeds channel.Base and holds the Tracker:
 //
-//	func (r *Room) Join(ctx context.Context, s *channel.Socket, p channel.Payload) (any, error) {
-//		r.AfterJoin(func(ctx context.Context) {
-//			tracker.PushState(s) // [J,null,T,"presence_state",{…}]
-//			tracker.Track(s, userID, map[string]any{"status": "online"})
+//	func (l *Lobby) Join(_ context.Context, s *channel.Socket, p channel.Payload) (any, error) {
+//		user, _ := p.Map()["user"].(string)
+//		l.AfterJoin(func(context.Context) {
+//			_ = l.Tracker.PushState(s) // the presences so far
+//			_, _ = l.Tracker.Track(s, user, map[string]any{"status": "online"})
 //		})
 //		return nil, nil
 //	}
 //
+// The client then receives [J,null,T,"presence_state",{…}] right after its
+// join reply.
 // Every change then reaches every client joined to the topic, on every
 // node, as [null,null,T,"presence_diff",{"joins":{…},"leaves":{…}}]. A
 // socket's presences are untracked when its channel ends (leave, close,

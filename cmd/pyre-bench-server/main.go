@@ -1,13 +1,16 @@
 // Command pyre-bench-server is the pyre server of the benchmarks: a trivial
-// room:* channel at /socket plus the control endpoints of the shared
-// benchmark contract (POST /publish, GET /debug/mem, /debug/pprof/). It
+// room:* channel at /socket plus the control endpoints that the anchor
+// harness (an external tool that runs centrifuge v0.40.1 and a naive
+// coder/websocket hub side by side) expects of each server it measures
+// (POST /publish, GET /debug/mem, /debug/pprof/). It
 // serves until SIGINT/SIGTERM and prints "LISTEN <addr>" on stdout once it
 // accepts connections. See package benchserver for the endpoints.
 //
 //	pyre-bench-server -addr 127.0.0.1:8003
-//	PHOENIX_CMD="$PWD/bin/pyre-bench-server -addr 127.0.0.1:8003" \
-//	  SERVERS="centrifuge naive phoenix" ../shared/bench/run.sh
 //	pyre-bench-server -addr 127.0.0.1:8004 -pubsub redis://127.0.0.1:6379   # one node of several
+//
+// The harness runs it as its "phoenix" server, given the first command line
+// (PHOENIX_CMD); BENCHMARKS.md has the results.
 package main
 
 import (

@@ -1,5 +1,6 @@
-// Command pyrebench measures a pyre server the way the shared anchor
-// harness (../shared/bench) measures centrifuge and Phoenix: with its own
+// Command pyrebench measures a pyre server the way the anchor harness (an
+// external tool that runs centrifuge v0.40.1 and a naive coder/websocket hub
+// side by side) measures its servers: with its own
 // lean Phoenix V2 WebSocket client spread over several client processes and
 // loopback source addresses. Each scenario prints one markdown table row per
 // run, a median row, and the command line that reproduces it.

@@ -1,6 +1,8 @@
 // Package benchserver is the pyre server the benchmarks measure: a trivial
-// "room:*" channel behind a channel.Server, plus the control endpoints of
-// the shared benchmark contract (../shared/bench/README.md):
+// "room:*" channel behind a channel.Server, plus the control endpoints that
+// the anchor harness (an external tool running centrifuge v0.40.1 and a
+// naive coder/websocket hub side by side) expects of every server it
+// measures:
 //
 //	GET  /socket/websocket?vsn=2.0.0            the Phoenix socket
 //	POST /publish?channel=C&rate=R&seconds=S&size=B

@@ -51,12 +51,13 @@ describe('raw: transport', () => {
   test('A9: a push on a topic that was not joined gets unmatched topic', async (t) => {
     const c = await raw(t, ctx.srv);
     c.send(['5', '6', 'dashboard:main', 'ping', {}]);
-    // join_ref null, as Phoenix encodes this reply (phoenix-protocol.md row 13).
+    // join_ref null: Phoenix answers a push on a topic that is not joined
+    // without a join_ref (conformance/README.md, items 15 and 27).
     assert.deepEqual(await c.reply('6'), [null, '6', 'dashboard:main', 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }]);
   });
 
   // Phoenix answers the new join first, then sends phx_close for the old
-  // join_ref (phoenix-protocol.md §3 row 7).
+  // join_ref (conformance/README.md, item 19).
   test('A10: a second join of the same topic replies ok and closes the first join_ref', async (t) => {
     const c = await raw(t, ctx.srv);
     c.send(['1', '1', 'dashboard:main', 'phx_join', {}]);
