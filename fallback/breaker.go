@@ -150,7 +150,7 @@ func NewBreaker(name string, opts *BreakerOptions) *Breaker {
 }
 
 // LastFailure returns the latest error that counted as a failure of the
-// service (see Settings.IsFailure; panics and timeouts count), or nil when
+// service (see BreakerOptions.IsFailure; panics and timeouts count), or nil when
 // none did since the breaker was made or last Reset. Calls rejected while
 // the breaker is open return an error that matches both [ErrOpen] and this
 // failure, so a caller can answer with the service's own error while it
