@@ -10,12 +10,15 @@ import (
 // Base gives a channel the default hooks and helpers, so a channel only
 // writes Join and HandleIn:
 //
-//	type Room struct{ channel.Base }
+//	type Prices struct{ channel.Base }
 //
-//	func (r *Room) Join(ctx context.Context, s *channel.Socket, p channel.Payload) (any, error) {
-//		r.AfterJoin(func(ctx context.Context) { s.Push("state", currentState()) })
-//		return nil, r.SubscribeTopics(ctx, "events")
+//	func (p *Prices) Join(ctx context.Context, s *channel.Socket, _ channel.Payload) (any, error) {
+//		p.AfterJoin(func(context.Context) { _ = s.Push("state", map[string]int{"btc": 100}) })
+//		return nil, p.SubscribeTopics(ctx, "prices")
 //	}
+//
+// (from ExampleBase, which also relays the "prices" PubSub topic to the
+// client in HandleInfo).
 //
 // Its hooks (see Hooks and DefaultHooks) log joins with the correlation id,
 // log unhandled events and answer a "ping" the channel leaves unhandled;
@@ -62,7 +65,8 @@ func (b *Base) SubscribeTopics(ctx context.Context, topics ...string) error {
 // AfterJoin runs fn after the join reply was sent (initial state pushes).
 func (b *Base) AfterJoin(fn func(ctx context.Context)) { b.sock.AfterJoin(fn) }
 
-// PushError pushes Landale's unified error shape on event and logs it:
+// PushError pushes the unified error envelope (see ErrorEnvelope) on event
+// and logs it:
 //
 //	{"success":false,"error":{"code":code,"message":message,"timestamp":"2025-08-25T16:02:11.482913Z"}}
 func (b *Base) PushError(event, code, message string) error {
@@ -72,7 +76,8 @@ func (b *Base) PushError(event, code, message string) error {
 	return s.Push(event, ErrorEnvelope(code, message))
 }
 
-// ErrorEnvelope returns Landale's error body: {"success":false,"error":{...}}.
+// ErrorEnvelope returns the unified error body every hook and helper uses:
+// {"success":false,"error":{"code":…,"message":…,"timestamp":…}}.
 func ErrorEnvelope(code, message string) map[string]any {
 	return map[string]any{
 		"success": false,
@@ -99,7 +104,7 @@ func DefaultHooks() []Middleware {
 // defaultHooks are made once: the hooks are stateless.
 var defaultHooks = [3]Middleware{Correlation(), LogUnhandled(), Ping(nil)}
 
-// Correlation is Landale's setup_correlation_id: a channel's context and
+// Correlation gives every channel a correlation id: a channel's context and
 // logger carry the connection's correlation id (shared by every channel of
 // the connection; Socket.CorrelationID returns it), and the hook logs
 // "Channel joined" with it.

@@ -19,8 +19,8 @@ type BatchOptions struct {
 	Batcher batcher.Options
 }
 
-// PushBatcher batches items and pushes them to one channel's client as
-// Landale's EventBatcher did:
+// PushBatcher batches items and pushes them to one channel's client as one
+// "event_batch" push:
 //
 //	[join_ref, null, topic, "event_batch", {"events":[...],"count":N,"timestamp":<unix ms>}]
 //
