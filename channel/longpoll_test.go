@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -135,6 +136,9 @@ func (c *lpClient) pollUntil(want string) []string {
 
 func newLPServer(t testing.TB, opts *Options) *Server {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler) // tests that read logs set their own
+	}
 	if opts.Router == nil {
 		opts.Router = roomRouter(nil)
 	}

@@ -246,7 +246,10 @@ func TestWritePoolDoesNotWaitBehindControlFrames(t *testing.T) {
 	for i := range 20 {
 		other.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))
 	}
-	assert.NotZero(t, e.srv.Stats().BlockedWrites, "the held connection's write was handed to a goroutine")
+	// The pool may reach the held connection after the other one: wait for
+	// it to hand the held write to a goroutine (it must, frames are queued).
+	require.Eventually(t, func() bool { return e.srv.Stats().BlockedWrites > 0 }, testTimeout, time.Millisecond,
+		"the held connection's write was handed to a goroutine")
 	unlock()
 	for i := range 20 {
 		held.expectNext(fmt.Sprintf(`[null,null,"room:a","n",{"i":%d}]`, i))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,9 @@ type testEndpoint struct {
 
 func newTestEndpoint(t *testing.T, opts *Options) *testEndpoint {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler) // tests that read logs set their own
+	}
 	if opts.Router == nil {
 		opts.Router = NewRouter()
 	}
