@@ -87,8 +87,34 @@
 // once per broadcast period, heartbeats are sent every period (Phoenix sends
 // them every 10 silent periods), a node is declared down after 7.5 s instead
 // of 30 s, and a down node's state is discarded at once and fetched again
-// when it returns (Phoenix keeps it for 20 minutes). There is no fetch/2
-// hook: metas are what the application tracks.
+// when it returns (Phoenix keeps it for 20 minutes).
+//
+// # Enriching presences: Fetch
+//
+// Options.Fetch is Phoenix.Presence's fetch/2: a FetchFunc that receives
+// the presences of a message about to go out, by key, and adds fields next
+// to "metas" in one batch (the users' records, loaded with one query for
+// all keys). Clients receive them as Phoenix sends them:
+//
+//	{"alice":{"metas":[{"status":"online","phx_ref":"…"}],"user":{"name":"Alice"}}}
+//
+// and phoenix.js's Presence keeps the extra fields on each entry. Fetch is
+// called once per presence_state, and once for the joins and once for the
+// leaves of a presence_diff (empty ones are not fetched), on the node whose
+// clients receive the message: a node fetches for its own clients, with
+// its own FetchFunc, whatever node tracked the presences. Nothing fetched
+// is replicated or stored; List and Get return the presences as tracked.
+//
+// With Fetch, messages are no longer sent from the call that changed the
+// view: they are queued, in the order the view changed, for one goroutine
+// that calls Fetch and sends them, so a slow Fetch never holds the
+// Tracker's lock, and a client still gets every message in order.
+// PushState waits for its own message to go out. Each call is bounded by
+// Options.FetchTimeout (5 s) through its context; when Fetch returns an
+// error, panics, or overruns the timeout, the message goes out with the
+// presences as tracked and a warning is logged, so a failing user store
+// degrades the extra fields, never the presence list. At most
+// Options.FetchQueue (1024) messages wait; past it, changes wait for room.
 //
 // # Slow consumers and limits
 //

@@ -12,7 +12,11 @@ import (
 // Presence is the presences of one key on a topic: one meta per tracking
 // socket, each with its "phx_ref" (and "phx_ref_prev" after an update).
 type Presence struct {
-	Metas []map[string]any `json:"metas"`
+	Metas []map[string]any
+	// Extra holds the fields an Options.Fetch adds next to "metas" (a
+	// "user" record, say); they are encoded at the same level as "metas".
+	// The Tracker itself never sets it: List and Get return nil.
+	Extra map[string]any
 }
 
 // Track tracks key with meta for s on its own topic, and returns the
@@ -258,11 +262,11 @@ func (t *Tracker) Get(topic, key string) (Presence, bool) {
 }
 
 func decodePresence(es []*entry) Presence {
-	p := Presence{Metas: make([]map[string]any, len(es))}
+	raw := make([]json.RawMessage, len(es))
 	for i, e := range es {
-		_ = json.Unmarshal(e.meta, &p.Metas[i]) // valid JSON objects by construction
+		raw[i] = e.meta
 	}
-	return p
+	return decodeMetas(raw)
 }
 
 // PushState pushes presence_state with the presences of s's topic to s's
@@ -276,7 +280,37 @@ func (t *Tracker) PushState(s *channel.Socket) error {
 // PushStateTopic pushes presence_state with the presences of another topic
 // than s's own. The client's Presence only applies diffs broadcast on the
 // topic it joined, so later changes must reach it another way.
+//
+// With Options.Fetch, the state is queued behind the diffs already waiting
+// for Fetch, enriched, and pushed; PushStateTopic waits for that (at most
+// about FetchTimeout per message ahead of it) and returns ErrClosed if the
+// Tracker closes first.
 func (t *Tracker) PushStateTopic(s *channel.Socket, topic string) error {
+	if t.opts.Fetch != nil {
+		j := &fetchJob{topic: topic, s: s, done: make(chan error, 1)}
+		t.mu.RLock()
+		if t.closed {
+			t.mu.RUnlock()
+			return ErrClosed
+		}
+		j.joins = group(t.view[topic])
+		ok := t.enqueue(j) // in order with the diffs emitted under t.mu
+		t.mu.RUnlock()
+		if !ok {
+			return ErrClosed
+		}
+		select {
+		case err := <-j.done:
+			return err
+		case <-t.fetchStop:
+			select {
+			case err := <-j.done:
+				return err
+			default:
+				return ErrClosed
+			}
+		}
+	}
 	// The push happens under the read lock: no diff of topic can be emitted
 	// between reading the state and queueing it for the client.
 	t.mu.RLock()

@@ -74,8 +74,32 @@ type Options struct {
 	// Defaults to 10 000.
 	MaxPendingOps int
 	// Logger receives node up/down events (info), protocol anomalies
-	// (warn) and dropped messages (debug). Defaults to discarding.
+	// and failed Fetch calls (warn) and dropped messages (debug). Defaults
+	// to discarding.
 	Logger *slog.Logger
+	// Fetch, when set, enriches every presence_state and presence_diff
+	// this node sends, as Phoenix.Presence's fetch/2: it is called once
+	// per presence_state, and once for the joins and once for the leaves
+	// of each presence_diff (never with an empty map), on the node whose
+	// clients receive the message, only when the topic has clients there.
+	// Calls are made one at a time from a goroutine of the Tracker, never
+	// while the Tracker is locked, and messages leave in the order the
+	// view changed. A key missing from the result, or returned without
+	// metas, is sent as tracked; keys not asked for are ignored. When
+	// Fetch returns an error, panics, or has not returned after
+	// FetchTimeout, the presences are sent as tracked and a warning is
+	// logged. Fetch must not wait for the Tracker's own methods (it would
+	// wait until FetchTimeout). Defaults to nil: metas are sent as tracked,
+	// synchronously.
+	Fetch FetchFunc
+	// FetchTimeout bounds each Fetch call through its context; a call that
+	// ignores the context is abandoned (its goroutine ends when it
+	// returns). Defaults to 5 s.
+	FetchTimeout time.Duration
+	// FetchQueue bounds the messages waiting for Fetch; past it, the calls
+	// that change presences (Track, Update, the replication goroutine)
+	// wait for room. Defaults to 1024.
+	FetchQueue int
 }
 
 func (o *Options) withDefaults() Options {
@@ -108,6 +132,12 @@ func (o *Options) withDefaults() Options {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = defaultFetchTimeout
+	}
+	if c.FetchQueue <= 0 {
+		c.FetchQueue = 1024
+	}
 	return c
 }
 
@@ -131,6 +161,9 @@ type Tracker struct {
 	cancel  context.CancelFunc
 	stopped sync.Once
 	bye     atomic.Bool // Shutdown: publish a goodbye before leaving
+
+	fetchQ    chan *fetchJob // with Options.Fetch: messages waiting for it
+	fetchStop chan struct{}  // closed when the fetch goroutine ends
 
 	dropped atomic.Uint64  // inbox overflows
 	watches sync.WaitGroup // context watches of owners, running or armed
@@ -195,6 +228,13 @@ func New(ctx context.Context, opts *Options) (*Tracker, error) {
 		return nil, fmt.Errorf("presence: subscribe to %q: %w", o.Topic, err)
 	}
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	t.fetchStop = make(chan struct{})
+	if o.Fetch != nil {
+		t.fetchQ = make(chan *fetchJob, o.FetchQueue)
+		go t.runFetch()
+	} else {
+		close(t.fetchStop)
+	}
 	go t.run()
 	return t, nil
 }
@@ -227,6 +267,7 @@ func (t *Tracker) Close() error {
 	t.stop()
 	t.cancel()
 	<-t.done
+	<-t.fetchStop
 	t.watches.Wait()
 	return nil
 }
@@ -245,6 +286,7 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 		<-t.done
 		err = ctx.Err()
 	}
+	<-t.fetchStop
 	t.watches.Wait()
 	return err
 }
@@ -558,6 +600,11 @@ func (t *Tracker) emit(d diff) {
 	for _, topic := range d.topics() {
 		if t.srv.Subscribers(topic) == 0 {
 			continue // nobody to tell on this node
+		}
+		if t.opts.Fetch != nil {
+			td := d[topic]
+			t.enqueue(&fetchJob{topic: topic, joins: group(td.joins), leaves: group(td.leaves)})
+			continue
 		}
 		_ = t.srv.LocalBroadcast(topic, EventDiff, json.RawMessage(d.payload(topic)))
 	}
