@@ -133,7 +133,7 @@ func New(o *Options) channel.Middleware { return newHook(o).wrap }
 
 // newHook applies the defaults of o.
 func newHook(o *Options) *hook {
-	h := &hook{conns: make(map[*channel.Conn]limiter)}
+	h := &hook{}
 	if o != nil {
 		h.o = *o
 	}
@@ -193,6 +193,9 @@ func (h *hook) connLimiter(s *channel.Socket) limiter {
 	l := h.newLimiter()
 	if c.Context().Err() != nil {
 		return l // ending: not kept
+	}
+	if h.conns == nil {
+		h.conns = make(map[*channel.Conn]limiter)
 	}
 	h.conns[c] = l
 	context.AfterFunc(c.Context(), func() {
