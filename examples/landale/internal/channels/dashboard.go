@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/channel/ratelimit"
 	"github.com/pyre-go/pyre/examples/landale/internal/events"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 )
 
 // Dashboard is Landale's DashboardChannel on "dashboard:<room>": OBS and
-// Rainwave commands with a per-join rate limit and a service timeout,
+// Rainwave commands with a per-join rate limit (the ratelimit hook) and a
+// service timeout,
 // answered with ResponseBuilder envelopes, and the event stream pushed by
 // source.
 //
@@ -20,11 +22,28 @@ import (
 // each event is pushed once (Landale pushes every event twice).
 type Dashboard struct {
 	base
-	accepted []time.Time // accepted rate-limited commands, oldest first
 }
 
-// Hooks answers ping with the envelope.
-func (c *Dashboard) Hooks() []channel.Middleware { return envelopeHooks() }
+// Hooks answers ping with the envelope and limits the commands: Landale's
+// rule, at most RateLimit commands accepted in any trailing RateWindow per
+// join, the next answered with envelope-err("backpressure",
+// "rate_limit_exceeded"). Only events that are commands count (ping, shout
+// and events that fall through to the catch-all do not), and rejected
+// commands do not count.
+func (c *Dashboard) Hooks() []channel.Middleware {
+	return append(envelopeHooks(), ratelimit.New(&ratelimit.Options{
+		Burst:  c.d.RateLimit,
+		Window: c.d.RateWindow,
+		Scope:  ratelimit.PerChannel,
+		Match: func(msg *channel.Message) bool {
+			_, ok := c.command(msg)
+			return ok
+		},
+		Reject: func(context.Context, *channel.Socket, *channel.Message) channel.Reply {
+			return errEnvelopeReply("backpressure", "rate_limit_exceeded")
+		},
+	}))
+}
 
 // Join subscribes to the dashboard event topic and pushes initial_state
 // after the reply.
@@ -65,9 +84,6 @@ func (c *Dashboard) HandleIn(ctx context.Context, s *channel.Socket, msg *channe
 	cmd, ok := c.command(msg)
 	if !ok {
 		return channel.NoReply, channel.ErrUnhandled
-	}
-	if r, limited := c.rateLimit(); limited {
-		return r, nil
 	}
 	data, err := call(ctx, &c.base, cmd.service, cmd.run)
 	switch {
@@ -146,24 +162,6 @@ func (c *Dashboard) command(msg *channel.Message) (dashboardCommand, bool) {
 		}}, true
 	}
 	return dashboardCommand{}, false
-}
-
-// rateLimit records an accepted command, or rejects it when RateLimit
-// commands were accepted in the trailing RateWindow. Rejected commands do
-// not count.
-func (c *Dashboard) rateLimit() (channel.Reply, bool) {
-	now := time.Now()
-	cutoff := now.Add(-c.d.RateWindow)
-	i := 0
-	for i < len(c.accepted) && !c.accepted[i].After(cutoff) {
-		i++
-	}
-	c.accepted = c.accepted[i:]
-	if len(c.accepted) >= c.d.RateLimit {
-		return errEnvelopeReply("backpressure", "rate_limit_exceeded"), true
-	}
-	c.accepted = append(c.accepted, now)
-	return channel.NoReply, false
 }
 
 // HandleInfo pushes events by source: obs_event, twitch_event (or the
