@@ -52,7 +52,7 @@
 //	1009  a message larger than MaxFrameSize, or a compressed one inflating
 //	      past MaxInflatedSize
 //	1011  a malformed frame (not a Phoenix message)
-//	1012  Shutdown
+//	1012  Shutdown (in batches, see Shutdown below) and Close
 //	3008  a slow consumer (see below)
 //
 // 1007, 1009 and 1011 close only the connection that sent the message;
@@ -103,6 +103,18 @@
 // reconnects and rejoins. Client pushes to a channel whose mailbox is full
 // (Options.MailboxSize) pause that connection's reads; broadcasts to
 // intercepting channels and infos are dropped at a full mailbox and logged.
+//
+// # Shutdown
+//
+// Server.Shutdown refuses new connections and LongPoll sessions (503) and
+// closes the open ones with 1012, which phoenix.js answers by reconnecting,
+// to another node behind a load balancer. As Phoenix's socket drainer it
+// closes them in batches (Options.Drain: 10 000 connections every 2 s, the
+// first batch at once, the rest at once after 30 s), so that a node with
+// many clients does not send them all to the remaining nodes in the same
+// instant; LongPoll sessions not closed yet keep being served meanwhile.
+// Shutdown's context bounds the whole drain: when it is done, the rest are
+// closed at once. Server.Close closes everything at once, without batches.
 //
 // # For transport authors
 //

@@ -195,7 +195,7 @@ func newLongPoll(s *Server) *longpoll.State {
 		Group:                &s.wg,
 		Hold: func() bool {
 			s := wp.Value()
-			return s != nil && s.hold()
+			return s != nil && s.holdSession()
 		},
 		CheckOrigin: func(r *http.Request) bool {
 			s := wp.Value()

@@ -167,6 +167,12 @@ type Options struct {
 	// CorrelationIDLength is the length in hex characters of generated
 	// connection correlation ids. Defaults to 16.
 	CorrelationIDLength int
+	// Drain spreads the 1012 closes of Shutdown over time in batches, as
+	// Phoenix's socket drainer does, so that clients do not all reconnect
+	// to the remaining nodes at once. Defaults to nil: Phoenix's defaults
+	// (see DrainOptions), under which a node with at most 10 000
+	// connections closes them all at once. Close does not drain.
+	Drain *DrainOptions
 
 	// For transport authors and test harnesses (see Server.Attach): hooks
 	// that follow channels as they join and terminate. Both default to nil.
@@ -180,6 +186,44 @@ type Options struct {
 	// goroutine. It must not block. With OnTerminate it lets metrics and
 	// test harnesses follow channels.
 	OnJoin func(s *Socket)
+}
+
+// DrainOptions configure how Server.Shutdown closes connections: in
+// batches of BatchSize, one batch every BatchInterval, the first at once,
+// until every connection that was open when Shutdown began is closed with
+// 1012 or Timeout has passed since then, when all the rest are closed at
+// once. The Shutdown context bounds it all: when it is done, the rest are
+// closed at once too and Shutdown returns ctx.Err(). New connections (and
+// new LongPoll sessions) are refused with 503 from the moment Shutdown
+// begins; requests of LongPoll sessions not closed yet are still served.
+// The zero value of every field means its default, Phoenix's drainer
+// settings.
+type DrainOptions struct {
+	// BatchSize is the number of connections closed per batch. Defaults to
+	// 10 000.
+	BatchSize int
+	// BatchInterval is the wait between two batches. Defaults to 2 s.
+	BatchInterval time.Duration
+	// Timeout bounds the batched drain, from the start of Shutdown:
+	// connections still open then are closed at once. Defaults to 30 s.
+	Timeout time.Duration
+}
+
+func (o *DrainOptions) withDefaults() DrainOptions {
+	var c DrainOptions
+	if o != nil {
+		c = *o
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 10_000
+	}
+	if c.BatchInterval <= 0 {
+		c.BatchInterval = 2 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	return c
 }
 
 func (o *Options) withDefaults() Options {
@@ -221,6 +265,8 @@ func (o *Options) withDefaults() Options {
 	if c.CorrelationIDLength <= 0 {
 		c.CorrelationIDLength = correlation.DefaultLength
 	}
+	d := c.Drain.withDefaults()
+	c.Drain = &d
 	return c
 }
 
@@ -244,9 +290,18 @@ type Server struct {
 
 	ws *wstransport.Server // the WebSocket transport's shared state
 
-	mu     sync.Mutex
-	conns  map[*Conn]struct{}
-	closed bool
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+	// closed refuses new connections (set when Close or Shutdown begins);
+	// stopped refuses every request (set once the connections are closed,
+	// before Close and Shutdown wait).
+	closed, stopped bool
+	// closeNow is closed by Close: a Shutdown draining meanwhile stops.
+	closeNow     chan struct{}
+	closeNowOnce sync.Once
+	// timer returns a channel that receives after d and a func that stops
+	// it: time.NewTimer, replaced by tests of the drain.
+	timer func(d time.Duration) (<-chan time.Time, func() bool)
 	// wg counts requests being served (see hold) and the goroutines the
 	// transports start; Close and Shutdown wait for it.
 	wg sync.WaitGroup
@@ -295,6 +350,12 @@ func NewServer(opts *Options) *Server {
 		ps:     o.PubSub,
 		log:    o.Logger,
 		conns:  make(map[*Conn]struct{}),
+
+		closeNow: make(chan struct{}),
+		timer: func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		},
 	}
 	if s.ps == nil {
 		s.ps = pubsub.NewMemory(nil)
@@ -431,31 +492,48 @@ func (s *Server) hold() bool {
 	return true
 }
 
+// holdSession is hold for a request of an open LongPoll session, which is
+// served while Shutdown drains (until the server is stopped); Attach
+// refuses new sessions from the start.
+func (s *Server) holdSession() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
 // release ends a hold.
 func (s *Server) release() { s.wg.Done() }
 
-// Shutdown stops accepting connections, closes every open one with 1012
-// (service restart) so that clients reconnect to another node, and waits for
-// their goroutines to end or ctx to be done, whichever is first (returning
-// ctx.Err() then). Register it with http.Server.RegisterOnShutdown or call it
-// before http.Server.Shutdown: net/http does not track WebSocket connections.
+// Shutdown stops accepting connections (503), closes every open one with
+// 1012 (service restart) so that clients reconnect to another node, in
+// batches spread over time as Options.Drain says, and waits for their
+// goroutines to end or ctx to be done, whichever is first (returning
+// ctx.Err() then; connections the drain had not reached yet are closed at
+// once). Register it with http.Server.RegisterOnShutdown or call it before
+// http.Server.Shutdown: net/http does not track WebSocket connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdown(ctx, false)
 }
 
 // Close closes every connection at once (code 1012 is sent if the socket
-// takes it without waiting) and waits for their goroutines, as Shutdown
-// does but without a deadline: a Connect, channel callback or fallback
-// call that never returns keeps it waiting.
+// takes it without waiting), without Options.Drain's batches, and waits
+// for their goroutines, as Shutdown does but without a deadline: a
+// Connect, channel callback or fallback call that never returns keeps it
+// waiting. A Shutdown draining meanwhile closes the rest at once.
 func (s *Server) Close() error {
+	s.closeNowOnce.Do(func() { close(s.closeNow) })
 	return s.shutdown(context.Background(), true)
 }
 
 // shutdown is the one close path: mark the server closed, close every
 // connection (now: drop WebSocket connections without waiting for the
-// close handshake), stop the transports, wait for every goroutine and
-// request held, then for fallback calls of the server's own breakers, and
-// close the server's own PubSub.
+// close handshake; else in drain batches), stop the transports, wait for
+// every goroutine and request held, then for fallback calls of the
+// server's own breakers, and close the server's own PubSub.
 func (s *Server) shutdown(ctx context.Context, now bool) error {
 	s.mu.Lock()
 	s.closed = true
@@ -464,13 +542,16 @@ func (s *Server) shutdown(ctx context.Context, now bool) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		if now {
+	if now {
+		for _, c := range conns {
 			c.closeNow(CloseServiceRestart, "service restart")
-		} else {
-			c.Close(CloseServiceRestart, "service restart")
 		}
+	} else {
+		s.drain(ctx, conns)
 	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	if s.lp != nil {
 		s.lp.Close()
 	}
@@ -493,6 +574,52 @@ func (s *Server) shutdown(ctx context.Context, now bool) error {
 	return s.closePubSub()
 }
 
+// drain closes conns with 1012 in batches of Drain.BatchSize, the first at
+// once and one more every Drain.BatchInterval, on the caller's goroutine.
+// When Drain.Timeout has passed, ctx is done or Close was called, the rest
+// are closed at once (Close closes them itself).
+func (s *Server) drain(ctx context.Context, conns []*Conn) {
+	d := s.opts.Drain
+	closeAll := func(cs []*Conn) {
+		for _, c := range cs {
+			c.Close(CloseServiceRestart, "service restart")
+		}
+	}
+	if len(conns) <= d.BatchSize {
+		closeAll(conns)
+		return
+	}
+	rounds := (len(conns) + d.BatchSize - 1) / d.BatchSize
+	s.log.LogAttrs(ctx, slog.LevelInfo, "shutdown: draining connections in batches",
+		slog.Int("connections", len(conns)), slog.Int("batches", rounds),
+		slog.Int("batch_size", d.BatchSize), slog.Duration("batch_interval", d.BatchInterval),
+		slog.Duration("timeout", d.Timeout))
+	deadline, stopDeadline := s.timer(d.Timeout)
+	defer stopDeadline()
+	for {
+		n := min(d.BatchSize, len(conns))
+		closeAll(conns[:n])
+		conns = conns[n:]
+		if len(conns) == 0 {
+			return
+		}
+		tick, stopTick := s.timer(d.BatchInterval)
+		select {
+		case <-tick:
+			continue
+		case <-deadline:
+			s.log.LogAttrs(ctx, slog.LevelWarn, "shutdown: drain timeout, closing the remaining connections at once",
+				slog.Int("connections", len(conns)), slog.Duration("timeout", d.Timeout))
+		case <-ctx.Done():
+		case <-s.closeNow:
+			stopTick()
+			return
+		}
+		stopTick()
+		closeAll(conns)
+		return
+	}
+}
 func (s *Server) closePubSub() error {
 	if !s.ownPS {
 		return nil
