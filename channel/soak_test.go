@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/internal/wsframe"
 	"github.com/stretchr/testify/require"
 )
 
@@ -197,28 +198,28 @@ func soakWebSocket(addr, topic string, handshake bool) error {
 		return fmt.Errorf("upgrade: HTTP %d", resp.StatusCode)
 	}
 	join := `["1","1",` + strconv.Quote(topic) + `,"phx_join",{}]`
-	if _, err := nc.Write(maskedFrame(0x1, []byte(join))); err != nil {
+	if _, err := nc.Write(wsframe.Client(0x81, []byte(join))); err != nil {
 		return err
 	}
-	op, payload, err := readFrame(br)
+	op, payload, err := wsframe.Read(br)
 	if err != nil {
 		return fmt.Errorf("join reply: %w", err)
 	}
-	if op != 0x1 || !bytes.Contains(payload, []byte(`"status":"ok"`)) {
+	if op != 0x81 || !bytes.Contains(payload, []byte(`"status":"ok"`)) {
 		return fmt.Errorf("join reply: opcode %d %s", op, payload)
 	}
 	if !handshake {
 		return nil
 	}
-	if _, err := nc.Write(maskedFrame(0x8, []byte{0x03, 0xe8})); err != nil {
+	if _, err := nc.Write(wsframe.Client(0x88, []byte{0x03, 0xe8})); err != nil {
 		return err
 	}
 	for {
-		op, payload, err := readFrame(br)
+		op, payload, err := wsframe.Read(br)
 		if err != nil {
 			return fmt.Errorf("close answer: %w", err)
 		}
-		if op == 0x8 {
+		if op == 0x88 {
 			if len(payload) < 2 || int(payload[0])<<8|int(payload[1]) != 1000 {
 				return fmt.Errorf("close answer %x, want code 1000", payload)
 			}
@@ -286,53 +287,4 @@ func lpJSON(c *http.Client, method, u, body string, out any) error {
 		return fmt.Errorf("%s: HTTP %d %s", method, resp.StatusCode, b)
 	}
 	return json.Unmarshal(b, out)
-}
-
-// maskedFrame is one FIN client frame (clients must mask).
-func maskedFrame(op byte, payload []byte) []byte {
-	f := []byte{0x80 | op}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	case n <= 0xffff:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
-	default:
-		f = append(f, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
-	f = append(f, mask[:]...)
-	for i, b := range payload {
-		f = append(f, b^mask[i%4])
-	}
-	return f
-}
-
-// readFrame reads one unmasked server frame.
-func readFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err = io.ReadFull(br, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := int(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err = io.ReadFull(br, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(e[0])<<8 | int(e[1])
-	case 127:
-		var e [8]byte
-		if _, err = io.ReadFull(br, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = 0
-		for _, b := range e {
-			n = n<<8 | int(b)
-		}
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(br, payload)
-	return h[0] & 0x0f, payload, err
 }

@@ -2,7 +2,6 @@ package channel
 
 import (
 	"bufio"
-	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyre-go/pyre/internal/wsframe"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,25 +56,7 @@ func (e *testEndpoint) dialRaw(t *testing.T, query, extensions string) *rawClien
 // RSV bits, opcode).
 func (c *rawClient) writeFrame(first byte, payload []byte) {
 	c.t.Helper()
-	h := []byte{first, 0x80}
-	switch n := len(payload); {
-	case n < 126:
-		h[1] |= byte(n)
-	case n <= 0xFFFF:
-		h[1] |= 126
-		h = binary.BigEndian.AppendUint16(h, uint16(n))
-	default:
-		h[1] |= 127
-		h = binary.BigEndian.AppendUint64(h, uint64(n))
-	}
-	var key [4]byte
-	_, _ = rand.Read(key[:])
-	h = append(h, key[:]...)
-	b := append(h, payload...)
-	for i := range payload {
-		b[len(h)+i] ^= key[i&3]
-	}
-	_, err := c.nc.Write(b)
+	_, err := c.nc.Write(wsframe.Client(first, payload))
 	require.NoError(c.t, err)
 }
 
@@ -82,30 +64,7 @@ func (c *rawClient) writeFrame(first byte, payload []byte) {
 func (c *rawClient) sendText(s string) { c.writeFrame(0x81, []byte(s)) }
 
 // readFrame reads one server frame: its first header byte and payload.
-func (c *rawClient) readFrame() (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(c.br, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		if _, err := io.ReadFull(c.br, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	p := make([]byte, n)
-	_, err := io.ReadFull(c.br, p)
-	return h[0], p, err
-}
+func (c *rawClient) readFrame() (byte, []byte, error) { return wsframe.Read(c.br) }
 
 // readText reads the next data frame and returns its (uncompressed) text.
 func (c *rawClient) readText() string {

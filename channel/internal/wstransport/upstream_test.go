@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyre-go/pyre/internal/wsframe"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -148,27 +148,7 @@ func (ts *testServer) dial(t *testing.T, extensions string) (*rawClient, *testPe
 }
 
 // frame returns one masked client frame; first is the first header byte.
-func frame(first byte, payload []byte) []byte {
-	h := []byte{first, 0x80}
-	switch n := len(payload); {
-	case n < 126:
-		h[1] |= byte(n)
-	case n <= 0xFFFF:
-		h[1] |= 126
-		h = binary.BigEndian.AppendUint16(h, uint16(n))
-	default:
-		h[1] |= 127
-		h = binary.BigEndian.AppendUint64(h, uint64(n))
-	}
-	var key [4]byte
-	_, _ = rand.Read(key[:])
-	h = append(h, key[:]...)
-	b := append(h, payload...)
-	for i := range payload {
-		b[len(h)+i] ^= key[i&3]
-	}
-	return b
-}
+func frame(first byte, payload []byte) []byte { return wsframe.Client(first, payload) }
 
 func (c *rawClient) write(b ...[]byte) {
 	_, err := c.nc.Write(bytes.Join(b, nil))
@@ -293,13 +273,7 @@ func deflate(t *testing.T, b []byte) []byte {
 
 func readFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
 	t.Helper()
-	var h [2]byte
-	_, err := io.ReadFull(br, h[:])
+	first, p, err := wsframe.Read(br)
 	require.NoError(t, err)
-	n := int(h[1] & 0x7f)
-	require.Less(t, n, 126, "test frames are short")
-	p := make([]byte, n)
-	_, err = io.ReadFull(br, p)
-	require.NoError(t, err)
-	return h[0], p
+	return first, p
 }
