@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,7 +113,13 @@ func New(c Config) (*Anchor, error) {
 		ws.ProcessCommandsOffReadLoop = true
 	}
 	a.mux.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(node, ws))
-	a.mux.HandleFunc("/publish", a.handlePublish)
+	// /publish runs the same paced loop as pyre's bench server, each
+	// payload published with node.Publish.
+	a.mux.Handle("/publish", benchserver.PublishHandler(&a.publish, func(_ context.Context, ch string, payload []byte) error {
+		a.pubs.Add(1)
+		_, err := a.node.Publish(ch, payload)
+		return err
+	}))
 	a.mux.HandleFunc("/debug/mem", a.handleMem)
 	if c.Pprof {
 		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -139,62 +143,13 @@ func (a *Anchor) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// handlePublish is POST /publish?channel=&rate=&seconds=&size=, paced by the
-// same schedule as pyre's bench server (benchserver.Pace), each payload
-// published with node.Publish.
-func (a *Anchor) handlePublish(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	ch := q.Get("channel")
-	rate, err1 := strconv.Atoi(q.Get("rate"))
-	seconds, err2 := strconv.Atoi(q.Get("seconds"))
-	size, err3 := strconv.Atoi(q.Get("size"))
-	if ch == "" || err1 != nil || err2 != nil || err3 != nil ||
-		rate < 1 || rate > benchserver.MaxRate || seconds < 1 || seconds > benchserver.MaxSeconds ||
-		size < benchserver.MinSize || size > benchserver.MaxSize {
-		http.Error(w, fmt.Sprintf("need channel, 1<=rate<=%d, 1<=seconds<=%d, %d<=size<=%d",
-			benchserver.MaxRate, benchserver.MaxSeconds, benchserver.MinSize, benchserver.MaxSize), http.StatusBadRequest)
-		return
-	}
-	if !a.publish.TryLock() {
-		http.Error(w, "a publish loop is already running", http.StatusConflict)
-		return
-	}
-	defer a.publish.Unlock()
-	res := benchserver.Pace(r.Context(), rate, seconds, size, func(_ context.Context, payload []byte) error {
-		a.pubs.Add(1)
-		_, err := a.node.Publish(ch, payload)
-		return err
-	})
-	res.Channel = ch
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(res)
-}
-
 // handleMem is GET /debug/mem[?gc=1]: the runtime's memory after an
 // optional GC, RSS, the node's clients and subscribers, and the broker
 // counters (with the Redis broker).
 func (a *Anchor) handleMem(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("gc") == "1" {
-		runtime.GC()
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	out := map[string]any{
-		"heap_alloc":  ms.HeapAlloc,
-		"heap_inuse":  ms.HeapInuse,
-		"heap_sys":    ms.HeapSys,
-		"stack_inuse": ms.StackInuse,
-		"sys":         ms.Sys,
-		"num_gc":      ms.NumGC,
-		"goroutines":  runtime.NumGoroutine(),
-		"rss_kb":      selfRSSKB(),
-		"connections": a.node.Hub().NumClients(),
-		"publishes":   a.pubs.Load(),
-	}
+	out := benchserver.MemStats(r)
+	out["connections"] = a.node.Hub().NumClients()
+	out["publishes"] = a.pubs.Load()
 	if ch := r.URL.Query().Get("channel"); ch != "" {
 		out["subscribers"] = a.node.Hub().NumSubscribers(ch)
 	}
@@ -241,21 +196,4 @@ type countingHandler struct {
 func (h *countingHandler) HandlePublication(ch string, pub *centrifuge.Publication, sp centrifuge.StreamPosition, useDelta bool, prev *centrifuge.Publication) error {
 	h.b.received.Add(1)
 	return h.BrokerEventHandler.HandlePublication(ch, pub, sp, useDelta, prev)
-}
-
-// selfRSSKB returns VmRSS of this process in KiB, -1 when unknown.
-func selfRSSKB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
 }

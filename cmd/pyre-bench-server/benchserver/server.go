@@ -34,9 +34,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,7 +143,9 @@ func New(c Config) *Server {
 	}
 	s := &Server{cfg: c, pyre: channel.NewServer(opts), mux: http.NewServeMux()}
 	s.mux.Handle("/socket/", s.pyre)
-	s.mux.Handle("/publish", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handlePublish)))
+	s.mux.Handle("/publish", http.NewCrossOriginProtection().Handler(PublishHandler(&s.publish, func(ctx context.Context, topic string, payload []byte) error {
+		return s.pyre.Broadcast(ctx, topic, "msg", json.RawMessage(payload))
+	})))
 	s.mux.HandleFunc("/debug/mem", s.handleMem)
 	if c.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -167,84 +166,24 @@ func (s *Server) Pyre() *channel.Server { return s.pyre }
 // Close closes every connection and waits for their goroutines.
 func (s *Server) Close() error { return s.pyre.Close() }
 
-func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	topic := q.Get("channel")
-	rate, err1 := strconv.Atoi(q.Get("rate"))
-	seconds, err2 := strconv.Atoi(q.Get("seconds"))
-	size, err3 := strconv.Atoi(q.Get("size"))
-	if topic == "" || err1 != nil || err2 != nil || err3 != nil ||
-		rate < 1 || rate > MaxRate || seconds < 1 || seconds > MaxSeconds || size < MinSize || size > MaxSize {
-		http.Error(w, fmt.Sprintf("need channel, 1<=rate<=%d, 1<=seconds<=%d, %d<=size<=%d",
-			MaxRate, MaxSeconds, MinSize, MaxSize), http.StatusBadRequest)
-		return
-	}
-	if !s.publish.TryLock() {
-		http.Error(w, "a publish loop is already running", http.StatusConflict)
-		return
-	}
-	defer s.publish.Unlock()
-	res := Pace(r.Context(), rate, seconds, size, func(ctx context.Context, payload []byte) error {
-		return s.pyre.Broadcast(ctx, topic, "msg", json.RawMessage(payload))
-	})
-	res.Channel = topic
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(res)
-}
-
 func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("gc") == "1" {
-		runtime.GC()
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
 	st := s.pyre.Stats()
-	out := map[string]any{
-		"heap_alloc":     ms.HeapAlloc,
-		"heap_inuse":     ms.HeapInuse,
-		"heap_sys":       ms.HeapSys,
-		"stack_inuse":    ms.StackInuse,
-		"sys":            ms.Sys,
-		"num_gc":         ms.NumGC,
-		"goroutines":     runtime.NumGoroutine(),
-		"rss_kb":         selfRSSKB(),
-		"connections":    st.Connections,
-		"accepted":       st.Accepted,
-		"refused":        st.Refused,
-		"slow_closed":    st.SlowClosed,
-		"malformed":      st.Malformed,
-		"mailbox_drops":  st.MailboxDrops,
-		"frames_written": st.FramesWritten,
-		"writes":         st.Writes,
-		"subscribers":    s.pyre.Subscribers(s.cfg.Topic),
-	}
+	out := MemStats(r)
+	out["connections"] = st.Connections
+	out["accepted"] = st.Accepted
+	out["refused"] = st.Refused
+	out["slow_closed"] = st.SlowClosed
+	out["malformed"] = st.Malformed
+	out["mailbox_drops"] = st.MailboxDrops
+	out["frames_written"] = st.FramesWritten
+	out["writes"] = st.Writes
+	out["subscribers"] = s.pyre.Subscribers(s.cfg.Topic)
 	if s.cfg.Bus != nil {
 		bc := s.cfg.Bus.Counts()
 		out["broker_published"], out["broker_received"], out["broker_subscribes"] = bc.Published, bc.Received, bc.Subscribes
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
-}
-
-// selfRSSKB returns VmRSS of this process in KiB, -1 when unknown.
-func selfRSSKB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
 }
 
 // ErrNotLoopback is returned by Run for a listen address outside 127.0.0.0/8.
