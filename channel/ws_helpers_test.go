@@ -2,7 +2,6 @@ package channel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -217,14 +216,6 @@ func (c *wsClient) join(ref, topic, payload string) {
 	c.t.Helper()
 	c.send(fmt.Sprintf(`[%q,%q,%q,"phx_join",%s]`, ref, ref, topic, payload))
 	c.expect(fmt.Sprintf(`[%q,%q,%q,"phx_reply",{"response":{},"status":"ok"}]`, ref, ref, topic))
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
 }
 
 func newBenchHTTP(srv *Server) *httptest.Server {
