@@ -33,7 +33,7 @@ const AssignKey = "otel.trace_context"
 func Connect(next func(ctx context.Context, info *channel.ConnectInfo) error, opts *Options) func(ctx context.Context, info *channel.ConnectInfo) error {
 	cfg := newConfig(opts)
 	return func(ctx context.Context, info *channel.ConnectInfo) error {
-		c := connectCarrier(ctx, cfg.prop, info)
+		c := connectCarrier(ctx, cfg, info)
 		if c != nil {
 			ctx = cfg.prop.Extract(ctx, c)
 		}
@@ -55,8 +55,8 @@ func Connect(next func(ctx context.Context, info *channel.ConnectInfo) error, op
 // connectCarrier returns the propagator's fields from the header, or from
 // the connect params when the header holds no valid span context; nil
 // when neither has any field.
-func connectCarrier(ctx context.Context, prop propagation.TextMapPropagator, info *channel.ConnectInfo) propagation.MapCarrier {
-	fields := prop.Fields()
+func connectCarrier(ctx context.Context, cfg *config, info *channel.ConnectInfo) propagation.MapCarrier {
+	prop, fields := cfg.prop, cfg.fields()
 	var fromHeader propagation.MapCarrier
 	for _, f := range fields {
 		if v := info.Header.Get(f); v != "" {
@@ -90,12 +90,12 @@ func connectCarrier(ctx context.Context, prop propagation.TextMapPropagator, inf
 // extractPayload returns ctx with the trace context found in the top-level
 // string fields of a JSON object payload, or ctx itself when there is
 // none. The payload is decoded only when it contains a field name.
-func extractPayload(ctx context.Context, prop propagation.TextMapPropagator, p channel.Payload) context.Context {
+func extractPayload(ctx context.Context, cfg *config, p channel.Payload) context.Context {
 	raw := p.Bytes()
 	if p.IsBinary() || len(raw) == 0 {
 		return ctx
 	}
-	fields := prop.Fields()
+	fields := cfg.fields()
 	found := false
 	for _, f := range fields {
 		if bytes.Contains(raw, []byte(f)) {
@@ -120,5 +120,5 @@ func extractPayload(ctx context.Context, prop propagation.TextMapPropagator, p c
 	if len(c) == 0 {
 		return ctx
 	}
-	return prop.Extract(ctx, c)
+	return cfg.prop.Extract(ctx, c)
 }

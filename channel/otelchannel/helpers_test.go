@@ -81,18 +81,26 @@ type endpoint struct {
 }
 
 // newEndpoint serves "room:*" channels traced with opts (whose
-// TracerProvider and Propagators it sets: a provider recording into
-// e.spans, W3C trace context and baggage), with the tracing Connect and a
-// JSON logger through LogHandler into e.logs.
+// Propagators default to W3C trace context and baggage here), see serve.
 func newEndpoint(t *testing.T, opts *otelchannel.Options) *endpoint {
 	t.Helper()
-	e := &endpoint{spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
 	if opts == nil {
 		opts = &otelchannel.Options{}
 	}
+	if opts.Propagators == nil {
+		opts.Propagators = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return serve(t, opts)
+}
+
+// serve serves "room:*" and "crash:*" channels traced with opts, whose
+// TracerProvider it sets to a provider recording into e.spans, with the
+// tracing Connect and a JSON logger through LogHandler into e.logs.
+func serve(t *testing.T, opts *otelchannel.Options) *endpoint {
+	t.Helper()
+	e := &endpoint{spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
 	opts.TracerProvider = tp
-	opts.Propagators = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	r := channel.NewRouter()
 	r.Use(otelchannel.Middleware(opts))
 	r.Handle("room:*", func() channel.Channel { return &room{} })

@@ -56,6 +56,18 @@ type config struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	filter func(ctx context.Context, s *channel.Socket, msg *channel.Message) bool
+	// fixed holds the fields of a propagator given in Options, asked
+	// once; nil for the global one, which may change and is asked each
+	// time.
+	fixed []string
+}
+
+// fields returns the propagator's carrier keys.
+func (c *config) fields() []string {
+	if c.fixed != nil {
+		return c.fixed
+	}
+	return c.prop.Fields()
 }
 
 func newConfig(opts *Options) *config {
@@ -66,13 +78,17 @@ func newConfig(opts *Options) *config {
 	if o.TracerProvider == nil {
 		o.TracerProvider = otel.GetTracerProvider()
 	}
+	var fixed []string
 	if o.Propagators == nil {
 		o.Propagators = otel.GetTextMapPropagator()
+	} else {
+		fixed = o.Propagators.Fields()
 	}
 	return &config{
 		tracer: o.TracerProvider.Tracer(ScopeName),
 		prop:   o.Propagators,
 		filter: o.Filter,
+		fixed:  fixed,
 	}
 }
 
@@ -101,7 +117,7 @@ func (h *handler) Handle(ctx context.Context, s *channel.Socket, msg *channel.Me
 		return h.next.Handle(ctx, s, msg)
 	}
 	isJoin := msg.Event == channel.EventJoin
-	parent := extractPayload(ctx, h.cfg.prop, msg.Payload)
+	parent := extractPayload(ctx, h.cfg, msg.Payload)
 	if isJoin && !trace.SpanContextFromContext(parent).IsValid() {
 		if c, ok := s.Assigns()[AssignKey].(propagation.MapCarrier); ok {
 			parent = h.cfg.prop.Extract(ctx, c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -114,6 +115,20 @@ func TestConnectRefusalIsPassedOn(t *testing.T) {
 	info := &channel.ConnectInfo{Header: http.Header{"Traceparent": {traceparent(headerTrace, headerSpan)}}}
 	assert.Same(t, refused, connect(context.Background(), info))
 	assert.Nil(t, info.Assigns, "nothing assigned to a refused connection")
+}
+
+// By default the global propagator is used as it is when a message
+// arrives, not as it was when the hook was made.
+func TestGlobalPropagatorSetLater(t *testing.T) {
+	e := serve(t, &otelchannel.Options{})
+	c := e.dial(t, "", nil)
+	joinRef, _ := c.join("room:a", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
+	assert.False(t, e.span(t, "phx_join room:*").Parent().IsValid(), "otel's default propagator reads nothing")
+
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) })
+	require.Equal(t, "ok", c.reply(c.push(joinRef, "room:a", "ok", map[string]any{"traceparent": traceparent(headerTrace, headerSpan)})))
+	assertParent(t, e.span(t, "ok room:*"), headerTrace, headerSpan)
 }
 
 func TestJoinWithoutTraceContextStartsATrace(t *testing.T) {
