@@ -73,6 +73,16 @@ func (*crashingJoin) Join(context.Context, *channel.Socket, channel.Payload) (an
 	panic("join exploded")
 }
 
+// bare handles nothing and has no hooks (no Base): ErrUnhandled reaches
+// the router's hooks.
+type bare struct{}
+
+func (*bare) Join(context.Context, *channel.Socket, channel.Payload) (any, error) { return nil, nil }
+
+func (*bare) HandleIn(context.Context, *channel.Socket, *channel.Message) (channel.Reply, error) {
+	return channel.NoReply, channel.ErrUnhandled
+}
+
 // endpoint is a traced server behind an httptest server.
 type endpoint struct {
 	hs    *httptest.Server
@@ -105,6 +115,7 @@ func serve(t *testing.T, opts *otelchannel.Options) *endpoint {
 	r.Use(otelchannel.Middleware(opts))
 	r.Handle("room:*", func() channel.Channel { return &room{} })
 	r.Handle("crash:*", func() channel.Channel { return &crashingJoin{} })
+	r.Handle("bare:*", func() channel.Channel { return &bare{} })
 	srv := channel.NewServer(&channel.Options{
 		Router:  r,
 		Connect: otelchannel.Connect(nil, opts),

@@ -247,6 +247,20 @@ func TestEventErrorsAsTheRuntimeTreatsThem(t *testing.T) {
 	assert.NotContains(t, attrs(s), otelchannel.ErrorTypeKey)
 }
 
+func TestUnhandledEventIsMarked(t *testing.T) {
+	e := newEndpoint(t, nil)
+	c := e.dial(t, "", nil)
+	joinRef, _ := c.join("bare:a", nil)
+	c.push(joinRef, "bare:a", "unknown", nil)
+	// Nothing is replied; a later leave is answered after the event was handled.
+	require.Equal(t, "ok", c.reply(c.push(joinRef, "bare:a", channel.EventLeave, nil)))
+	s := e.span(t, "unknown bare:*")
+	a := attrs(s)
+	assert.True(t, a[otelchannel.UnhandledKey].AsBool())
+	assert.NotContains(t, a, otelchannel.ReplyStatusKey)
+	assert.Equal(t, codes.Unset, s.Status().Code, "the runtime only logs it")
+}
+
 func TestEventParentFromPayload(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
