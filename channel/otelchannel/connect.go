@@ -35,7 +35,7 @@ func Connect(next func(ctx context.Context, info *channel.ConnectInfo) error, op
 	return func(ctx context.Context, info *channel.ConnectInfo) error {
 		c := connectCarrier(ctx, cfg, info)
 		if c != nil {
-			ctx = cfg.prop.Extract(ctx, c)
+			ctx = cfg.propagator().Extract(ctx, c)
 		}
 		if next != nil {
 			if err := next(ctx, info); err != nil {
@@ -56,7 +56,7 @@ func Connect(next func(ctx context.Context, info *channel.ConnectInfo) error, op
 // the connect params when the header holds no valid span context; nil
 // when neither has any field.
 func connectCarrier(ctx context.Context, cfg *config, info *channel.ConnectInfo) propagation.MapCarrier {
-	prop, fields := cfg.prop, cfg.fields()
+	prop, fields := cfg.propagator(), cfg.fields()
 	var fromHeader propagation.MapCarrier
 	for _, f := range fields {
 		if v := info.Header.Get(f); v != "" {
@@ -120,5 +120,5 @@ func extractPayload(ctx context.Context, cfg *config, p channel.Payload) context
 	if len(c) == 0 {
 		return ctx
 	}
-	return cfg.prop.Extract(ctx, c)
+	return cfg.propagator().Extract(ctx, c)
 }

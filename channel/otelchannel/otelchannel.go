@@ -36,14 +36,15 @@ const System = "phoenix"
 // Options configure Middleware and Connect. The zero value of every field
 // means its default; a nil *Options is all defaults.
 type Options struct {
-	// TracerProvider makes the tracer. Defaults to otel.GetTracerProvider(),
-	// which forwards to the provider the program sets later with
-	// otel.SetTracerProvider.
+	// TracerProvider makes the tracer. Defaults to otel.GetTracerProvider()
+	// as it is when Middleware is called; until the program first calls
+	// otel.SetTracerProvider that is otel's default, which forwards to the
+	// first provider set.
 	TracerProvider trace.TracerProvider
 	// Propagators read the trace context from join params, event payloads
-	// and the connect request. Defaults to otel.GetTextMapPropagator(),
-	// which reads nothing until the program sets one with
-	// otel.SetTextMapPropagator.
+	// and the connect request. Defaults to otel.GetTextMapPropagator() as
+	// it is when each message arrives, which reads nothing until the
+	// program sets one with otel.SetTextMapPropagator.
 	Propagators propagation.TextMapPropagator
 	// Filter, if set, is asked before each join and event: false handles it
 	// without a span (a keep-alive "ping", say). The context it is given
@@ -54,20 +55,25 @@ type Options struct {
 // config is Options with defaults applied.
 type config struct {
 	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
+	prop   propagation.TextMapPropagator // nil: the global one, looked up at each use
 	filter func(ctx context.Context, s *channel.Socket, msg *channel.Message) bool
-	// fixed holds the fields of a propagator given in Options, asked
-	// once; nil for the global one, which may change and is asked each
-	// time.
-	fixed []string
+	fixed  []string // the fields of prop, asked once
+}
+
+// propagator returns the propagator to use now.
+func (c *config) propagator() propagation.TextMapPropagator {
+	if c.prop != nil {
+		return c.prop
+	}
+	return otel.GetTextMapPropagator()
 }
 
 // fields returns the propagator's carrier keys.
 func (c *config) fields() []string {
-	if c.fixed != nil {
+	if c.prop != nil {
 		return c.fixed
 	}
-	return c.prop.Fields()
+	return otel.GetTextMapPropagator().Fields()
 }
 
 func newConfig(opts *Options) *config {
@@ -79,9 +85,7 @@ func newConfig(opts *Options) *config {
 		o.TracerProvider = otel.GetTracerProvider()
 	}
 	var fixed []string
-	if o.Propagators == nil {
-		o.Propagators = otel.GetTextMapPropagator()
-	} else {
+	if o.Propagators != nil {
 		fixed = o.Propagators.Fields()
 	}
 	return &config{
@@ -120,7 +124,7 @@ func (h *handler) Handle(ctx context.Context, s *channel.Socket, msg *channel.Me
 	parent := extractPayload(ctx, h.cfg, msg.Payload)
 	if isJoin && !trace.SpanContextFromContext(parent).IsValid() {
 		if c, ok := s.Assigns()[AssignKey].(propagation.MapCarrier); ok {
-			parent = h.cfg.prop.Extract(ctx, c)
+			parent = h.cfg.propagator().Extract(ctx, c)
 		}
 	}
 	start := []trace.SpanStartOption{
