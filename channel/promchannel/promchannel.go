@@ -50,6 +50,13 @@ type BreakerStates interface {
 	States() map[string]fallback.State
 }
 
+// BreakerStatesFunc adapts a function to BreakerStates, for a set of
+// breakers kept elsewhere than in a fallback.Registry.
+type BreakerStatesFunc func() map[string]fallback.State
+
+// States calls f.
+func (f BreakerStatesFunc) States() map[string]fallback.State { return f() }
+
 // BrokerStatser is implemented by PubSubs that count broker failures:
 // pubsub/redis and pubsub/nats.
 type BrokerStatser interface {
