@@ -178,13 +178,14 @@ type Options struct {
 	// that follow channels as they join and terminate. Both default to nil.
 
 	// OnTerminate, if set, is called after a channel's Terminate with the
-	// same reason, on the channel's goroutine: for metrics and tests
-	// (channeltest observes terminations through it). It must not block.
+	// same reason, on the channel's goroutine: for test harnesses
+	// (channeltest observes terminations through it; metrics use
+	// Server.Observe). It must not block.
 	OnTerminate func(s *Socket, reason error)
 	// OnJoin, if set, is called after a successful join (after the join reply
 	// is queued, before the channel handles anything else) on the joining
-	// goroutine. It must not block. With OnTerminate it lets metrics and
-	// test harnesses follow channels.
+	// goroutine. It must not block. With OnTerminate it lets test
+	// harnesses follow channels (metrics use Server.Observe).
 	OnJoin func(s *Socket)
 }
 
