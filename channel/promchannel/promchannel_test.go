@@ -117,6 +117,10 @@ pyre_channel_events_total{event="other",pattern="room:*",status="unhandled"} 1
 pyre_channel_events_total{event="stop",pattern="room:*",status="stop"} 1
 `, "pyre_channel_joins_total", "pyre_channel_join_refusals_total", "pyre_channel_leaves_total", "pyre_channel_events_total")
 
+	problems, err := testutil.GatherAndLint(e.reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "metric names and help follow Prometheus conventions")
+
 	// Durations: one per event handled, and one per join that reached a
 	// channel (the ok ones, "channel" and "crashed" refusals), none for the
 	// refusals made before a channel existed.
@@ -279,6 +283,9 @@ pyre_breaker_state{service="twitch",state="closed"} 1
 pyre_breaker_state{service="twitch",state="half-open"} 0
 pyre_breaker_state{service="twitch",state="open"} 0
 `, "pyre_breaker_state")
+	problems, err := testutil.GatherAndLint(e.reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }
 
 // TestPubSubMetricsWithRedis kills a private Redis under a Server and
@@ -318,6 +325,9 @@ pyre_pubsub_connected %d
 	defer cancel()
 	require.NoError(t, ps.Sync(ctx))
 	e.compare(t, want(1, 1, 1), names...)
+	problems, err := testutil.GatherAndLint(e.reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }
 
 func TestMemoryPubSubHasNoBrokerMetrics(t *testing.T) {
