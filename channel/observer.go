@@ -29,7 +29,7 @@ type Observer struct {
 	Event func(EventInfo)
 	// Leave is called when a joined channel ends, for whatever reason,
 	// after its Terminate and Options.OnTerminate: once for every join
-	// reported with status "ok".
+	// reported with OK set.
 	Leave func(LeaveInfo)
 }
 
