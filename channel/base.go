@@ -153,6 +153,7 @@ func Ping(respond func(ctx context.Context, s *Socket, msg *Message) Reply) Midd
 
 // LogUnhandled turns ErrUnhandled into a warning "Unhandled channel message"
 // with the event, the payload and the correlation id; nothing is replied.
+// Observers (Server.Observe) still see the event as "unhandled".
 func LogUnhandled() Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Socket, msg *Message) (Reply, error) {
@@ -161,6 +162,7 @@ func LogUnhandled() Middleware {
 				s.Logger().LogAttrs(ctx, slog.LevelWarn, "Unhandled channel message",
 					slog.String("channel", s.Pattern()), slog.String("topic", s.Topic()),
 					slog.String("event", msg.Event), slog.String("payload", msg.Payload.String()))
+				msg.unhandled = true
 				return r, nil
 			}
 			return r, err

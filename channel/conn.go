@@ -194,17 +194,20 @@ func (c *Conn) join(m *Message) {
 		c.log.LogAttrs(c.ctx, slog.LevelInfo, "join refused: topic too long",
 			slog.Int("topic_bytes", n), slog.Int("limit", c.srv.opts.MaxTopicLength))
 		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respTopicLong, false)
+		c.observeRefusal(m, "", RefusedTopicTooLong)
 		return
 	}
 	if n := len(m.Payload.raw); n > c.srv.opts.MaxJoinParamsBytes {
 		c.log.LogAttrs(c.ctx, slog.LevelInfo, "join refused: join params too large",
 			slog.String("topic", m.Topic), slog.Int("params_bytes", n), slog.Int("limit", c.srv.opts.MaxJoinParamsBytes))
 		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respParamsLarge, false)
+		c.observeRefusal(m, "", RefusedParamsTooLarge)
 		return
 	}
 	pattern, factory, ok := c.srv.router.Match(m.Topic)
 	if !ok {
 		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)
+		c.observeRefusal(m, "", RefusedUnmatchedTopic)
 		return
 	}
 	c.mu.Lock()
@@ -228,13 +231,24 @@ func (c *Conn) join(m *Message) {
 	}()
 	if n >= c.srv.opts.MaxChannels {
 		c.reply(m.JoinRef, m.Ref, m.Topic, "error", respTooMany, false)
+		c.observeRefusal(m, pattern, RefusedTooManyChannels)
 		return
 	}
 	p := newProc(c, pattern, factory(), m)
-	reply := p.join(m)
+	obs := c.srv.obs.cur.Load()
+	start := obs.start()
+	reply, crashed := p.join(m)
+	took := since(start)
 	if reply.Status != "ok" {
 		p.abandon()
 		c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
+		if obs != nil {
+			why := RefusedByChannel
+			if crashed {
+				why = RefusedCrashed
+			}
+			obs.join(JoinInfo{Pattern: pattern, Topic: m.Topic, Refusal: why, Duration: took})
+		}
 		return
 	}
 	c.mu.Lock()
@@ -249,6 +263,9 @@ func (c *Conn) join(m *Message) {
 	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
 	if hook := c.srv.opts.OnJoin; hook != nil {
 		hook(p.sock)
+	}
+	if obs != nil {
+		obs.join(JoinInfo{Pattern: pattern, Topic: m.Topic, OK: true, Duration: took})
 	}
 	p.activate()
 }

@@ -116,12 +116,28 @@
 // Shutdown's context bounds the whole drain: when it is done, the rest are
 // closed at once. Server.Close closes everything at once, without batches.
 //
+// # Metrics and observers
+//
+// Server.Stats returns the server's counters (connections by transport,
+// accepted and refused connections, slow-consumer and malformed closes,
+// mailbox drops, frames and socket writes, LongPoll sessions, broadcasts
+// and deliveries) and Server.QueuedBytes the bytes waiting for clients.
+// Server.Observe installs an Observer, a struct of optional functions in
+// the style of net/http/httptrace, called for every answered join (with a
+// refusal reason from a small fixed set), every client event a channel
+// handled (with its outcome and the handler's time) and every channel
+// that ended (with its Terminate reason). Package channel/promchannel
+// exports all of it to Prometheus; a tracing package can build on the same
+// seam or on Router.Use. The broadcast fan-out calls no Observer: it only
+// adds to the broadcast and delivery counts, once per broadcast.
+//
 // # For transport authors
 //
 // A transport other than the built-in ones (package channeltest's
 // in-process one, a test harness) implements Transport and uses the
 // Server.Attach, Conn.Receive and Conn.Finish seam; Options.OnJoin,
-// Options.OnTerminate and Conn.PushRaw serve such harnesses. They are
+// Options.OnTerminate and Conn.PushRaw serve such harnesses (metrics use
+// Server.Observe instead). They are
 // grouped in transport.go. Applications need none of them.
 //
 // # Failures

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pyre-go/pyre/pubsub"
 )
@@ -41,6 +42,12 @@ type hub struct {
 	local  *pubsub.Local
 	seed   maphash.Seed
 	shards [hubShards]hubShard
+
+	// Counters for Stats, written once per broadcast (not per delivery),
+	// kept off the cache line of the fields every delivery reads.
+	_          [64]byte
+	broadcasts atomic.Uint64 // broadcasts that reached a local receiver
+	deliveries atomic.Uint64 // receivers they were handed to
 }
 
 // hubShards is the number of independently locked parts of the hub's map
@@ -178,6 +185,7 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 		return
 	}
 	f := newBroadcastFrame(msg)
+	n := 0
 	for _, e := range subs {
 		// Nearly every receiver is a proc: asserting the concrete type
 		// is a compare and makes the calls direct, where asserting the
@@ -185,13 +193,19 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 		if p, ok := e.(*proc); ok {
 			if msg.From == "" || p.subID() != msg.From {
 				p.deliver(f, msg)
+				n++
 			}
 			continue
 		}
 		s := e.(hubSub)
 		if msg.From == "" || s.subID() != msg.From {
 			s.deliver(f, msg)
+			n++
 		}
+	}
+	if n > 0 {
+		h.broadcasts.Add(1)
+		h.deliveries.Add(uint64(n))
 	}
 }
 

@@ -296,6 +296,9 @@ func (t *lpTransport) Send(f *Frame) {
 // Close implements Transport.
 func (t *lpTransport) Close(code int, reason string) { t.sess.Close(code, reason) }
 
+// queuedBytes implements queuedByteser.
+func (t *lpTransport) queuedBytes() int { return t.sess.QueuedBytes() }
+
 // Decode implements longpoll.Peer: a malformed line closes the session.
 func (t *lpTransport) Decode(raw []byte) (any, bool) {
 	c := t.conn

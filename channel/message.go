@@ -33,6 +33,10 @@ type Message struct {
 	Event string
 	// Payload is the message payload, JSON or binary.
 	Payload Payload
+
+	// unhandled: LogUnhandled turned the handler's ErrUnhandled into a
+	// logged no-reply; Observer.Event still reports "unhandled".
+	unhandled bool
 }
 
 // Payload is a message payload as it came off the wire: JSON text, or opaque

@@ -131,24 +131,26 @@ func (p *proc) final(ctx context.Context, s *Socket, msg *Message) (Reply, error
 	return OK(resp), nil
 }
 
-// join runs the join through the hooks on the caller's goroutine.
-func (p *proc) join(m *Message) (r Reply) {
+// join runs the join through the hooks on the caller's goroutine. crashed
+// reports a panic or an error other than a JoinError, answered "join
+// crashed".
+func (p *proc) join(m *Message) (r Reply, crashed bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Op: opHandler, Value: v, Stack: debug.Stack()}
 			p.logErr("join crashed", pe)
-			r = Reply{Status: "error", Response: jsonRaw(respJoinCrashed)}
+			r, crashed = Reply{Status: "error", Response: jsonRaw(respJoinCrashed)}, true
 		}
 	}()
 	r, err := p.handler.Handle(p.ctx, p.sock, m)
 	if err != nil {
 		p.logErr("join failed", err)
-		return Reply{Status: "error", Response: jsonRaw(respJoinCrashed)}
+		return Reply{Status: "error", Response: jsonRaw(respJoinCrashed)}, true
 	}
 	if r.IsZero() {
 		r = OK(nil)
 	}
-	return r
+	return r, false
 }
 
 // abandon releases a proc whose join did not succeed.
@@ -323,6 +325,12 @@ func (p *proc) handle(m mail) {
 	var reply Reply
 	var err error
 	var msg *Message
+	var obs *observers
+	var start time.Time
+	if m.kind == mailIn {
+		obs = p.conn.srv.obs.cur.Load()
+		start = obs.start()
+	}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -357,6 +365,10 @@ func (p *proc) handle(m mail) {
 	// panic(ErrUnhandled) must not pass for a clean stop or an unknown event.
 	var pe *PanicError
 	panicked := errors.As(err, &pe)
+	if obs != nil && msg != nil {
+		obs.event(EventInfo{Pattern: p.pattern, Topic: p.topic, Event: msg.Event,
+			Status: eventStatus(msg, reply, err, panicked), Duration: since(start)})
+	}
 	switch {
 	case err == nil:
 	case !panicked && isUnhandled(err):
@@ -424,7 +436,28 @@ func (p *proc) finish(reason error, mode stopMode, ref string) {
 	if hook := c.srv.opts.OnTerminate; hook != nil {
 		hook(p.sock, reason)
 	}
+	if obs := c.srv.obs.cur.Load(); obs != nil {
+		obs.leave(LeaveInfo{Pattern: p.pattern, Topic: p.topic, Reason: reason})
+	}
 	p.cancel()
+}
+
+// eventStatus is EventInfo.Status for a handler's result.
+func eventStatus(msg *Message, reply Reply, err error, panicked bool) string {
+	switch {
+	case err == nil && msg.unhandled && reply.IsZero():
+		return "unhandled"
+	case err == nil && reply.IsZero():
+		return "noreply"
+	case err == nil:
+		return reply.Status
+	case !panicked && isUnhandled(err):
+		return "unhandled"
+	case !panicked && errors.Is(err, ErrStop):
+		return "stop"
+	default:
+		return "crash"
+	}
 }
 
 // runStop runs an OnStop function with a bounded context, containing panics.

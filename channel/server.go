@@ -178,13 +178,14 @@ type Options struct {
 	// that follow channels as they join and terminate. Both default to nil.
 
 	// OnTerminate, if set, is called after a channel's Terminate with the
-	// same reason, on the channel's goroutine: for metrics and tests
-	// (channeltest observes terminations through it). It must not block.
+	// same reason, on the channel's goroutine: for test harnesses
+	// (channeltest observes terminations through it; metrics use
+	// Server.Observe). It must not block.
 	OnTerminate func(s *Socket, reason error)
 	// OnJoin, if set, is called after a successful join (after the join reply
 	// is queued, before the channel handles anything else) on the joining
-	// goroutine. It must not block. With OnTerminate it lets metrics and
-	// test harnesses follow channels.
+	// goroutine. It must not block. With OnTerminate it lets test
+	// harnesses follow channels (metrics use Server.Observe).
 	OnJoin func(s *Socket)
 }
 
@@ -307,10 +308,13 @@ type Server struct {
 	wg sync.WaitGroup
 
 	stats serverStats
+	obs   observerReg // Observers installed with Observe
 }
 
 type serverStats struct {
 	connections  atomic.Int64
+	wsConns      atomic.Int64 // connections of the WebSocket transport
+	lpConns      atomic.Int64 // connections of the LongPoll transport
 	accepted     atomic.Uint64
 	refused      atomic.Uint64
 	slowClosed   atomic.Uint64
@@ -336,6 +340,21 @@ type Stats struct {
 	// client's socket buffer was full (a sign of slow clients) or a control
 	// frame was being written.
 	BlockedWrites uint64
+	// WebSocketConnections and LongPollConnections split Connections by
+	// transport; connections of other transports (Server.Attach, as
+	// package channeltest uses it) count in neither.
+	WebSocketConnections int64
+	LongPollConnections  int64
+	// LongPollSessions is the number of LongPoll sessions open on this
+	// node (0 without Options.LongPoll): LongPollConnections plus sessions
+	// being set up.
+	LongPollSessions int64
+	// Broadcasts counts the broadcasts this node fanned out to its local
+	// subscribers (those that reached at least one), and Deliveries the
+	// subscribers they were handed to: joined channels, and connections
+	// subscribed by socket id. Deliveries / Broadcasts is the mean fan-out.
+	Broadcasts uint64
+	Deliveries uint64
 }
 
 // NewServer returns a Server. It panics if opts.Router is nil.
@@ -395,6 +414,10 @@ func (s *Server) PubSub() pubsub.PubSub { return s.ps }
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	ws := s.ws.Stats()
+	var lpSessions int64
+	if s.lp != nil {
+		lpSessions = int64(s.lp.Count())
+	}
 	return Stats{
 		Connections:   s.stats.connections.Load(),
 		Accepted:      s.stats.accepted.Load(),
@@ -405,7 +428,36 @@ func (s *Server) Stats() Stats {
 		FramesWritten: ws.FramesWritten,
 		Writes:        ws.Writes,
 		BlockedWrites: ws.BlockedWrites,
+
+		WebSocketConnections: s.stats.wsConns.Load(),
+		LongPollConnections:  s.stats.lpConns.Load(),
+		LongPollSessions:     lpSessions,
+		Broadcasts:           s.hub.broadcasts.Load(),
+		Deliveries:           s.hub.deliveries.Load(),
 	}
+}
+
+// QueuedBytes returns the outbound bytes queued on this node, summed over
+// the connections of the WebSocket and LongPoll transports: frames waiting
+// for a socket write, and messages waiting for a LongPoll client's next
+// poll. It visits every connection (taking each one's queue lock briefly),
+// so it costs time in proportion to the connections: meant for a metrics
+// scrape, not for a loop.
+func (s *Server) QueuedBytes() int64 {
+	var n int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if q, ok := c.t.(queuedByteser); ok {
+			n += int64(q.queuedBytes())
+		}
+	}
+	return n
+}
+
+// queuedByteser is implemented by transports that queue outbound bytes.
+type queuedByteser interface {
+	queuedBytes() int
 }
 
 // Subscribers returns the number of channels on this node joined to topic.
@@ -467,6 +519,7 @@ func (s *Server) removeConn(c *Conn) {
 	if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
 		s.stats.connections.Add(-1)
+		s.countTransport(c.t, -1)
 	}
 	s.mu.Unlock()
 }

@@ -110,8 +110,9 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 		return nil, ErrServerClosed
 	}
 	s.conns[c] = struct{}{}
-	s.mu.Unlock()
 	s.stats.connections.Add(1)
+	s.countTransport(t, 1)
+	s.mu.Unlock()
 	s.stats.accepted.Add(1)
 	if c.info.ID != "" {
 		c.idSub = &connIDSub{c: c}
@@ -120,6 +121,16 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 		}
 	}
 	return c, nil
+}
+
+// countTransport adds d to the connection count of t's transport.
+func (s *Server) countTransport(t Transport, d int64) {
+	switch t.(type) {
+	case *wsTransport:
+		s.stats.wsConns.Add(d)
+	case *lpTransport:
+		s.stats.lpConns.Add(d)
+	}
 }
 
 func (s *Server) callConnect(ctx context.Context, info *ConnectInfo) (err error) {

@@ -124,6 +124,9 @@ func (t *wsTransport) Send(f *Frame) {
 // Close implements Transport.
 func (t *wsTransport) Close(code int, reason string) { t.ws.Close(code, reason) }
 
+// queuedBytes implements queuedByteser.
+func (t *wsTransport) queuedBytes() int { return t.ws.QueuedBytes() }
+
 // closeNow implements immediateCloser.
 func (t *wsTransport) closeNow() { t.ws.CloseNow() }
 

@@ -112,6 +112,21 @@ type PubSub interface {
 	Close() error
 }
 
+// BrokerStats are the counters of a PubSub that carries broadcasts
+// through a broker (pubsub/redis and pubsub/nats have a BrokerStats method
+// returning them), for metrics: they count what the errors of Broadcast
+// and the adapter's logs tell one at a time.
+type BrokerStats struct {
+	// PublishErrors counts broadcasts that were delivered locally but whose
+	// publish to the broker failed (Broadcast returned an error, most wrap
+	// ErrUnavailable): other nodes may have missed them.
+	PublishErrors uint64
+	// Reconnects counts the times the connection to the broker came back
+	// after it was lost; the adapter then subscribes again to every topic
+	// with local subscribers.
+	Reconnects uint64
+}
+
 // Errors returned by implementations.
 var (
 	// ErrClosed is matched (errors.Is) by the error of every method but

@@ -94,6 +94,8 @@ type PubSub struct {
 
 	subMu sync.Mutex
 	subs  map[string]*natsgo.Subscription // one per topic with local subscribers
+
+	reconnects0 uint64 // the connection's reconnections before New
 }
 
 var _ pubsub.PubSub = (*PubSub)(nil)
@@ -136,6 +138,7 @@ func New(ctx context.Context, o *Options) (*PubSub, error) {
 	default:
 		return nil, fmt.Errorf("%w: Conn or URL is required", ErrConfig)
 	}
+	p.reconnects0 = p.nc.Stats().Reconnects
 	p.conf = newConfirmer(p.nc, opts.PublishTimeout, p.log)
 	go p.receive()
 	return p, nil
@@ -284,6 +287,7 @@ func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
 		return err
 	}
 	if !p.nc.IsConnected() {
+		p.base.PublishFailed()
 		return fmt.Errorf("pubsub/nats: publish %.60q: %w: not connected to NATS (%v)",
 			msg.Topic, pubsub.ErrUnavailable, p.nc.Status())
 	}
@@ -303,12 +307,15 @@ func (p *PubSub) Broadcast(ctx context.Context, msg *pubsub.Message) error {
 			return nil
 		}
 		if err := p.conf.confirm(ctx, gen); err != nil {
+			p.base.PublishFailed()
 			return fmt.Errorf("pubsub/nats: publish %.60q: %w: %w", msg.Topic, pubsub.ErrUnavailable, err)
 		}
 		return nil
 	case errors.Is(err, natsgo.ErrMaxPayload):
+		p.base.PublishFailed()
 		return fmt.Errorf("pubsub/nats: publish %.60q (%d bytes): %w", msg.Topic, size, err)
 	default:
+		p.base.PublishFailed()
 		return fmt.Errorf("pubsub/nats: publish %.60q: %w: %w", msg.Topic, pubsub.ErrUnavailable, err)
 	}
 }
@@ -385,6 +392,13 @@ type Stats struct {
 
 // Stats returns the node's counters.
 func (p *PubSub) Stats() Stats { return Stats{Unconfirmed: p.conf.unconfirmed.Load()} }
+
+// BrokerStats returns the node's counters since New: failed publishes
+// (the broadcasts that returned an error after local delivery) and the
+// connection's reconnections, as nats.go counts them.
+func (p *PubSub) BrokerStats() pubsub.BrokerStats {
+	return p.base.Stats(int64(p.nc.Stats().Reconnects - p.reconnects0))
+}
 
 // Close removes the node's subscriptions (closing the connection if the
 // adapter owns it) and stops the receive and confirmation goroutines; a

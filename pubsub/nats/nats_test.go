@@ -213,12 +213,14 @@ func TestRestart(t *testing.T) {
 	require.NoError(t, na.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "before"}))
 	assert.Equal(t, "before", ca.Next(t).Event)
 	assert.Equal(t, "before", cb.Next(t).Event)
+	assert.Equal(t, pubsub.BrokerStats{}, na.BrokerStats())
 
 	b.Kill()
 	logs.WaitFor(t, "disconnected from NATS")
 	err := na.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "during"})
 	require.ErrorIs(t, err, pubsub.ErrUnavailable)
 	assert.Equal(t, "during", ca.Next(t).Event, "local delivery during the outage")
+	assert.EqualValues(t, 1, na.BrokerStats().PublishErrors)
 	// Subscriptions made during the outage are sent on reconnection.
 	late := pubsubtest.NewCollector("late", 8)
 	require.NoError(t, na.Subscribe(ctx, "room:late", late))
@@ -226,6 +228,11 @@ func TestRestart(t *testing.T) {
 	b.Restart()
 	syncNode(t, na)
 	syncNode(t, nb)
+	// nats.go counts a reconnection when the socket is back, so one
+	// reconnection may count twice if the handshake failed in between.
+	assert.GreaterOrEqual(t, na.BrokerStats().Reconnects, uint64(1))
+	assert.GreaterOrEqual(t, nb.BrokerStats().Reconnects, uint64(1))
+	assert.Zero(t, nb.BrokerStats().PublishErrors)
 	require.NoError(t, na.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "after-a"}))
 	require.NoError(t, nb.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "after-b"}))
 	require.NoError(t, nb.Broadcast(ctx, &pubsub.Message{Topic: "room:late", Event: "late"}))
@@ -298,6 +305,7 @@ func TestMaxPayload(t *testing.T) {
 	require.ErrorIs(t, err, natsgo.ErrMaxPayload)
 	assert.NotErrorIs(t, err, pubsub.ErrUnavailable)
 	assert.Len(t, c.Next(t).Payload, 5<<20, "delivered locally")
+	assert.Equal(t, pubsub.BrokerStats{PublishErrors: 1}, a.BrokerStats(), "a refused message is a failed publish")
 }
 
 func BenchmarkBroadcastTwoNodes(b *testing.B) {

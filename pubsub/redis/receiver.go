@@ -111,6 +111,7 @@ func (r *receiver) sync(ctx context.Context) error {
 func (r *receiver) run(ps *goredis.PubSub) {
 	defer close(r.exited)
 	backoff := r.p.opts.MinBackoff
+	wasUp := ps != nil // a later connection is a reconnection
 	for attempt := 1; ; attempt++ {
 		if ps == nil {
 			if !r.waitWanted() {
@@ -132,6 +133,10 @@ func (r *receiver) run(ps *goredis.PubSub) {
 				continue
 			}
 			r.p.log.Info("pubsub/redis: connected to Redis", slog.Int("slot", r.slot), slog.Int("attempts", attempt))
+			if wasUp {
+				r.p.base.Reconnected()
+			}
+			wasUp = true
 		}
 		err := r.serve(ps)
 		r.up.Store(false)

@@ -233,6 +233,7 @@ func (p *PubSub) BroadcastFrom(ctx context.Context, from string, msg *pubsub.Mes
 
 func (p *PubSub) publish(ctx context.Context, msg *pubsub.Message) error {
 	if r := p.receiverFor(msg.Topic, false); r != nil && !r.up.Load() {
+		p.base.PublishFailed()
 		return fmt.Errorf("pubsub/redis: publish %.60q: %w: not connected to Redis", msg.Topic, pubsub.ErrUnavailable)
 	}
 	data := envelope.Encode(p.base.ID, msg)
@@ -245,6 +246,7 @@ func (p *PubSub) publish(ctx context.Context, msg *pubsub.Message) error {
 		err = p.client.Publish(ctx, p.Channel(msg.Topic), data).Err()
 	}
 	if err != nil {
+		p.base.PublishFailed()
 		return fmt.Errorf("pubsub/redis: publish %.60q: %w: %w", msg.Topic, pubsub.ErrUnavailable, err)
 	}
 	return nil
@@ -289,6 +291,11 @@ func (p *PubSub) Connected() bool {
 	}
 	return true
 }
+
+// BrokerStats returns the node's counters since New: failed publishes and
+// subscription connections re-established after a loss (one per
+// connection in sharded cluster mode).
+func (p *PubSub) BrokerStats() pubsub.BrokerStats { return p.base.Stats(-1) }
 
 // Close stops the background goroutines, closes the subscription
 // connections and, if the adapter created it, the client. Every method

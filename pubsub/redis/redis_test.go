@@ -183,6 +183,7 @@ func TestRestart(t *testing.T) {
 	require.NoError(t, na.Broadcast(ctx, &pubsub.Message{Topic: "room:1", Event: "before"}))
 	assert.Equal(t, "before", ca.Next(t).Event)
 	assert.Equal(t, "before", cb.Next(t).Event)
+	assert.Equal(t, pubsub.BrokerStats{}, na.BrokerStats(), "the first connection is no reconnection")
 
 	b.Kill()
 	for _, n := range []*redis.PubSub{na, na, nb} { // first call may still find a pooled connection
@@ -192,10 +193,14 @@ func TestRestart(t *testing.T) {
 	assert.Equal(t, "during", ca.Next(t).Event)
 	assert.Equal(t, "during", ca.Next(t).Event)
 	assert.Equal(t, "during", cb.Next(t).Event, "local delivery during the outage")
+	assert.EqualValues(t, 2, na.BrokerStats().PublishErrors)
+	assert.EqualValues(t, 1, nb.BrokerStats().PublishErrors)
 
 	b.Restart()
 	syncNode(t, na)
 	syncNode(t, nb)
+	assert.Equal(t, pubsub.BrokerStats{PublishErrors: 2, Reconnects: 1}, na.BrokerStats())
+	assert.Equal(t, pubsub.BrokerStats{PublishErrors: 1, Reconnects: 1}, nb.BrokerStats())
 	n, err := adm.PubSubNumSub(ctx, na.Channel("room:1")).Result()
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), n[na.Channel("room:1")], "both nodes resubscribed")

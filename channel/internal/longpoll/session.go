@@ -74,6 +74,13 @@ func (st *State) newLPSession(client string) *Session {
 // can send anything.
 func (ss *Session) Init(p Peer) { ss.peer = p }
 
+// QueuedBytes returns the bytes of the messages waiting for the next poll.
+func (ss *Session) QueuedBytes() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.bytes
+}
+
 // Queue queues one encoded text message for the next poll, in order. It
 // does not block: past Config.MaxQueuedMessages or Config.MaxQueueBytes it
 // tells the peer (Peer.SlowConsumer) instead.

@@ -210,6 +210,13 @@ func (c *Conn) Queue(b []byte) {
 	c.mu.Unlock()
 }
 
+// QueuedBytes returns the bytes queued and not yet written.
+func (c *Conn) QueuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
 // startWriting hands the queue to a writer: the server's write pool, or,
 // for a connection it cannot write without blocking (not a plain socket,
 // e.g. TLS), a goroutine of the connection's own. Called with mu held and

@@ -30,6 +30,26 @@ type Node struct {
 
 	name   string // "pubsub/redis": the prefix of errors and log messages
 	closed atomic.Bool
+
+	publishErrors atomic.Uint64
+	reconnects    atomic.Uint64
+}
+
+// PublishFailed counts a broadcast whose publish to the broker failed.
+func (n *Node) PublishFailed() { n.publishErrors.Add(1) }
+
+// Reconnected counts a connection to the broker that came back after it
+// was lost.
+func (n *Node) Reconnected() { n.reconnects.Add(1) }
+
+// Stats returns the counters; reconnects, if not negative, replaces the
+// node's own count (an adapter whose client library counts them).
+func (n *Node) Stats(reconnects int64) pubsub.BrokerStats {
+	st := pubsub.BrokerStats{PublishErrors: n.publishErrors.Load(), Reconnects: n.reconnects.Load()}
+	if reconnects >= 0 {
+		st.Reconnects = uint64(reconnects)
+	}
+	return st
 }
 
 // New returns a Node for the adapter named kind ("redis", "nats") that logs

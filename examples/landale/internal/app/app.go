@@ -15,7 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/pyre-go/pyre/channel"
+	"github.com/pyre-go/pyre/channel/promchannel"
 	"github.com/pyre-go/pyre/correlation"
 	"github.com/pyre-go/pyre/examples/landale/internal/activity"
 	"github.com/pyre-go/pyre/examples/landale/internal/api"
@@ -101,6 +106,11 @@ type App struct {
 	Breakers    *channels.Breakers
 	Demo        *sim.Demo
 	Server      *channel.Server
+	// Metrics is the registry served at GET /metrics: the Server's
+	// metrics (package promchannel), with the PubSub's broker counters and
+	// the service breakers, plus the Go runtime's and the process's.
+	Metrics *prometheus.Registry
+	metrics *promchannel.Metrics
 
 	ps      pubsub.PubSub // the cluster PubSub
 	node    *events.NodePubSub
@@ -174,8 +184,22 @@ func New(opts *Options) (*App, error) {
 		CorrelationIDLength: 8,
 		Connect:             connect,
 	})
+	a.Metrics = prometheus.NewRegistry()
+	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := promchannel.New(a.Server, &promchannel.Options{
+		Registerer: a.Metrics,
+		PubSub:     a.ps, // the broker's counters; the Server's own PubSub is the node layer over it
+		Breakers:   promchannel.BreakerStatesFunc(a.Breakers.StateValues),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", a.Server)
+	// Prometheus scrapes GET /metrics; it is read-only and outside /api/,
+	// so neither the API's origin guard nor its JSON rules apply.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", correlation.Middleware(api.New(api.Config{
 		Ctl: a.Ctl, Bus: a.Bus, Overlays: a.Overlays, Breakers: a.Breakers.States, Demo: demoControl{a},
 		Web: o.Web, Stats: a.stats, AllowedOrigins: origins, Activity: a.Activity,
@@ -222,7 +246,7 @@ func SelfOriginsFor(addr string) []string {
 	return []string{"http://" + net.JoinHostPort(host, port)}
 }
 
-// Handler serves /socket/websocket, /api/* and the pages.
+// Handler serves /socket/websocket, /api/*, GET /metrics and the pages.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Start starts the stream producer and, if enabled, the demo generator.
@@ -248,6 +272,7 @@ func (a *App) Start(ctx context.Context) error {
 func (a *App) Shutdown(ctx context.Context) error {
 	a.Demo.Stop()
 	err := a.Server.Shutdown(ctx)
+	a.metrics.Close()
 	// After the connections: their overlays are untracked, then the
 	// presence tracker tells the other nodes goodbye.
 	err = errors.Join(err, a.Overlays.Shutdown(ctx))

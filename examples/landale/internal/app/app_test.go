@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/examples/landale/internal/sim"
 	"github.com/pyre-go/pyre/examples/landale/internal/stream"
 )
@@ -383,4 +385,62 @@ func TestFreshServerShowAgreesWithTheWorld(t *testing.T) {
 	lm, err := a.Producer.LayerMappings(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "variety", lm["current_show"])
+}
+
+// GET /metrics serves Prometheus text, outside the API's origin guard:
+// after a real WebSocket join the join and the connection are counted, and
+// a tripped breaker shows as open.
+func TestMetricsCountAWebSocketJoin(t *testing.T) {
+	a, srv := newServer(t, nil)
+	joined := make(chan channel.JoinInfo, 4)
+	a.Server.Observe(&channel.Observer{Join: func(i channel.JoinInfo) { joined <- i }}) // after the metrics' own
+	scrape := func(origin string) string {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	before := scrape("")
+	assert.NotContains(t, before, "pyre_channel_joins_total")
+	assert.Contains(t, before, `pyre_connections{transport="websocket"} 0`)
+
+	cl, err := dial(t, srv, "", nil)
+	require.NoError(t, err)
+	cl.join("overlay:twitch", nil)
+	select {
+	case <-joined:
+	case <-time.After(5 * time.Second):
+		t.Fatal("join not observed")
+	}
+	simulate, err := http.Post(srv.URL+"/api/simulate", "application/json", strings.NewReader(`{"service":"twitch","mode":"failing"}`))
+	require.NoError(t, err)
+	simulate.Body.Close()
+	for range BreakerThreshold {
+		assert.Equal(t, "error", cl.reply(cl.send("1", "overlay:twitch", "twitch:status", nil))["status"])
+	}
+
+	body := scrape("http://evil.example") // read-only: no origin check
+	for _, want := range []string{
+		`pyre_channel_joins_total{pattern="overlay:*"} 1`,
+		`pyre_connections{transport="websocket"} 1`,
+		`pyre_connections_accepted_total 1`,
+		`pyre_breaker_state{service="twitch",state="open"} 1`,
+		`pyre_channel_handler_duration_seconds_count{event="phx_join",pattern="overlay:*"} 1`,
+		"go_goroutines ",
+	} {
+		assert.Contains(t, body, want)
+	}
+
+	resp, err := http.Post(srv.URL+"/metrics", "text/plain", nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.NotContains(t, string(b), "pyre_", "only GET serves the metrics")
 }

@@ -89,15 +89,25 @@ func (b *Breakers) Reset(service string) {
 // States returns the state of every breaker in use ("closed", "open",
 // "half-open"), by service name.
 func (b *Breakers) States() map[string]string {
+	out := make(map[string]string)
+	for name, s := range b.StateValues() {
+		out[name] = s.String()
+	}
+	return out
+}
+
+// StateValues returns the state of every breaker in use, by service name,
+// as fallback.Registry.States does (the metrics read it).
+func (b *Breakers) StateValues() map[string]fallback.State {
 	b.mu.Lock()
 	list := make([]*fallback.Breaker, 0, len(b.m))
 	for _, br := range b.m {
 		list = append(list, br)
 	}
 	b.mu.Unlock()
-	out := make(map[string]string, len(list))
+	out := make(map[string]fallback.State, len(list))
 	for _, br := range list {
-		out[br.Name()] = br.State().String()
+		out[br.Name()] = br.State()
 	}
 	return out
 }
