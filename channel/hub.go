@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pyre-go/pyre/pubsub"
 )
@@ -41,6 +42,10 @@ type hub struct {
 	local  *pubsub.Local
 	seed   maphash.Seed
 	shards [hubShards]hubShard
+
+	// filtered counts the deliveries dropped by clients' filters
+	// (Stats.Filtered).
+	filtered atomic.Uint64
 }
 
 // hubShards is the number of independently locked parts of the hub's map
@@ -178,13 +183,17 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 		return
 	}
 	f := newBroadcastFrame(msg)
+	// doc is the payload decoded for clients' filters: at most once for
+	// the whole fan-out, and only if a filter needs it.
+	var doc payloadDoc
+	var filtered uint64
 	for _, e := range subs {
 		// Nearly every receiver is a proc: asserting the concrete type
 		// is a compare and makes the calls direct, where asserting the
 		// hubSub interface would cost a lookup per receiver.
 		if p, ok := e.(*proc); ok {
-			if msg.From == "" || p.subID() != msg.From {
-				p.deliver(f, msg)
+			if (msg.From == "" || p.subID() != msg.From) && !p.offer(f, msg, &doc) {
+				filtered++
 			}
 			continue
 		}
@@ -192,6 +201,9 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 		if msg.From == "" || s.subID() != msg.From {
 			s.deliver(f, msg)
 		}
+	}
+	if filtered > 0 {
+		h.filtered.Add(filtered) // once per fan-out, not per receiver
 	}
 }
 

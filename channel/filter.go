@@ -1,0 +1,457 @@
+package channel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// FilterParam is the join-param key a client puts its filter under, for a
+// channel that lets clients filter its broadcasts (see Filterable):
+//
+//	socket.channel("prices:all", {filter: {events: ["tick"], where: {symbol: ["BTC", "ETH"]}}}) // phoenix.js
+const FilterParam = "filter"
+
+// ErrInvalidFilter is matched by every error of ParseFilter and
+// FilterFromParams (a *FilterError).
+var ErrInvalidFilter = errors.New("channel: invalid filter")
+
+// FilterError tells what is wrong with a client's filter. It matches
+// ErrInvalidFilter. A Filterable channel's join refused for it is answered
+// {"reason":"invalid filter","detail":Detail}.
+type FilterError struct {
+	// Detail names the offending part and the problem, e.g.
+	// `where "a.b.c.d.e": path deeper than 4`.
+	Detail string
+}
+
+// Error implements error.
+func (e *FilterError) Error() string { return "channel: invalid filter: " + e.Detail }
+
+// Is makes errors.Is(err, ErrInvalidFilter) true.
+func (e *FilterError) Is(target error) bool { return target == ErrInvalidFilter }
+
+func filterErr(format string, args ...any) error {
+	return &FilterError{Detail: fmt.Sprintf(format, args...)}
+}
+
+// FilterLimits bound what a client's filter may ask for, so that no client
+// can make a fan-out expensive: every bound is a number of comparisons made
+// for each broadcast to that client. The zero value of a field means its
+// default.
+type FilterLimits struct {
+	// MaxEvents bounds the event names in "events" and "except" together.
+	// Defaults to 32.
+	MaxEvents int
+	// MaxConditions bounds the field paths in "where". Defaults to 8.
+	MaxConditions int
+	// MaxValues bounds the values of one condition (a list means "any
+	// of"). Defaults to 16.
+	MaxValues int
+	// MaxDepth bounds the segments of a field path ("a.b.c" has 3).
+	// Defaults to 4.
+	MaxDepth int
+	// MaxNameBytes bounds the length of an event name and of a field path.
+	// Defaults to 256.
+	MaxNameBytes int
+}
+
+func (l *FilterLimits) withDefaults() FilterLimits {
+	var o FilterLimits
+	if l != nil {
+		o = *l
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = 32
+	}
+	if o.MaxConditions <= 0 {
+		o.MaxConditions = 8
+	}
+	if o.MaxValues <= 0 {
+		o.MaxValues = 16
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 4
+	}
+	if o.MaxNameBytes <= 0 {
+		o.MaxNameBytes = 256
+	}
+	return o
+}
+
+// Filterable is implemented by a channel that lets its clients filter its
+// broadcasts: the server then reads the FilterParam ("filter") key of the
+// join params before Join, refuses the join with {"reason":"invalid
+// filter","detail":…} if it is malformed or exceeds the limits, and
+// otherwise applies it to the channel's broadcasts from the join reply on
+// (Socket.Filter returns it in Join). A channel that is not Filterable
+// ignores the key, and it reaches Join like any other param.
+type Filterable interface {
+	// FilterLimits returns the bounds of the filters the channel's clients
+	// may set; nil means the defaults of FilterLimits. It is called once
+	// per join.
+	FilterLimits() *FilterLimits
+}
+
+// A Filter is a client's choice of the broadcasts it wants on one joined
+// channel. The server checks it for each broadcast before anything is
+// queued for that client: a broadcast the filter drops costs that client
+// no queueing, no encoding, no write and no HandleOut, and is counted in
+// Stats.Filtered. Only broadcasts are filtered; replies and pushes
+// (Socket.Push, and so presence_state and intercepted broadcasts pushed by
+// HandleOut) always go out.
+//
+// The filter is given as a JSON object, the value of the "filter" join
+// param (see Filterable) or the argument of ParseFilter:
+//
+//	{"events": ["tick", "trade"],
+//	 "except": ["presence_diff"],
+//	 "where":  {"symbol": ["BTC", "ETH"], "venue.region": "eu", "live": true}}
+//
+// Every key is optional; any other key is an error. A broadcast passes
+// when all of the following hold, checked in this order:
+//
+//   - its event is not in "except";
+//   - it is a protocol event (a name starting with "phx_", or
+//     "presence_diff"), which "events" and "where" never drop: a client
+//     that does not want presence diffs says so in "except";
+//   - "events" is absent, or names its event;
+//   - every condition of "where" holds (an empty "where" always holds).
+//
+// A condition maps a field path to a value or a list of values: the
+// payload must be a JSON object whose field at that path equals the value
+// (or one of the listed values). A path is a top-level key ("symbol") or
+// keys of nested objects joined with dots ("venue.region"); it cannot
+// address a key containing a dot, nor enter an array. Values are strings,
+// numbers, booleans or null, compared by JSON type and value: "1" does not
+// equal 1, 1 equals 1.0 (numbers compare as float64, as in JavaScript), null
+// equals only null, and a missing field equals nothing. A payload that is
+// not a JSON object fails every condition. A binary payload is opaque:
+// conditions do not apply to it, only the event rules.
+//
+// The payload of a broadcast is decoded at most once per broadcast on
+// each node, for all of the node's subscribers whose filters have
+// conditions, and not at all when none do.
+//
+// A Filter is immutable and safe for concurrent use; one may be shared by
+// several channels. The nil *Filter passes everything. Filters trim
+// bandwidth and client work; they are not access control: a client can
+// always rejoin without one.
+type Filter struct {
+	events []string // allow list; nil: every event
+	except []string
+	where  []filterCond
+}
+
+type filterCond struct {
+	path string   // as the client wrote it, for String
+	keys []string // path split at dots
+	vals []any    // string, float64, bool or nil
+}
+
+// ParseFilter parses a filter given as a JSON object (see Filter) within
+// lim (nil: the defaults of FilterLimits). It returns a nil *Filter, which
+// passes everything, for null and for an object that asks for nothing
+// ({}). Errors are *FilterError.
+func ParseFilter(spec []byte, lim *FilterLimits) (*Filter, error) {
+	l := lim.withDefaults()
+	spec = bytes.TrimSpace(spec)
+	if len(spec) == 0 || string(spec) == "null" {
+		return nil, nil
+	}
+	if spec[0] != '{' {
+		return nil, filterErr("not an object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(spec, &fields); err != nil {
+		return nil, filterErr("malformed JSON")
+	}
+	f := &Filter{}
+	for k, raw := range fields {
+		var err error
+		switch k {
+		case "events":
+			// "events": [] (not nil) asks for no application events.
+			f.events, err = parseEventList(k, raw, l)
+		case "except":
+			f.except, err = parseEventList(k, raw, l)
+		case "where":
+			f.where, err = parseWhere(raw, l)
+		default:
+			err = filterErr("unknown key %q", k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(f.events)+len(f.except) > l.MaxEvents {
+		return nil, filterErr("more than %d event names", l.MaxEvents)
+	}
+	if len(f.except) == 0 {
+		f.except = nil
+	}
+	if len(f.where) == 0 {
+		f.where = nil
+	}
+	if f.events == nil && f.except == nil && f.where == nil {
+		return nil, nil
+	}
+	return f, nil
+}
+
+// FilterFromParams parses the filter under FilterParam in a channel's join
+// params, as ParseFilter. It returns nil, nil when the key is absent or the
+// params are not a JSON object. A Filterable channel has this done for it;
+// another channel may call it in Join and pass the result to
+// Socket.SetFilter, to decide per join whether clients may filter.
+func FilterFromParams(params Payload, lim *FilterLimits) (*Filter, error) {
+	if params.binary || len(params.raw) == 0 || params.raw[0] != '{' {
+		return nil, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(params.raw, &fields); err != nil {
+		return nil, nil // not ours to judge: Join sees the params as they are
+	}
+	raw, ok := fields[FilterParam]
+	if !ok {
+		return nil, nil
+	}
+	return ParseFilter(raw, lim)
+}
+
+func parseEventList(key string, raw json.RawMessage, l FilterLimits) ([]string, error) {
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var names []any
+	if err := json.Unmarshal(raw, &names); err != nil {
+		return nil, filterErr("%s: not a list of event names", key)
+	}
+	if len(names) > l.MaxEvents {
+		return nil, filterErr("more than %d event names", l.MaxEvents)
+	}
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		s, ok := n.(string)
+		switch {
+		case !ok || s == "":
+			return nil, filterErr("%s: event names must be non-empty strings", key)
+		case len(s) > l.MaxNameBytes:
+			return nil, filterErr("%s: event name longer than %d bytes", key, l.MaxNameBytes)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func parseWhere(raw json.RawMessage, l FilterLimits) ([]filterCond, error) {
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, filterErr("where: not an object")
+	}
+	if len(m) > l.MaxConditions {
+		return nil, filterErr("where: more than %d conditions", l.MaxConditions)
+	}
+	conds := make([]filterCond, 0, len(m))
+	for path, v := range m {
+		if len(path) > l.MaxNameBytes {
+			return nil, filterErr("where: path longer than %d bytes", l.MaxNameBytes)
+		}
+		keys := strings.Split(path, ".")
+		if len(keys) > l.MaxDepth {
+			return nil, filterErr("where %q: path deeper than %d", path, l.MaxDepth)
+		}
+		if slices.Contains(keys, "") {
+			return nil, filterErr("where %q: empty path segment", path)
+		}
+		var vals []any
+		if list, ok := v.([]any); ok {
+			if len(list) == 0 {
+				return nil, filterErr("where %q: empty list", path)
+			}
+			if len(list) > l.MaxValues {
+				return nil, filterErr("where %q: more than %d values", path, l.MaxValues)
+			}
+			vals = list
+		} else {
+			vals = []any{v}
+		}
+		for _, x := range vals {
+			switch x.(type) {
+			case string, float64, bool, nil:
+			default:
+				return nil, filterErr("where %q: values must be strings, numbers, booleans or null", path)
+			}
+		}
+		conds = append(conds, filterCond{path: path, keys: keys, vals: vals})
+	}
+	// A canonical order: String is stable and the cheap (shallow) paths
+	// are tried first.
+	slices.SortFunc(conds, func(a, b filterCond) int { return strings.Compare(a.path, b.path) })
+	return conds, nil
+}
+
+// Match reports whether the filter passes a broadcast of event with
+// payload (the rules are in Filter's doc). It decodes the payload itself;
+// the server's fan-out shares one decode among all subscribers instead.
+func (f *Filter) Match(event string, payload Payload) bool {
+	var doc payloadDoc
+	return f.pass(event, payload.raw, payload.binary, &doc)
+}
+
+// HasConditions reports whether the filter has "where" conditions, which
+// need the payload decoded.
+func (f *Filter) HasConditions() bool { return f != nil && len(f.where) > 0 }
+
+// String returns the filter as canonical JSON, for logs: the form
+// ParseFilter accepts, with conditions sorted by path. The nil *Filter is
+// "null".
+func (f *Filter) String() string {
+	if f == nil {
+		return "null"
+	}
+	m := map[string]any{}
+	if f.events != nil {
+		m["events"] = f.events
+	}
+	if f.except != nil {
+		m["except"] = f.except
+	}
+	if f.where != nil {
+		w := make(map[string]any, len(f.where))
+		for _, c := range f.where {
+			if len(c.vals) == 1 {
+				w[c.path] = c.vals[0]
+			} else {
+				w[c.path] = c.vals
+			}
+		}
+		m["where"] = w
+	}
+	b, _ := json.Marshal(m) // strings, float64s, bools and nils only
+	return string(b)
+}
+
+// isProtocolEvent reports whether event is one the filter's "events" and
+// "where" never drop.
+func isProtocolEvent(event string) bool {
+	return strings.HasPrefix(event, "phx_") || event == "presence_diff"
+}
+
+// pass is Match for the fan-out: doc holds the payload decoded by an
+// earlier call for the same broadcast, or is decoded here.
+func (f *Filter) pass(event string, payload []byte, binary bool, doc *payloadDoc) bool {
+	if f == nil {
+		return true
+	}
+	if len(f.except) > 0 && slices.Contains(f.except, event) {
+		return false
+	}
+	if isProtocolEvent(event) {
+		return true
+	}
+	if f.events != nil && !slices.Contains(f.events, event) {
+		return false
+	}
+	if len(f.where) == 0 || binary {
+		return true
+	}
+	obj := doc.object(payload)
+	if obj == nil {
+		return false
+	}
+	for i := range f.where {
+		if !f.where[i].holds(obj) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *filterCond) holds(obj map[string]any) bool {
+	var v any = obj
+	for _, k := range c.keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		if v, ok = m[k]; !ok {
+			return false
+		}
+	}
+	for _, want := range c.vals {
+		if jsonScalarEqual(v, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonScalarEqual compares a decoded payload value with a condition
+// value (a string, float64, bool or nil).
+func jsonScalarEqual(got, want any) bool {
+	switch w := want.(type) {
+	case string:
+		g, ok := got.(string)
+		return ok && g == w
+	case float64:
+		g, ok := got.(float64)
+		return ok && g == w
+	case bool:
+		g, ok := got.(bool)
+		return ok && g == w
+	case nil:
+		return got == nil
+	}
+	return false
+}
+
+// payloadDoc is a broadcast's JSON payload decoded on demand, once for all
+// the subscribers of one fan-out. It is used by one goroutine: the one
+// fanning the broadcast out.
+type payloadDoc struct {
+	decoded bool
+	obj     map[string]any // nil: not a JSON object
+}
+
+func (d *payloadDoc) object(payload []byte) map[string]any {
+	if !d.decoded {
+		d.decoded = true
+		// Unmarshal checks the whole text before it decodes, so an
+		// error leaves obj nil; so does JSON null.
+		if err := json.Unmarshal(payload, &d.obj); err != nil {
+			d.obj = nil
+		}
+	}
+	return d.obj
+}
+
+// filterRefusal is the join error response for a malformed filter.
+func filterRefusal(err error) map[string]string {
+	detail := err.Error()
+	var fe *FilterError
+	if errors.As(err, &fe) {
+		detail = fe.Detail
+	}
+	return map[string]string{"reason": "invalid filter", "detail": detail}
+}
+
+// SetFilter sets the client's filter of this channel's broadcasts (see
+// Filter); nil removes it. It takes effect from the next broadcast and
+// may be called from any goroutine: in Join, with a filter from
+// FilterFromParams, or later, for a client event that changes the filter
+// without a rejoin. A Filterable channel has the one from its join params
+// set before Join.
+func (s *Socket) SetFilter(f *Filter) { s.p.filter.Store(f) }
+
+// Filter returns the client's filter of this channel's broadcasts, nil
+// when there is none.
+func (s *Socket) Filter() *Filter { return s.p.filter.Load() }
