@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unique"
 )
 
 // FilterParam is the join-param key a client puts its filter under, for a
@@ -134,7 +135,8 @@ type Filterable interface {
 //
 // The payload of a broadcast is decoded at most once per broadcast on
 // each node, for all of the node's subscribers whose filters have
-// conditions, and not at all when none do.
+// conditions, and not at all when none do. Subscribers with equal filters
+// (see String) share one evaluation per broadcast.
 //
 // A Filter is immutable and safe for concurrent use; one may be shared by
 // several channels. The nil *Filter passes everything. Filters trim
@@ -144,12 +146,17 @@ type Filter struct {
 	events []string // allow list; nil: every event
 	except []string
 	where  []filterCond
+	// key is the filter's canonical JSON (String), interned: equal
+	// filters, whoever parsed them, have equal keys and share one
+	// evaluation per fan-out.
+	key unique.Handle[string]
 }
 
 type filterCond struct {
-	path string   // as the client wrote it, for String
-	keys []string // path split at dots
-	vals []any    // string, float64, bool or nil
+	path    string                // as the client wrote it, for String
+	pathKey unique.Handle[string] // path interned: the fan-out looks each path up once
+	keys    []string              // path split at dots
+	vals    []any                 // string, float64, bool or nil
 }
 
 // ParseFilter parses a filter given as a JSON object (see Filter) within
@@ -199,6 +206,7 @@ func ParseFilter(spec []byte, lim *FilterLimits) (*Filter, error) {
 	if f.events == nil && f.except == nil && f.where == nil {
 		return nil, nil
 	}
+	f.key = unique.Make(f.canonical())
 	return f, nil
 }
 
@@ -242,11 +250,12 @@ func parseEventList(key string, raw json.RawMessage, l FilterLimits) ([]string, 
 		case len(s) > l.MaxNameBytes:
 			return nil, filterErr("%s: event name longer than %d bytes", key, l.MaxNameBytes)
 		}
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
+		out = append(out, s)
 	}
-	return out, nil
+	// Sorted, without repeats: the canonical form, so that equal lists
+	// make equal filters.
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func parseWhere(raw json.RawMessage, l FilterLimits) ([]filterCond, error) {
@@ -291,7 +300,7 @@ func parseWhere(raw json.RawMessage, l FilterLimits) ([]filterCond, error) {
 				return nil, filterErr("where %q: values must be strings, numbers, booleans or null", path)
 			}
 		}
-		conds = append(conds, filterCond{path: path, keys: keys, vals: vals})
+		conds = append(conds, filterCond{path: path, pathKey: unique.Make(path), keys: keys, vals: vals})
 	}
 	// A canonical order: String is stable and the cheap (shallow) paths
 	// are tried first.
@@ -312,12 +321,17 @@ func (f *Filter) Match(event string, payload Payload) bool {
 func (f *Filter) HasConditions() bool { return f != nil && len(f.where) > 0 }
 
 // String returns the filter as canonical JSON, for logs: the form
-// ParseFilter accepts, with conditions sorted by path. The nil *Filter is
-// "null".
+// ParseFilter accepts, event names sorted without repeats and conditions
+// sorted by path, so that equal filters have equal strings. The nil
+// *Filter is "null".
 func (f *Filter) String() string {
 	if f == nil {
 		return "null"
 	}
+	return f.key.Value()
+}
+
+func (f *Filter) canonical() string {
 	m := map[string]any{}
 	if f.events != nil {
 		m["events"] = f.events
@@ -336,7 +350,7 @@ func (f *Filter) String() string {
 		}
 		m["where"] = w
 	}
-	b, _ := json.Marshal(m) // strings, float64s, bools and nils only
+	b, _ := json.Marshal(m) // strings, float64s, bools and nils only; keys sorted
 	return string(b)
 }
 
@@ -346,12 +360,24 @@ func isProtocolEvent(event string) bool {
 	return strings.HasPrefix(event, "phx_") || event == "presence_diff"
 }
 
-// pass is Match for the fan-out: doc holds the payload decoded by an
-// earlier call for the same broadcast, or is decoded here.
+// pass is Match for the fan-out. doc belongs to the broadcast: it holds
+// its payload decoded by an earlier call, or decodes it here, and
+// remembers the outcome of the last few distinct filters, so that
+// subscribers with equal filters cost one comparison each after the
+// first.
 func (f *Filter) pass(event string, payload []byte, binary bool, doc *payloadDoc) bool {
 	if f == nil {
 		return true
 	}
+	if ok, known := doc.recall(f.key); known {
+		return ok
+	}
+	ok := f.decide(event, payload, binary, doc)
+	doc.remember(f.key, ok)
+	return ok
+}
+
+func (f *Filter) decide(event string, payload []byte, binary bool, doc *payloadDoc) bool {
 	if len(f.except) > 0 && slices.Contains(f.except, event) {
 		return false
 	}
@@ -364,35 +390,42 @@ func (f *Filter) pass(event string, payload []byte, binary bool, doc *payloadDoc
 	if len(f.where) == 0 || binary {
 		return true
 	}
-	obj := doc.object(payload)
-	if obj == nil {
-		return false
+	if doc.object(payload) == nil {
+		return false // not a JSON object: no condition holds
 	}
 	for i := range f.where {
-		if !f.where[i].holds(obj) {
+		c := &f.where[i]
+		v, ok := doc.field(c)
+		if !ok || !c.matches(v) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c *filterCond) holds(obj map[string]any) bool {
-	var v any = obj
-	for _, k := range c.keys {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		if v, ok = m[k]; !ok {
-			return false
-		}
-	}
+// matches reports whether v equals one of the condition's values.
+func (c *filterCond) matches(v any) bool {
 	for _, want := range c.vals {
 		if jsonScalarEqual(v, want) {
 			return true
 		}
 	}
 	return false
+}
+
+// lookup returns the value at the condition's path in obj.
+func (c *filterCond) lookup(obj map[string]any) (any, bool) {
+	var v any = obj
+	for _, k := range c.keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // jsonScalarEqual compares a decoded payload value with a condition
@@ -414,12 +447,70 @@ func jsonScalarEqual(got, want any) bool {
 	return false
 }
 
-// payloadDoc is a broadcast's JSON payload decoded on demand, once for all
-// the subscribers of one fan-out. It is used by one goroutine: the one
-// fanning the broadcast out.
+// payloadDoc is what the filters of one broadcast's subscribers share:
+// the JSON payload decoded on demand, once for all of them, and the
+// outcomes of recent filters. It is used by one goroutine, the one fanning
+// the broadcast out, and only for that broadcast.
 type payloadDoc struct {
 	decoded bool
 	obj     map[string]any // nil: not a JSON object
+
+	// memo holds the outcome of the last few distinct filters checked
+	// against this broadcast: subscribers with equal filters (the usual
+	// case: many clients asking for the same thing) cost one handle
+	// comparison each after the first.
+	memo  [filterMemo]memoEntry
+	nmemo int
+
+	// fields holds the last few paths looked up in obj: distinct filters
+	// mostly ask about the same few fields (with other values).
+	fields  [fieldMemo]fieldEntry
+	nfields int
+}
+
+// fieldMemo is the number of field paths a fan-out remembers.
+const fieldMemo = 8
+
+type fieldEntry struct {
+	path  unique.Handle[string]
+	v     any
+	found bool
+}
+
+// field returns the value at c's path in the decoded object (which must
+// be non-nil), looking each path up once per broadcast.
+func (d *payloadDoc) field(c *filterCond) (any, bool) {
+	for i := range min(d.nfields, fieldMemo) {
+		if e := &d.fields[i]; e.path == c.pathKey {
+			return e.v, e.found
+		}
+	}
+	v, ok := c.lookup(d.obj)
+	d.fields[d.nfields%fieldMemo] = fieldEntry{path: c.pathKey, v: v, found: ok}
+	d.nfields++
+	return v, ok
+}
+
+// filterMemo is the number of distinct filters a fan-out remembers.
+const filterMemo = 4
+
+type memoEntry struct {
+	key  unique.Handle[string]
+	pass bool
+}
+
+func (d *payloadDoc) recall(key unique.Handle[string]) (pass, known bool) {
+	for i := range min(d.nmemo, filterMemo) {
+		if d.memo[i].key == key {
+			return d.memo[i].pass, true
+		}
+	}
+	return false, false
+}
+
+func (d *payloadDoc) remember(key unique.Handle[string], pass bool) {
+	d.memo[d.nmemo%filterMemo] = memoEntry{key: key, pass: pass}
+	d.nmemo++
 }
 
 func (d *payloadDoc) object(payload []byte) map[string]any {

@@ -65,7 +65,7 @@ func TestParseFilterValid(t *testing.T) {
 		{`{}`, `null`},
 		{`{"events":null,"except":[],"where":{}}`, `null`},
 		{`{"events":[]}`, `{"events":[]}`},
-		{`{"events":["a","b","a"]}`, `{"events":["a","b"]}`},
+		{`{"events":["b","a","b"]}`, `{"events":["a","b"]}`},
 		{` {"except":["presence_diff"]} `, `{"except":["presence_diff"]}`},
 		{`{"where":{"b":1,"a.x.y.z":[true,null,"s",2.5]}}`, `{"where":{"a.x.y.z":[true,null,"s",2.5],"b":1}}`},
 		{`{"where":{"k":["only"]}}`, `{"where":{"k":"only"}}`},
@@ -270,7 +270,7 @@ func TestFilterWebSocket(t *testing.T) {
 	assert.Nil(t, <-joined)
 	some := e.dial(t, "vsn=2.0.0", nil)
 	some.join("1", "feed:a", `{"token":"t","filter":{"events":["tick","end"],"where":{"sym":["BTC","ETH"]}}}`)
-	assert.Equal(t, `{"events":["tick","end"],"where":{"sym":["BTC","ETH"]}}`, (<-joined).String(), "Join sees the filter")
+	assert.Equal(t, `{"events":["end","tick"],"where":{"sym":["BTC","ETH"]}}`, (<-joined).String(), "Join sees the filter")
 
 	ctx := context.Background()
 	bc := func(event string, payload any) {
@@ -561,20 +561,49 @@ func TestFilterDecodesPayloadOncePerBroadcast(t *testing.T) {
 }
 
 // TestFilterNeverDecodesWithoutConditions: event filters alone do not
-// decode payloads.
+// decode payloads, and filters with conditions share the decode.
 func TestFilterNeverDecodesWithoutConditions(t *testing.T) {
-	var doc payloadDoc
 	f := mustParseFilter(t, `{"events":["a"],"except":["b"]}`)
 	for _, ev := range []string{"a", "b", "c", "presence_diff"} {
+		var doc payloadDoc
 		f.pass(ev, []byte(`{"x":1}`), false, &doc)
+		assert.False(t, doc.decoded, ev)
 	}
-	assert.False(t, doc.decoded)
+	var doc payloadDoc
 	g := mustParseFilter(t, `{"where":{"x":1}}`)
 	assert.True(t, g.pass("e", []byte(`{"x":1}`), false, &doc))
 	assert.True(t, doc.decoded)
-	// The shared decode is reused: a second filter sees the same object.
 	obj := doc.obj
 	h := mustParseFilter(t, `{"where":{"x":2}}`)
 	assert.False(t, h.pass("e", []byte(`{"x":1}`), false, &doc))
-	assert.Equal(t, fmt.Sprintf("%p", obj), fmt.Sprintf("%p", doc.obj))
+	assert.Equal(t, fmt.Sprintf("%p", obj), fmt.Sprintf("%p", doc.obj), "decoded once")
+}
+
+// TestFilterSharedEvaluation: in one fan-out, equal filters share an
+// evaluation, and more distinct filters than are remembered still each
+// get their own answer.
+func TestFilterSharedEvaluation(t *testing.T) {
+	a1 := mustParseFilter(t, `{"events":["e","f"],"where":{"x":1,"y":"s"}}`)
+	a2 := mustParseFilter(t, `{"where":{"y":"s","x":1.0},"events":["e","f","e"]}`)
+	assert.Equal(t, a1.key, a2.key, "the same filter written differently")
+	assert.Equal(t, a1.key, mustParseFilter(t, `{"events":["f","e"],"where":{"x":1,"y":"s"}}`).key)
+	assert.NotEqual(t, a1.key, mustParseFilter(t, `{"events":["e"],"where":{"x":1,"y":"s"}}`).key)
+	var specs []*Filter
+	for i := range 2 * filterMemo {
+		specs = append(specs, mustParseFilter(t, fmt.Sprintf(`{"where":{"x":%d}}`, i%3+1)),
+			mustParseFilter(t, fmt.Sprintf(`{"where":{"z":%d}}`, i)))
+	}
+	for i := range 2 * fieldMemo {
+		specs = append(specs, mustParseFilter(t, fmt.Sprintf(`{"where":{"p%d":1,"q.r":[%d,7]}}`, i, i)))
+	}
+	for _, payload := range []string{`{"x":1,"y":"s","z":3}`, `{"x":2,"z":5}`, `[]`,
+		`{"p1":1,"p9":1,"p10":2,"q":{"r":7}}`, `{"p1":1,"p3":1,"q":{"r":3}}`} {
+		var doc payloadDoc
+		for round := range 2 {
+			for i, f := range append([]*Filter{a1, a2}, specs...) {
+				want := f.Match("e", JSONPayload([]byte(payload)))
+				assert.Equal(t, want, f.pass("e", []byte(payload), false, &doc), "%s filter %d round %d", payload, i, round)
+			}
+		}
+	}
 }
