@@ -125,10 +125,11 @@
 // "invalid filter","detail":…}. A channel that is not Filterable ignores
 // the key; one that wants to decide per join calls FilterFromParams and
 // Socket.SetFilter in Join instead, and SetFilter also changes a filter
-// later (say, on a client event). The payload of a broadcast is decoded at
-// most once per node for all the subscribers whose filters have
-// conditions, and subscribers with the same conditions share one
-// evaluation. Filter has the full rules. Filters save bandwidth and client
+// later (say, on a client event). Payloads are not decoded: a broadcast's
+// JSON is checked once per node for all the subscribers whose filters
+// have conditions and the fields they name are found by scanning it, and
+// subscribers with equal filters share one evaluation. Filter has the
+// full rules. Filters save bandwidth and client
 // work; they are not access control.
 //
 // # Shutdown

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"unique"
+	"weak"
 )
 
 // FilterParam is the join-param key a client puts its filter under, for a
@@ -112,15 +115,16 @@ type Filterable interface {
 //	 "except": ["presence_diff"],
 //	 "where":  {"symbol": ["BTC", "ETH"], "venue.region": "eu", "live": true}}
 //
-// Every key is optional; any other key is an error. A broadcast passes
-// when all of the following hold, checked in this order:
+// Every key is optional; any other key is an error. A broadcast is
+// checked in this order:
 //
-//   - its event is not in "except";
-//   - it is a protocol event (a name starting with "phx_", or
-//     "presence_diff"), which "events" and "where" never drop: a client
-//     that does not want presence diffs says so in "except";
-//   - "events" is absent, or names its event;
-//   - every condition of "where" holds (an empty "where" always holds).
+//   - an event named in "except" is dropped;
+//   - a protocol event (a name starting with "phx_", or "presence_diff")
+//     passes: "events" and "where" never drop one, so a client that does
+//     not want presence diffs says so in "except";
+//   - any other event passes when "events" is absent or names it, and
+//     every condition of "where" holds (an absent or empty "where" always
+//     holds).
 //
 // A condition maps a field path to a value or a list of values: the
 // payload must be a JSON object whose field at that path equals the value
@@ -133,10 +137,13 @@ type Filterable interface {
 // not a JSON object fails every condition. A binary payload is opaque:
 // conditions do not apply to it, only the event rules.
 //
-// The payload of a broadcast is decoded at most once per broadcast on
-// each node, for all of the node's subscribers whose filters have
-// conditions, and not at all when none do. Subscribers with equal filters
-// (see String) share one evaluation per broadcast.
+// The payload is never decoded into Go values: on each node, a broadcast's
+// payload is checked (valid JSON, an object) once for all the subscribers
+// whose filters have conditions, and not at all when none do, and each
+// field path is found by scanning the JSON text, once per broadcast for up
+// to 8 distinct paths, without allocating. Subscribers with equal filters
+// (see String) share one evaluation per broadcast. For a key repeated in
+// an object the last one counts, as in encoding/json.
 //
 // A Filter is immutable and safe for concurrent use; one may be shared by
 // several channels. The nil *Filter passes everything. Filters trim
@@ -207,7 +214,30 @@ func ParseFilter(spec []byte, lim *FilterLimits) (*Filter, error) {
 		return nil, nil
 	}
 	f.key = unique.Make(f.canonical())
-	return f, nil
+	return internFilter(f), nil
+}
+
+// filters maps the key of each Filter in use to it (a weak.Pointer), so
+// that equal filters are one value: a fan-out to many subscribers with the
+// same filter then reads one Filter, not one per subscriber. An entry goes
+// when its Filter is collected.
+var filters sync.Map // unique.Handle[string] → weak.Pointer[Filter]
+
+func internFilter(f *Filter) *Filter {
+	if v, ok := filters.Load(f.key); ok {
+		if g := v.(weak.Pointer[Filter]).Value(); g != nil {
+			return g
+		}
+	}
+	wp := weak.Make(f)
+	filters.Store(f.key, wp) // a concurrent parse of an equal filter may win: both are correct
+	runtime.AddCleanup(f, func(e filterEntry) { filters.CompareAndDelete(e.key, e.wp) }, filterEntry{f.key, wp})
+	return f
+}
+
+type filterEntry struct {
+	key unique.Handle[string]
+	wp  weak.Pointer[Filter]
 }
 
 // FilterFromParams parses the filter under FilterParam in a channel's join
@@ -309,15 +339,15 @@ func parseWhere(raw json.RawMessage, l FilterLimits) ([]filterCond, error) {
 }
 
 // Match reports whether the filter passes a broadcast of event with
-// payload (the rules are in Filter's doc). It decodes the payload itself;
-// the server's fan-out shares one decode among all subscribers instead.
+// payload (the rules are in Filter's doc). It looks into the payload
+// itself; the server's fan-out shares one look among all subscribers.
 func (f *Filter) Match(event string, payload Payload) bool {
 	var doc payloadDoc
 	return f.pass(event, payload.raw, payload.binary, &doc)
 }
 
 // HasConditions reports whether the filter has "where" conditions, which
-// need the payload decoded.
+// look into payloads.
 func (f *Filter) HasConditions() bool { return f != nil && len(f.where) > 0 }
 
 // String returns the filter as canonical JSON, for logs: the form
@@ -361,10 +391,9 @@ func isProtocolEvent(event string) bool {
 }
 
 // pass is Match for the fan-out. doc belongs to the broadcast: it holds
-// its payload decoded by an earlier call, or decodes it here, and
-// remembers the outcome of the last few distinct filters, so that
-// subscribers with equal filters cost one comparison each after the
-// first.
+// what earlier calls found in its payload (see payloadDoc) and the
+// outcome of the last few distinct filters, so that subscribers with
+// equal filters cost one comparison each after the first.
 func (f *Filter) pass(event string, payload []byte, binary bool, doc *payloadDoc) bool {
 	if f == nil {
 		return true
@@ -390,7 +419,7 @@ func (f *Filter) decide(event string, payload []byte, binary bool, doc *payloadD
 	if len(f.where) == 0 || binary {
 		return true
 	}
-	if doc.object(payload) == nil {
+	if !doc.object(payload) {
 		return false // not a JSON object: no condition holds
 	}
 	for i := range f.where {
@@ -404,56 +433,24 @@ func (f *Filter) decide(event string, payload []byte, binary bool, doc *payloadD
 }
 
 // matches reports whether v equals one of the condition's values.
-func (c *filterCond) matches(v any) bool {
+func (c *filterCond) matches(v *jsonScalar) bool {
 	for _, want := range c.vals {
-		if jsonScalarEqual(v, want) {
+		if v.equals(want) {
 			return true
 		}
 	}
 	return false
 }
 
-// lookup returns the value at the condition's path in obj.
-func (c *filterCond) lookup(obj map[string]any) (any, bool) {
-	var v any = obj
-	for _, k := range c.keys {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-// jsonScalarEqual compares a decoded payload value with a condition
-// value (a string, float64, bool or nil).
-func jsonScalarEqual(got, want any) bool {
-	switch w := want.(type) {
-	case string:
-		g, ok := got.(string)
-		return ok && g == w
-	case float64:
-		g, ok := got.(float64)
-		return ok && g == w
-	case bool:
-		g, ok := got.(bool)
-		return ok && g == w
-	case nil:
-		return got == nil
-	}
-	return false
-}
-
 // payloadDoc is what the filters of one broadcast's subscribers share:
-// the JSON payload decoded on demand, once for all of them, and the
-// outcomes of recent filters. It is used by one goroutine, the one fanning
-// the broadcast out, and only for that broadcast.
+// whether the payload is a JSON object (checked once), the values at the
+// paths looked up so far, and the outcomes of recent filters. It is used
+// by one goroutine, the one fanning the broadcast out, and only for that
+// broadcast.
 type payloadDoc struct {
-	decoded bool
-	obj     map[string]any // nil: not a JSON object
+	checked bool   // isObj and payload are set
+	isObj   bool   // the payload is valid JSON and an object
+	payload []byte // the payload, once checked
 
 	// memo holds the outcome of the last few distinct filters checked
 	// against this broadcast: subscribers with equal filters (the usual
@@ -462,8 +459,8 @@ type payloadDoc struct {
 	memo  [filterMemo]memoEntry
 	nmemo int
 
-	// fields holds the last few paths looked up in obj: distinct filters
-	// mostly ask about the same few fields (with other values).
+	// fields holds the values at the last few paths looked up: distinct
+	// filters mostly ask about the same few fields (with other values).
 	fields  [fieldMemo]fieldEntry
 	nfields int
 }
@@ -473,22 +470,24 @@ const fieldMemo = 8
 
 type fieldEntry struct {
 	path  unique.Handle[string]
-	v     any
+	v     jsonScalar
 	found bool
 }
 
-// field returns the value at c's path in the decoded object (which must
-// be non-nil), looking each path up once per broadcast.
-func (d *payloadDoc) field(c *filterCond) (any, bool) {
+// field returns the value at c's path in the payload (which object must
+// have reported to be a JSON object), looking each path up once per
+// broadcast while no more than fieldMemo paths are in use.
+func (d *payloadDoc) field(c *filterCond) (*jsonScalar, bool) {
 	for i := range min(d.nfields, fieldMemo) {
 		if e := &d.fields[i]; e.path == c.pathKey {
-			return e.v, e.found
+			return &e.v, e.found
 		}
 	}
-	v, ok := c.lookup(d.obj)
-	d.fields[d.nfields%fieldMemo] = fieldEntry{path: c.pathKey, v: v, found: ok}
+	e := &d.fields[d.nfields%fieldMemo]
 	d.nfields++
-	return v, ok
+	e.path = c.pathKey
+	e.v, e.found = findPath(d.payload, c.keys)
+	return &e.v, e.found
 }
 
 // filterMemo is the number of distinct filters a fan-out remembers.
@@ -513,16 +512,15 @@ func (d *payloadDoc) remember(key unique.Handle[string], pass bool) {
 	d.nmemo++
 }
 
-func (d *payloadDoc) object(payload []byte) map[string]any {
-	if !d.decoded {
-		d.decoded = true
-		// Unmarshal checks the whole text before it decodes, so an
-		// error leaves obj nil; so does JSON null.
-		if err := json.Unmarshal(payload, &d.obj); err != nil {
-			d.obj = nil
-		}
+// object reports whether payload is valid JSON and an object, checking it
+// on the first call only.
+func (d *payloadDoc) object(payload []byte) bool {
+	if !d.checked {
+		d.checked = true
+		d.payload = payload
+		d.isObj = isJSONObject(payload)
 	}
-	return d.obj
+	return d.isObj
 }
 
 // filterRefusal is the join error response for a malformed filter.

@@ -15,8 +15,8 @@ import (
 //
 //   - none: no subscriber filters (the baseline);
 //   - events: 500 subscribers filter {"events":["tick"]};
-//   - where: 500 subscribers filter {"where":{"sym":"BTC"}}, which decodes
-//     each payload once per fan-out;
+//   - where: 500 subscribers filter {"where":{"sym":"BTC"}}, which looks
+//     into each payload once per fan-out;
 //   - where-nested: as where, on {"where":{"m.sym":["BTC","XRP"],"m.ok":true}};
 //   - where-distinct: as where, but no two filters are equal
 //     ({"where":{"sym":["BTC","X<n>"]}}), so none shares an evaluation.

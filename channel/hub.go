@@ -44,8 +44,10 @@ type hub struct {
 	shards [hubShards]hubShard
 
 	// filtered counts the deliveries dropped by clients' filters
-	// (Stats.Filtered).
-	filtered atomic.Uint64
+	// (Stats.Filtered); payloadChecks the fan-outs that looked into their
+	// payload for filters (once each, whatever the number of filters).
+	filtered      atomic.Uint64
+	payloadChecks atomic.Uint64
 }
 
 // hubShards is the number of independently locked parts of the hub's map
@@ -183,8 +185,8 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 		return
 	}
 	f := newBroadcastFrame(msg)
-	// doc is the payload decoded for clients' filters: at most once for
-	// the whole fan-out, and only if a filter needs it.
+	// doc is what clients' filters found in the payload, shared by the
+	// whole fan-out; it looks only if a filter needs it.
 	var doc payloadDoc
 	var filtered uint64
 	for _, e := range subs {
@@ -204,6 +206,9 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 	}
 	if filtered > 0 {
 		h.filtered.Add(filtered) // once per fan-out, not per receiver
+	}
+	if doc.checked {
+		h.payloadChecks.Add(1)
 	}
 }
 

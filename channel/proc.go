@@ -209,7 +209,7 @@ func (p *proc) attach() {
 // detach stops fastlane delivery to the proc.
 func (p *proc) detach() { p.conn.srv.hub.remove(p.ctx, p.topic, p) }
 
-// deliver implements hubSub: offer with a decode of the payload of its own.
+// deliver implements hubSub: offer with a payloadDoc of its own.
 func (p *proc) deliver(f *Frame, msg *pubsub.Message) {
 	var doc payloadDoc
 	if !p.offer(f, msg, &doc) {
@@ -218,8 +218,8 @@ func (p *proc) deliver(f *Frame, msg *pubsub.Message) {
 }
 
 // offer hands a broadcast to the channel unless the client's filter drops
-// it, which it reports with false. doc is the broadcast's payload decoded
-// for filters, shared by the receivers of one fan-out.
+// it, which it reports with false. doc is what filters found in the
+// broadcast's payload, shared by the receivers of one fan-out.
 func (p *proc) offer(f *Frame, msg *pubsub.Message, doc *payloadDoc) bool {
 	if flt := p.filter.Load(); flt != nil && !flt.pass(msg.Event, msg.Payload, msg.Binary, doc) {
 		return false
