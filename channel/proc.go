@@ -220,6 +220,7 @@ func (p *proc) deliver(f *Frame, msg *pubsub.Message) {
 // offer hands a broadcast to the channel unless the client's filter drops
 // it, which it reports with false. doc is what filters found in the
 // broadcast's payload, shared by the receivers of one fan-out.
+// hub.deliverLocal has a copy of it inlined.
 func (p *proc) offer(f *Frame, msg *pubsub.Message, doc *payloadDoc) bool {
 	if flt := p.filter.Load(); flt != nil && !flt.pass(msg.Event, msg.Payload, msg.Binary, doc) {
 		return false
