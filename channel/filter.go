@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unique"
 	"weak"
 )
@@ -157,13 +158,17 @@ type Filter struct {
 	// filters, whoever parsed them, have equal keys and share one
 	// evaluation per fan-out.
 	key unique.Handle[string]
+	// shared is set when a second parse of the filter got this one:
+	// only then is its outcome worth remembering in a fan-out.
+	shared atomic.Bool
 }
 
 type filterCond struct {
 	path    string                // as the client wrote it, for String
 	pathKey unique.Handle[string] // path interned: the fan-out looks each path up once
 	keys    []string              // path split at dots
-	vals    []any                 // string, float64, bool or nil
+	vals    []any                 // string, float64, bool or nil, as parsed
+	want    []jsonScalar          // vals, typed for the fan-out's comparisons
 }
 
 // ParseFilter parses a filter given as a JSON object (see Filter) within
@@ -226,6 +231,9 @@ var filters sync.Map // unique.Handle[string] → weak.Pointer[Filter]
 func internFilter(f *Filter) *Filter {
 	if v, ok := filters.Load(f.key); ok {
 		if g := v.(weak.Pointer[Filter]).Value(); g != nil {
+			if !g.shared.Load() {
+				g.shared.Store(true)
+			}
 			return g
 		}
 	}
@@ -330,7 +338,11 @@ func parseWhere(raw json.RawMessage, l FilterLimits) ([]filterCond, error) {
 				return nil, filterErr("where %q: values must be strings, numbers, booleans or null", path)
 			}
 		}
-		conds = append(conds, filterCond{path: path, pathKey: unique.Make(path), keys: keys, vals: vals})
+		want := make([]jsonScalar, len(vals))
+		for i, x := range vals {
+			want[i] = scalarFromValue(x)
+		}
+		conds = append(conds, filterCond{path: path, pathKey: unique.Make(path), keys: keys, vals: vals, want: want})
 	}
 	// A canonical order: String is stable and the cheap (shallow) paths
 	// are tried first.
@@ -398,11 +410,14 @@ func (f *Filter) pass(event string, payload []byte, binary bool, doc *payloadDoc
 	if f == nil {
 		return true
 	}
-	if ok, known := doc.recall(f.key); known {
+	if !f.shared.Load() {
+		return f.decide(event, payload, binary, doc)
+	}
+	if ok, known := doc.recall(f); known {
 		return ok
 	}
 	ok := f.decide(event, payload, binary, doc)
-	doc.remember(f.key, ok)
+	doc.remember(f, ok)
 	return ok
 }
 
@@ -410,7 +425,7 @@ func (f *Filter) decide(event string, payload []byte, binary bool, doc *payloadD
 	if len(f.except) > 0 && slices.Contains(f.except, event) {
 		return false
 	}
-	if isProtocolEvent(event) {
+	if doc.protocolEvent(event) {
 		return true
 	}
 	if f.events != nil && !slices.Contains(f.events, event) {
@@ -434,8 +449,8 @@ func (f *Filter) decide(event string, payload []byte, binary bool, doc *payloadD
 
 // matches reports whether v equals one of the condition's values.
 func (c *filterCond) matches(v *jsonScalar) bool {
-	for _, want := range c.vals {
-		if v.equals(want) {
+	for i := range c.want {
+		if v.equals(&c.want[i]) {
 			return true
 		}
 	}
@@ -448,9 +463,10 @@ func (c *filterCond) matches(v *jsonScalar) bool {
 // by one goroutine, the one fanning the broadcast out, and only for that
 // broadcast.
 type payloadDoc struct {
-	checked bool   // isObj and payload are set
-	isObj   bool   // the payload is valid JSON and an object
-	payload []byte // the payload, once checked
+	protocol uint8  // 0: not known yet; 1: a protocol event; 2: not one
+	checked  bool   // isObj and payload are set
+	isObj    bool   // the payload is valid JSON and an object
+	payload  []byte // the payload, once checked
 
 	// memo holds the outcome of the last few distinct filters checked
 	// against this broadcast: subscribers with equal filters (the usual
@@ -493,23 +509,37 @@ func (d *payloadDoc) field(c *filterCond) (*jsonScalar, bool) {
 // filterMemo is the number of distinct filters a fan-out remembers.
 const filterMemo = 4
 
+// memoEntry is the outcome of a filter. Filters are interned (equal
+// filters are one *Filter), so the pointer identifies the filter, and
+// comparing it needs no load from the Filter.
 type memoEntry struct {
-	key  unique.Handle[string]
+	f    *Filter
 	pass bool
 }
 
-func (d *payloadDoc) recall(key unique.Handle[string]) (pass, known bool) {
+func (d *payloadDoc) recall(f *Filter) (pass, known bool) {
 	for i := range min(d.nmemo, filterMemo) {
-		if d.memo[i].key == key {
+		if d.memo[i].f == f {
 			return d.memo[i].pass, true
 		}
 	}
 	return false, false
 }
 
-func (d *payloadDoc) remember(key unique.Handle[string], pass bool) {
-	d.memo[d.nmemo%filterMemo] = memoEntry{key: key, pass: pass}
+func (d *payloadDoc) remember(f *Filter, pass bool) {
+	d.memo[d.nmemo%filterMemo] = memoEntry{f: f, pass: pass}
 	d.nmemo++
+}
+
+// protocolEvent is isProtocolEvent(event), worked out once per broadcast.
+func (d *payloadDoc) protocolEvent(event string) bool {
+	if d.protocol == 0 {
+		d.protocol = 2
+		if isProtocolEvent(event) {
+			d.protocol = 1
+		}
+	}
+	return d.protocol == 1
 }
 
 // object reports whether payload is valid JSON and an object, checking it

@@ -33,18 +33,38 @@ type jsonScalar struct {
 	b    bool
 }
 
-// equals compares the value with a condition value (a string, float64,
-// bool or nil), as encoding/json would decode it.
-func (v *jsonScalar) equals(want any) bool {
-	switch w := want.(type) {
+// scalarFromValue types a condition value (a string, float64, bool or
+// nil).
+func scalarFromValue(x any) jsonScalar {
+	switch w := x.(type) {
 	case string:
-		return v.kind == jsonString && string(v.str) == w
+		return jsonScalar{kind: jsonString, str: []byte(w)}
 	case float64:
-		return v.kind == jsonNumber && v.num == w
+		return jsonScalar{kind: jsonNumber, num: w}
 	case bool:
-		return v.kind == jsonBool && v.b == w
+		return jsonScalar{kind: jsonBool, b: w}
 	case nil:
-		return v.kind == jsonNull
+		return jsonScalar{kind: jsonNull}
+	}
+	return jsonScalar{} // equals nothing
+}
+
+// equals compares a value found in a payload with a condition value, as
+// encoding/json would decode the first: same JSON type and value. An
+// object or array (jsonOther) equals nothing.
+func (v *jsonScalar) equals(w *jsonScalar) bool {
+	if v.kind != w.kind {
+		return false
+	}
+	switch v.kind {
+	case jsonString:
+		return string(v.str) == string(w.str)
+	case jsonNumber:
+		return v.num == w.num
+	case jsonBool:
+		return v.b == w.b
+	case jsonNull:
+		return true
 	}
 	return false
 }
