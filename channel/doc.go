@@ -104,6 +104,34 @@
 // (Options.MailboxSize) pause that connection's reads; broadcasts to
 // intercepting channels and infos are dropped at a full mailbox and logged.
 //
+// # Client filters
+//
+// A channel can let each client choose which of its broadcasts it wants,
+// as Centrifugo's publication filters do: a channel that implements
+// Filterable has the "filter" join param read for it, e.g. from phoenix.js
+//
+//	socket.channel("prices:all", {filter: {events: ["tick"], where: {symbol: ["BTC", "ETH"], "venue.region": "eu"}}})
+//
+// and the server drops every other broadcast for that client before
+// anything is queued for it: no encoding, no write, no HandleOut, and a
+// count in Stats.Filtered. "events" lists the events wanted, "except"
+// those not wanted, and "where" holds equality conditions on fields of
+// JSON object payloads (dotted paths into nested objects; a list of values
+// means any of them). Protocol events (phx_* and presence_diff) are only
+// dropped when named in "except"; replies and pushes are never filtered;
+// binary payloads are checked against the event rules only. A malformed
+// filter, or one past FilterLimits (32 events, 8 conditions, 16 values per
+// condition, paths 4 deep by default), refuses the join with {"reason":
+// "invalid filter","detail":…}. A channel that is not Filterable ignores
+// the key; one that wants to decide per join calls FilterFromParams and
+// Socket.SetFilter in Join instead, and SetFilter also changes a filter
+// later (say, on a client event). Payloads are not decoded: a broadcast's
+// JSON is checked once per node for all the subscribers whose filters
+// have conditions and the fields they name are found by scanning it, and
+// subscribers with equal filters share one evaluation. Filter has the
+// full rules. Filters save bandwidth and client
+// work; they are not access control.
+//
 // # Shutdown
 //
 // Server.Shutdown refuses new connections and LongPoll sessions (503) and

@@ -48,6 +48,11 @@ type hub struct {
 	_          [64]byte
 	broadcasts atomic.Uint64 // broadcasts that reached a local receiver
 	deliveries atomic.Uint64 // receivers they were handed to
+	// filtered counts the deliveries dropped by clients' filters
+	// (Stats.Filtered); payloadChecks the fan-outs that looked into their
+	// payload for filters (once each, whatever the number of filters).
+	filtered      atomic.Uint64
+	payloadChecks atomic.Uint64
 }
 
 // hubShards is the number of independently locked parts of the hub's map
@@ -186,15 +191,26 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 	}
 	f := newBroadcastFrame(msg)
 	n := 0
+	// doc is what clients' filters found in the payload, shared by the
+	// whole fan-out; it looks only if a filter needs it.
+	var doc payloadDoc
+	var filtered uint64
 	for _, e := range subs {
 		// Nearly every receiver is a proc: asserting the concrete type
 		// is a compare and makes the calls direct, where asserting the
 		// hubSub interface would cost a lookup per receiver.
 		if p, ok := e.(*proc); ok {
-			if msg.From == "" || p.subID() != msg.From {
-				p.deliver(f, msg)
-				n++
+			if msg.From != "" && p.subID() == msg.From {
+				continue
 			}
+			// proc.offer, inlined by hand: a receiver without a filter
+			// pays one load and a compare for filters, not a call.
+			if flt := p.filter.Load(); flt != nil && !flt.pass(msg.Event, msg.Payload, msg.Binary, &doc) {
+				filtered++
+				continue
+			}
+			p.queue(f, msg)
+			n++
 			continue
 		}
 		s := e.(hubSub)
@@ -206,6 +222,12 @@ func (h *hub) deliverLocal(msg *pubsub.Message) {
 	if n > 0 {
 		h.broadcasts.Add(1)
 		h.deliveries.Add(uint64(n))
+	}
+	if filtered > 0 {
+		h.filtered.Add(filtered) // once per fan-out, not per receiver
+	}
+	if doc.checked {
+		h.payloadChecks.Add(1)
 	}
 }
 

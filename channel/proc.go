@@ -35,7 +35,8 @@ type proc struct {
 	term       Terminator  // nil: nothing to call when the channel ends
 	ctx        *procCtx
 
-	state atomic.Uint32 // procJoining → procJoined → procDead
+	filter atomic.Pointer[Filter] // the client's filter of broadcasts; nil: all pass
+	state  atomic.Uint32          // procJoining → procJoined → procDead
 
 	mu        sync.Mutex
 	space     sync.Cond // signaled when the mailbox has room or the proc died; L is &mu
@@ -120,6 +121,13 @@ func (p *proc) final(ctx context.Context, s *Socket, msg *Message) (Reply, error
 	if msg.Event != EventJoin {
 		return p.ch.HandleIn(ctx, s, msg)
 	}
+	if fa, ok := p.ch.(Filterable); ok {
+		f, err := FilterFromParams(msg.Payload, fa.FilterLimits())
+		if err != nil {
+			return ErrorReply(filterRefusal(err)), nil
+		}
+		p.filter.Store(f)
+	}
 	resp, err := p.ch.Join(ctx, s, msg.Payload)
 	if err != nil {
 		var je *JoinError
@@ -203,8 +211,30 @@ func (p *proc) attach() {
 // detach stops fastlane delivery to the proc.
 func (p *proc) detach() { p.conn.srv.hub.remove(p.ctx, p.topic, p) }
 
-// deliver implements hubSub.
+// deliver implements hubSub: offer with a payloadDoc of its own.
 func (p *proc) deliver(f *Frame, msg *pubsub.Message) {
+	var doc payloadDoc
+	if !p.offer(f, msg, &doc) {
+		p.conn.srv.hub.filtered.Add(1)
+	}
+}
+
+// offer hands a broadcast to the channel unless the client's filter drops
+// it, which it reports with false. doc is what filters found in the
+// broadcast's payload, shared by the receivers of one fan-out.
+// hub.deliverLocal has a copy of it inlined.
+func (p *proc) offer(f *Frame, msg *pubsub.Message, doc *payloadDoc) bool {
+	if flt := p.filter.Load(); flt != nil && !flt.pass(msg.Event, msg.Payload, msg.Binary, doc) {
+		return false
+	}
+	p.queue(f, msg)
+	return true
+}
+
+// queue routes a broadcast the filter passed: to the mailbox if
+// intercepted, else onto the connection (behind the join reply while
+// joining).
+func (p *proc) queue(f *Frame, msg *pubsub.Message) {
 	state := p.state.Load()
 	if state == procDead {
 		return

@@ -330,6 +330,7 @@ type Stats struct {
 	SlowClosed   uint64 // connections closed with CloseSlowConsumer
 	Malformed    uint64 // connections closed for malformed frames (1011) or invalid UTF-8 (1007)
 	MailboxDrops uint64 // broadcasts/infos dropped at a full channel mailbox
+	Filtered     uint64 // broadcast deliveries dropped by clients' filters (see Filter)
 	// FramesWritten counts the frames written to WebSocket connections, and
 	// Writes the socket writes that carried them: a busy server sends
 	// several frames of a connection in one write, so Writes < FramesWritten.
@@ -425,6 +426,7 @@ func (s *Server) Stats() Stats {
 		SlowClosed:    s.stats.slowClosed.Load(),
 		Malformed:     s.stats.malformed.Load(),
 		MailboxDrops:  s.stats.mailboxDrops.Load(),
+		Filtered:      s.hub.filtered.Load(),
 		FramesWritten: ws.FramesWritten,
 		Writes:        ws.Writes,
 		BlockedWrites: ws.BlockedWrites,

@@ -45,6 +45,7 @@
 //	pyre_longpoll_sessions                gauge                          open LongPoll sessions
 //	pyre_broadcasts_total                 counter                        broadcasts fanned out to subscribers on this node
 //	pyre_broadcast_deliveries_total       counter                        subscribers they were handed to
+//	pyre_broadcast_filtered_total         counter                        deliveries dropped by clients' broadcast filters
 //	pyre_outbound_queued_bytes            gauge                          bytes queued for clients, not yet written or polled
 //	pyre_channel_joins_total              counter    pattern             successful joins
 //	pyre_channel_join_refusals_total      counter    pattern, reason     refused joins (reasons below)

@@ -56,8 +56,14 @@ func (r *room) HandleIn(_ context.Context, _ *channel.Socket, msg *channel.Messa
 	return channel.NoReply, channel.ErrUnhandled
 }
 
+// feed is room with client broadcast filters (channel.Filterable).
+type feed struct{ room }
+
+func (*feed) FilterLimits() *channel.FilterLimits { return nil }
+
 func newRouter() *channel.Router {
 	r := channel.NewRouter()
+	r.Handle("feed:*", func() channel.Channel { return &feed{} })
 	r.Handle("room:*", func() channel.Channel { return &room{} })
 	r.Handle("lobby", func() channel.Channel { return &room{} })
 	return r

@@ -90,7 +90,7 @@ type Metrics struct {
 	// Read from the Server at scrape time.
 	connections, accepted, refused, slowClosed, malformed, mailboxDrops *prometheus.Desc
 	framesWritten, writes, blockedWrites, lpSessions                    *prometheus.Desc
-	broadcasts, deliveries, queuedBytes                                 *prometheus.Desc
+	broadcasts, deliveries, filtered, queuedBytes                       *prometheus.Desc
 	publishErrors, reconnects, psConnected, breakerState                *prometheus.Desc
 
 	// Counted by the Observer.
@@ -171,6 +171,7 @@ func New(srv *channel.Server, opts *Options) (*Metrics, error) {
 	m.lpSessions = desc("longpoll_sessions", "Open LongPoll sessions.")
 	m.broadcasts = desc("broadcasts_total", "Broadcasts fanned out to subscribers on this node.")
 	m.deliveries = desc("broadcast_deliveries_total", "Subscribers the broadcasts were handed to.")
+	m.filtered = desc("broadcast_filtered_total", "Deliveries dropped by the clients' broadcast filters (channel.Filter).")
 	m.queuedBytes = desc("outbound_queued_bytes", "Outbound bytes queued on the connections, not yet written or polled.")
 	m.publishErrors = desc("pubsub_publish_errors_total", "Broadcasts whose publish to the broker failed.")
 	m.reconnects = desc("pubsub_reconnects_total", "Connections to the broker re-established after a loss.")
@@ -214,7 +215,7 @@ func (m *Metrics) Close() {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.connections, m.accepted, m.refused, m.slowClosed, m.malformed,
 		m.mailboxDrops, m.framesWritten, m.writes, m.blockedWrites, m.lpSessions, m.broadcasts, m.deliveries,
-		m.queuedBytes, m.publishErrors, m.reconnects, m.psConnected, m.breakerState} {
+		m.filtered, m.queuedBytes, m.publishErrors, m.reconnects, m.psConnected, m.breakerState} {
 		ch <- d
 	}
 	m.joins.Describe(ch)
@@ -248,6 +249,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.lpSessions, float64(st.LongPollSessions))
 	counter(m.broadcasts, st.Broadcasts)
 	counter(m.deliveries, st.Deliveries)
+	counter(m.filtered, st.Filtered)
 	gauge(m.queuedBytes, float64(m.srv.QueuedBytes()))
 	if m.brokers != nil {
 		bs := m.brokers.BrokerStats()

@@ -264,6 +264,30 @@ func (c *longPollClient) post(line string) {
 
 func (c *longPollClient) poll() string { return c.do(http.MethodGet, "") }
 
+// A broadcast a client's filter drops is counted in
+// pyre_broadcast_filtered_total, not in the deliveries.
+func TestFilteredBroadcastsAreCounted(t *testing.T) {
+	e, _ := newEndpoint(t, &channel.Options{}, nil)
+	a, b := e.dial(t), e.dial(t)
+	require.Equal(t, "ok", a.join("feed:1", map[string]any{"filter": map[string]any{"events": []string{"keep"}}}))
+	require.Equal(t, "ok", b.join("feed:1", nil))
+	wait(t, e.joined, 2)
+
+	require.NoError(t, e.srv.Broadcast(context.Background(), "feed:1", "drop", map[string]int{"i": 1}))
+	require.NoError(t, e.srv.Broadcast(context.Background(), "feed:1", "keep", map[string]int{"i": 2}))
+	e.compare(t, `
+# HELP pyre_broadcasts_total Broadcasts fanned out to subscribers on this node.
+# TYPE pyre_broadcasts_total counter
+pyre_broadcasts_total 2
+# HELP pyre_broadcast_deliveries_total Subscribers the broadcasts were handed to.
+# TYPE pyre_broadcast_deliveries_total counter
+pyre_broadcast_deliveries_total 3
+# HELP pyre_broadcast_filtered_total Deliveries dropped by the clients' broadcast filters (channel.Filter).
+# TYPE pyre_broadcast_filtered_total counter
+pyre_broadcast_filtered_total 1
+`, "pyre_broadcasts_total", "pyre_broadcast_deliveries_total", "pyre_broadcast_filtered_total")
+}
+
 func TestBreakerStateIsOneHot(t *testing.T) {
 	breakers := fallback.NewRegistry(&fallback.BreakerOptions{FailureThreshold: 1, Logger: slog.New(slog.DiscardHandler)})
 	e, _ := newEndpoint(t, &channel.Options{Breakers: breakers}, nil)
