@@ -98,6 +98,9 @@ bench-load:
 	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 5 -wait-idle 80 -write-delay 50ms
 	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 12 -reps 3 -wait-idle 80
 	$(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 5 -reps 1 -wait-idle 80
+	for pair in 1 2 3; do for p in 0 50; do \
+	  $(BIN)/pyrebench fanout -pin -n 10000 -size 128 -rate 24 -reps 1 -wait-idle 80 -filter-pct $$p || exit 1; \
+	done; done
 	$(BIN)/pyrebench rpc -pin -n 1000 -seconds 10 -reps 3 -wait-idle 80
 	$(BIN)/pyrebench slow -n 1000 -stalled-pct 1 -rate 50 -size 8192 -seconds 20 -reps 3 -wait-idle 80
 

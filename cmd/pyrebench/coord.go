@@ -42,6 +42,8 @@ type options struct {
 	rate, seconds, size            int
 	stalled                        int
 	stalledPct                     float64
+	filterPct                      float64 // fanout: subscribers that join with filterJoinPayload, in percent of -n
+	filterSet                      bool    // -filter-pct was given (even 0): the row has the filter columns
 	stallRcvBuf                    int
 	maxQueueBytes                  int
 	compression                    bool
@@ -108,6 +110,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.size, "size", def.size, "fanout/slow: payload bytes")
 	fs.IntVar(&o.stalled, "stalled", -1, "slow: clients that stop reading (default: -stalled-pct of -n)")
 	fs.Float64Var(&o.stalledPct, "stalled-pct", 1, "slow: stalled clients in percent of -n when -stalled is not given")
+	fs.Float64Var(&o.filterPct, "filter-pct", 0, `fanout: subscribers, in percent of -n, that join with the filter {"events":["msg"]} while the server sends every other broadcast as event "odd": they get half of the broadcasts, and the run expects that many (0: no filters, every broadcast is "msg"; pyre only; a -url server must run with -odd-event odd)`)
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
 	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: write at once)")
@@ -122,6 +125,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.filterSet = o.filterSet || f.Name == "filter-pct" })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -153,6 +157,14 @@ func parseOptions(mode string, args []string) (*options, error) {
 		if o.rate < 1 || o.rate > 100_000 || o.seconds < 1 || o.seconds > 600 || o.size < 32 || o.size > 1<<20 {
 			return nil, errors.New("-rate 1..100000, -seconds 1..600 and -size 32..1048576 (the /publish contract)")
 		}
+	}
+	switch {
+	case o.filterPct < 0 || o.filterPct > 100:
+		return nil, errors.New("-filter-pct must be 0..100")
+	case o.filterPct > 0 && mode != "fanout":
+		return nil, errors.New("-filter-pct: fanout only")
+	case o.filterPct > 0 && o.server != "pyre":
+		return nil, errors.New("-filter-pct: pyre only (the anchor has no client filters)")
 	}
 	if o.clientDeflate && o.compression && (mode == "fanout" || mode == "slow") && o.size >= 512 {
 		return nil, errors.New("-client-deflate cannot inflate: with -compression, -size must be below 512")
@@ -339,6 +351,9 @@ func (o *options) startTarget(tag string) (*target, error) {
 	if o.writeDelay > 0 {
 		args = append(args, "-write-delay", o.writeDelay.String())
 	}
+	if o.filterPct > 0 {
+		args = append(args, "-odd-event", oddEvent)
+	}
 	if o.server == "centrifuge" {
 		exe = o.anchorBin
 		args = []string{"-addr", "127.0.0.1:0", "-broker", o.pubsub}
@@ -482,13 +497,20 @@ func (cs *clients) byNode(sts []workerStat) []workerStat {
 	return out
 }
 
+// filtering returns how many of n subscribers join with a filter: o.filterPct
+// percent, rounded.
+func (o *options) filtering(n int) int {
+	return int(float64(n)*o.filterPct/100 + 0.5)
+}
+
 // startClients starts the worker processes for n connections (stalled of
-// them stop reading) and waits until every process reported "ready". With
+// them stop reading, o.filtering(n) join with filterJoin) and waits until every process reported "ready". With
 // several targets (nodes) the processes are spread evenly over them:
 // process p connects to ts[p % len(ts)].
 func (o *options) startClients(ts []*target, n, stalled int) (*clients, error) {
 	procs := (n + o.perProc - 1) / o.perProc
 	procs = (procs + len(ts) - 1) / len(ts) * len(ts)
+	filtered := o.filtering(n)
 	base := rand.IntN(253 * 200) // fresh source addresses each run: no TIME_WAIT from the last one
 	cs := &clients{nodes: len(ts)}
 	cpus := ""
@@ -500,6 +522,7 @@ func (o *options) startClients(ts []*target, n, stalled int) (*clients, error) {
 			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll,
 			N:               n/procs + b2i(p < n%procs),
 			Stalled:         stalled/procs + b2i(p < stalled%procs),
+			Filtered:        filtered/procs + b2i(p < filtered%procs),
 			DialConcurrency: o.dialConc,
 			ConnTimeout:     o.connTimeout, ConnectTimeout: o.connectTimeout,
 			Heartbeat: o.heartbeat, ReadBuf: o.readBuf, StallRcvBuf: o.stallRcvBuf,
@@ -605,6 +628,8 @@ func sumStats(sts []workerStat) workerStat {
 		s.ChanEvents += x.ChanEvents
 		s.Other += x.Other
 		s.StalledLive += x.StalledLive
+		s.ReadyFiltered += x.ReadyFiltered
+		s.FilterLeaks += x.FilterLeaks
 		s.Drained += x.Drained
 		s.CPUUserS += x.CPUUserS
 		s.CPUSysS += x.CPUSysS

@@ -10,7 +10,9 @@
 //	                          the limit that stopped the run
 //	pyrebench fanout [flags]  N subscribers of one topic, R broadcasts/s:
 //	                          deliveries/s, latency p50/p99/p99.9, server CPU
-//	                          seconds per million deliveries
+//	                          seconds per million deliveries; with
+//	                          -filter-pct P, P % of them filter out every
+//	                          other broadcast
 //	pyrebench rpc    [flags]  N clients in a push/reply loop: round trips/s and
 //	                          latency percentiles
 //	pyrebench report FILE...  markdown tables of interleaved runs (-json with

@@ -54,3 +54,47 @@ func TestPlacementNamesWhereThingsRan(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "unpinned", o.placement())
 }
+
+func TestParseOptionsFilterPct(t *testing.T) {
+	o, err := parseOptions("fanout", nil)
+	require.NoError(t, err)
+	assert.Zero(t, o.filterPct)
+	assert.False(t, o.filterSet, "no filter columns")
+	assert.Zero(t, o.filtering(10000))
+	o, err = parseOptions("fanout", []string{"-filter-pct", "0"})
+	require.NoError(t, err)
+	assert.True(t, o.filterSet, "the baseline of a filter comparison has the same columns")
+	assert.Zero(t, o.filtering(10000))
+
+	o, err = parseOptions("fanout", []string{"-filter-pct", "50", "-n", "10001"})
+	require.NoError(t, err)
+	assert.Equal(t, 50.0, o.filterPct)
+	assert.Equal(t, 5001, o.filtering(o.n), "rounded")
+	o, err = parseOptions("fanout", []string{"-filter-pct", "100"})
+	require.NoError(t, err)
+	assert.Equal(t, o.n, o.filtering(o.n))
+
+	for _, c := range []struct {
+		mode string
+		args []string
+	}{
+		{"fanout", []string{"-filter-pct", "-1"}},
+		{"fanout", []string{"-filter-pct", "101"}},
+		{"rpc", []string{"-filter-pct", "50"}},
+		{"slow", []string{"-filter-pct", "50"}},
+		{"fanout", []string{"-filter-pct", "50", "-server", "centrifuge", "-anchor", "/x/anchor"}},
+	} {
+		_, err := parseOptions(c.mode, c.args)
+		assert.Error(t, err, "%s %v", c.mode, c.args)
+	}
+}
+
+func TestExpectedDeliveries(t *testing.T) {
+	// Seq 0..239 published: 120 even, 120 odd.
+	assert.Equal(t, int64(240*10000), expectedDeliveries(240, 10000, 0))
+	assert.Equal(t, int64(240*5000+120*5000), expectedDeliveries(240, 10000, 5000))
+	// Seq 0..4: 0, 2 and 4 reach the filtering ones.
+	assert.Equal(t, int64(5*2+3*4), expectedDeliveries(5, 6, 4))
+	assert.Equal(t, int64(3*6), expectedDeliveries(5, 6, 6))
+	assert.Zero(t, expectedDeliveries(0, 6, 3))
+}

@@ -19,11 +19,46 @@ var (
 	markStatusOK   = []byte(`"status":"ok"`)
 )
 
+// The fanout -filter-pct runs: the server (pyre-bench-server -odd-event
+// odd) sends the broadcasts with an odd seq as oddEvent, the others as
+// filterEvent, and a filtering subscriber joins with filterJoinPayload, so
+// that it gets the broadcasts of even seq only.
+const (
+	filterEvent       = "msg"
+	oddEvent          = "odd" // as long as filterEvent: frames keep their size
+	filterJoinPayload = `{"filter":{"events":["` + filterEvent + `"]}}`
+)
+
 // appendJoin appends ["1","1",topic,"phx_join",{}]; topic is JSON-encoded.
 func appendJoin(dst, topicJSON []byte) []byte {
+	return appendJoinWith(dst, topicJSON, "{}")
+}
+
+// appendJoinWith appends ["1","1",topic,"phx_join",payload]; topic and
+// payload are JSON.
+func appendJoinWith(dst, topicJSON []byte, payload string) []byte {
 	dst = append(dst, `["1","1",`...)
 	dst = append(dst, topicJSON...)
-	return append(dst, `,"phx_join",{}]`...)
+	dst = append(dst, `,"phx_join",`...)
+	dst = append(dst, payload...)
+	return append(dst, ']')
+}
+
+// pushEventIs reports whether msg, a push frame (kindPush) on topicJSON,
+// carries event (a plain name, no characters JSON escapes).
+func pushEventIs(msg, topicJSON []byte, event string) bool {
+	rest, ok := bytes.CutPrefix(msg, prefixPush)
+	if !ok {
+		return false
+	}
+	if rest, ok = bytes.CutPrefix(rest, topicJSON); !ok {
+		return false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"`)); !ok {
+		return false
+	}
+	rest, ok = bytes.CutPrefix(rest, []byte(event))
+	return ok && len(rest) > 0 && rest[0] == '"'
 }
 
 // appendHeartbeat appends [null,"ref","phoenix","heartbeat",{}].

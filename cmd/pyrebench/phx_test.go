@@ -11,7 +11,9 @@ import (
 func TestOutgoingFramesAreValidPhoenixV2(t *testing.T) {
 	topic, _ := json.Marshal("room:bench")
 	for raw, want := range map[string][]any{
-		string(appendJoin(nil, topic)):                         {"1", "1", "room:bench", "phx_join", map[string]any{}},
+		string(appendJoin(nil, topic)): {"1", "1", "room:bench", "phx_join", map[string]any{}},
+		string(appendJoinWith(nil, topic, filterJoinPayload)): {"1", "1", "room:bench", "phx_join",
+			map[string]any{"filter": map[string]any{"events": []any{"msg"}}}},
 		string(appendHeartbeat(nil, 42)):                       {nil, "42", "phoenix", "heartbeat", map[string]any{}},
 		string(appendEcho(nil, topic, 7, 1764000000123456789)): {"1", "7", "room:bench", "echo", map[string]any{"ts": json.Number("1764000000123456789")}},
 	} {
@@ -61,4 +63,17 @@ func TestTSOf(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = tsOf([]byte(`{"ts":9999999999999999999}`)) // above MaxInt64
 	assert.False(t, ok)
+}
+
+func TestPushEventIs(t *testing.T) {
+	topic, _ := json.Marshal("room:bench")
+	msg := []byte(`[null,null,"room:bench","msg",{"ts":1,"seq":0,"pad":"x"}]`)
+	odd := []byte(`[null,null,"room:bench","odd",{"ts":1,"seq":1,"pad":"x"}]`)
+	assert.True(t, pushEventIs(msg, topic, "msg"))
+	assert.False(t, pushEventIs(odd, topic, "msg"))
+	assert.True(t, pushEventIs(odd, topic, "odd"))
+	assert.False(t, pushEventIs([]byte(`[null,null,"room:bench","msgx",{}]`), topic, "msg"), "a longer name")
+	assert.False(t, pushEventIs([]byte(`[null,null,"room:other","msg",{}]`), topic, "msg"), "another topic")
+	assert.False(t, pushEventIs([]byte(`["1","1","room:bench","msg",{}]`), topic, "msg"), "not a broadcast")
+	assert.Len(t, oddEvent, len(filterEvent), "frames of both events have the same size")
 }

@@ -37,6 +37,18 @@ var tables = map[string]table{
 		{"server_rss_mb", "server RSS MB", 0},
 		{"stop", "stop", -1},
 	},
+	"fanout-filter": {
+		{"subs", "subs", 0}, {"filtering", "of which filter", 0}, {"rate", "msg/s asked", 0},
+		{"pub_rate", "msg/s published", 1},
+		{"expected", "deliveries expected", 0}, {"deliveries_per_s", "**deliveries/s**", 0},
+		{"p50_ms", "p50 ms", 1}, {"p99_ms", "p99 ms", 1}, {"p999_ms", "p99.9 ms", 1}, {"max_ms", "max ms", 1},
+		{"lost", "lost", 0}, {"dropped", "dropped", 0},
+		{"server_cpu_pct", "server CPU %", 0}, {"client_cpu_pct", "client CPU %", 0},
+		{"others_cpu_pct", "other processes CPU %", 0},
+		{"server_cpu_s_per_m", "**server CPU s/M deliv**", 2}, {"frames_per_write", "frames/write", 2},
+		{"server_filtered", "server Stats.Filtered", 0}, {"filter_leaks", "filter leaks", 0},
+		{"stop", "stop", -1},
+	},
 	"fanout-nodes": {
 		{"subs", "subs", 0}, {"rate", "msg/s asked", 0}, {"pub_rate", "msg/s published", 1},
 		{"deliveries_per_s", "**deliveries/s**", 0},
@@ -89,6 +101,8 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 	tbl := tables[mode]
 	if mode == "fanout" && o.nodes > 1 {
 		tbl = tables["fanout-nodes"]
+	} else if mode == "fanout" && o.filterSet {
+		tbl = tables["fanout-filter"]
 	}
 	fmt.Println(machineLine(o))
 	fmt.Print(tbl.header())
@@ -316,7 +330,8 @@ func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]
 	defer cs.stop()
 	agg := sumStats(cs.ready)
 	subs := agg.Ready - agg.StalledLive
-	o.logf("%s r%d: %d fast + %d stalled joined, %d failed", o.mode, rep, subs, agg.StalledLive, agg.Failed)
+	filtering := agg.ReadyFiltered
+	o.logf("%s r%d: %d fast (%d filtering) + %d stalled joined, %d failed", o.mode, rep, subs, filtering, agg.StalledLive, agg.Failed)
 	if subs <= 0 {
 		return nil, fmt.Errorf("no subscriber joined: %s", agg.FirstErr)
 	}
@@ -391,7 +406,7 @@ loop:
 			if out.err != nil {
 				return nil, out.err
 			}
-			expected = int64(out.res.Published) * subs
+			expected = expectedDeliveries(out.res.Published, subs, filtering)
 		case <-tick.C:
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -498,6 +513,19 @@ loop:
 		"stalled":          float64(stalled),
 		"hb_missed":        float64(fin.HBMissed),
 	}
+	if o.filterSet {
+		r["filter_pct"] = o.filterPct
+		r["filtering"] = float64(filtering)
+		r["filter_leaks"] = float64(fin.FilterLeaks)
+		var f float64
+		for i := range ts {
+			f += ctr1[i]["filtered"] - ctr0[i]["filtered"]
+		}
+		r["server_filtered"] = f
+		if len(ctr0[0]) == 0 || len(ctr1[0]) == 0 {
+			r["server_filtered"] = math.NaN()
+		}
+	}
 	if len(ts) > 1 || o.pubsub != "memory" {
 		worst, cpuMax := math.NaN(), math.NaN()
 		for i := range ts {
@@ -550,6 +578,17 @@ loop:
 		}
 	}
 	return r, nil
+}
+
+// expectedDeliveries is what subs subscribers should get of published
+// broadcasts when filtering of them keep only those of even seq (the
+// broadcasts of a -filter-pct run, sent as event "msg"; the odd ones are
+// "odd"). The publisher numbers its slots from 0 and publishes them in
+// order, so the even seq among published are (published+1)/2 — exactly, as
+// long as no publish failed (a failed one leaves a gap in the seq; the row
+// then shows it under "lost", and the publish result counts it in errors).
+func expectedDeliveries(published int, subs, filtering int64) int64 {
+	return int64(published)*(subs-filtering) + int64((published+1)/2)*filtering
 }
 
 // memAll reads every target's /debug/mem.

@@ -35,8 +35,9 @@ type workerConfig struct {
 	URL             string        `json:"url"` // ws://host/socket/websocket?vsn=2.0.0
 	Topic           string        `json:"topic"`
 	N               int           `json:"n"`
-	Stalled         int           `json:"stalled"` // the first Stalled connections stop reading after the join
-	Src             []string      `json:"src"`     // source addresses, used round robin
+	Stalled         int           `json:"stalled"`            // the first Stalled connections stop reading after the join
+	Filtered        int           `json:"filtered,omitempty"` // the last Filtered connections join with filterJoinPayload (phoenix; Stalled+Filtered <= N)
+	Src             []string      `json:"src"`                // source addresses, used round robin
 	DialConcurrency int           `json:"dial_concurrency"`
 	ConnTimeout     time.Duration `json:"conn_timeout"`    // dial + upgrade + join of one connection
 	ConnectTimeout  time.Duration `json:"connect_timeout"` // the whole connect phase
@@ -71,35 +72,37 @@ type command struct {
 // workerStat is a worker's answer; the first line it prints (ev "ready")
 // has the same shape.
 type workerStat struct {
-	Ev          string           `json:"ev"`
-	ID          int              `json:"id"`
-	PID         int              `json:"pid"`
-	Ready       int64            `json:"ready"`
-	Failed      int64            `json:"failed"`
-	NotTried    int64            `json:"not_tried"`
-	Dropped     int64            `json:"dropped"`
-	ConnectS    float64          `json:"connect_s"`
-	Delivered   int64            `json:"delivered"`
-	LastNs      int64            `json:"last_ns"`
-	RPCDone     int64            `json:"rpc_done"`
-	RPCErrors   int64            `json:"rpc_errors"`
-	RPCInFlight int64            `json:"rpc_in_flight"`
-	HBSent      int64            `json:"hb_sent"`
-	HBMissed    int64            `json:"hb_missed"`
-	ChanEvents  int64            `json:"chan_events"`
-	Other       int64            `json:"other"`
-	StalledLive int64            `json:"stalled_live"`
-	Drained     int64            `json:"drained"`
-	Errors      map[string]int64 `json:"errors,omitempty"` // connect failures by class
-	Drops       map[string]int64 `json:"drops,omitempty"`  // fast connections lost after the join, by class
-	StalledEnds map[string]int64 `json:"stalled_ends,omitempty"`
-	FirstErr    string           `json:"first_error,omitempty"`
-	CPUUserS    float64          `json:"cpu_user_s"`
-	CPUSysS     float64          `json:"cpu_sys_s"`
-	RSSKB       int64            `json:"rss_kb"`
-	Lat         *hist.Snapshot   `json:"lat,omitempty"`
-	RTT         *hist.Snapshot   `json:"rtt,omitempty"`
-	Err         string           `json:"err,omitempty"`
+	Ev            string           `json:"ev"`
+	ID            int              `json:"id"`
+	PID           int              `json:"pid"`
+	Ready         int64            `json:"ready"`
+	Failed        int64            `json:"failed"`
+	NotTried      int64            `json:"not_tried"`
+	Dropped       int64            `json:"dropped"`
+	ConnectS      float64          `json:"connect_s"`
+	Delivered     int64            `json:"delivered"`
+	LastNs        int64            `json:"last_ns"`
+	RPCDone       int64            `json:"rpc_done"`
+	RPCErrors     int64            `json:"rpc_errors"`
+	RPCInFlight   int64            `json:"rpc_in_flight"`
+	HBSent        int64            `json:"hb_sent"`
+	HBMissed      int64            `json:"hb_missed"`
+	ChanEvents    int64            `json:"chan_events"`
+	Other         int64            `json:"other"`
+	StalledLive   int64            `json:"stalled_live"`
+	ReadyFiltered int64            `json:"ready_filtered,omitempty"` // joined with filterJoinPayload
+	FilterLeaks   int64            `json:"filter_leaks,omitempty"`   // broadcasts those got whose event was not filterEvent
+	Drained       int64            `json:"drained"`
+	Errors        map[string]int64 `json:"errors,omitempty"` // connect failures by class
+	Drops         map[string]int64 `json:"drops,omitempty"`  // fast connections lost after the join, by class
+	StalledEnds   map[string]int64 `json:"stalled_ends,omitempty"`
+	FirstErr      string           `json:"first_error,omitempty"`
+	CPUUserS      float64          `json:"cpu_user_s"`
+	CPUSysS       float64          `json:"cpu_sys_s"`
+	RSSKB         int64            `json:"rss_kb"`
+	Lat           *hist.Snapshot   `json:"lat,omitempty"`
+	RTT           *hist.Snapshot   `json:"rtt,omitempty"`
+	Err           string           `json:"err,omitempty"`
 }
 
 type worker struct {
@@ -109,6 +112,7 @@ type worker struct {
 	requestURI string
 	topicJSON  []byte
 	joinFrame  []byte
+	joinFilter []byte // join frame of the filtering connections
 
 	conns []*wconn
 	sem   chan struct{}
@@ -126,6 +130,7 @@ type worker struct {
 	rpcDone, rpcErrors                  atomic.Int64
 	hbSent, hbMissed, chanEvents, other atomic.Int64
 	stalledLive, drained                atomic.Int64
+	readyFiltered, filterLeaks          atomic.Int64
 	rpcUntil                            atomic.Int64 // unix nanos; 0 when no rpc run
 	t0                                  time.Time
 	lastReady                           atomic.Int64
@@ -139,11 +144,12 @@ type worker struct {
 
 // wconn is one connection; its goroutine (runConn) owns it.
 type wconn struct {
-	w       *worker
-	id      int
-	stalled bool
-	nc      net.Conn // set under w.mu
-	ws      *wsc.Conn
+	w        *worker
+	id       int
+	stalled  bool
+	filtered bool     // joins with filterJoinPayload
+	nc       net.Conn // set under w.mu
+	ws       *wsc.Conn
 
 	ref       atomic.Int64 // Phoenix message ref counter (join is 1)
 	hbPending atomic.Int64 // ref of the unanswered heartbeat, 0 if none
@@ -173,8 +179,11 @@ func newWorker(cfg workerConfig) (*worker, error) {
 	if cfg.Proto != "" && cfg.Proto != protoPhoenix && cfg.Proto != protoCentrifuge {
 		return nil, fmt.Errorf("bad worker config: unknown protocol %q", cfg.Proto)
 	}
-	if cfg.N < 1 || cfg.Stalled < 0 || cfg.Stalled > cfg.N || len(cfg.Src) == 0 {
-		return nil, errors.New("bad worker config: need n >= 1, 0 <= stalled <= n, source addresses")
+	if cfg.N < 1 || cfg.Stalled < 0 || cfg.Filtered < 0 || cfg.Stalled+cfg.Filtered > cfg.N || len(cfg.Src) == 0 {
+		return nil, errors.New("bad worker config: need n >= 1, 0 <= stalled, 0 <= filtered, stalled + filtered <= n, source addresses")
+	}
+	if cfg.Filtered > 0 && cfg.Proto == protoCentrifuge {
+		return nil, errors.New("bad worker config: filtered connections need the phoenix protocol")
 	}
 	port := u.Port()
 	if port == "" {
@@ -188,6 +197,7 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		requestURI:  u.RequestURI(),
 		topicJSON:   topicJSON,
 		joinFrame:   appendJoin(nil, topicJSON),
+		joinFilter:  appendJoinWith(nil, topicJSON, filterJoinPayload),
 		conns:       make([]*wconn, cfg.N),
 		sem:         make(chan struct{}, max(cfg.DialConcurrency, 1)),
 		quit:        make(chan struct{}),
@@ -199,7 +209,7 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		stalledEnds: map[string]int64{},
 	}
 	for i := range w.conns {
-		w.conns[i] = &wconn{w: w, id: i, stalled: i < cfg.Stalled}
+		w.conns[i] = &wconn{w: w, id: i, stalled: i < cfg.Stalled, filtered: i >= cfg.N-cfg.Filtered}
 	}
 	return w, nil
 }
@@ -431,13 +441,16 @@ func (w *worker) runConn(c *wconn) {
 			fail(err)
 			return
 		}
-	} else if err := w.phxJoin(ws); err != nil {
+	} else if err := w.phxJoin(ws, c.filtered); err != nil {
 		fail(err)
 		return
 	}
 	now := time.Now()
 	if c.stalled {
 		w.stalledLive.Add(1)
+	}
+	if c.filtered {
+		w.readyFiltered.Add(1)
 	}
 	c.joined.Store(true)
 	w.ready.Add(1)
@@ -461,9 +474,14 @@ func (w *worker) runConn(c *wconn) {
 	w.connEnded(c, w.readLoop(c))
 }
 
-// phxJoin joins the Phoenix topic on a fresh connection.
-func (w *worker) phxJoin(ws *wsc.Conn) error {
-	if err := ws.WriteMessage(wsc.OpText, w.joinFrame); err != nil {
+// phxJoin joins the Phoenix topic on a fresh connection, with
+// filterJoinPayload when filtered.
+func (w *worker) phxJoin(ws *wsc.Conn, filtered bool) error {
+	frame := w.joinFrame
+	if filtered {
+		frame = w.joinFilter
+	}
+	if err := ws.WriteMessage(wsc.OpText, frame); err != nil {
 		return err
 	}
 	for {
@@ -546,6 +564,9 @@ func (w *worker) handleMessage(c *wconn, msg []byte) error {
 		if c.stalled {
 			w.drained.Add(1)
 			return nil
+		}
+		if c.filtered && !pushEventIs(msg, w.topicJSON, filterEvent) {
+			w.filterLeaks.Add(1)
 		}
 		now := time.Now().UnixNano()
 		w.lat.Record(now - ts)
@@ -635,6 +656,7 @@ func (w *worker) stat(ev string, full bool) workerStat {
 		HBSent: w.hbSent.Load(), HBMissed: w.hbMissed.Load(),
 		ChanEvents: w.chanEvents.Load(), Other: w.other.Load(),
 		StalledLive: w.stalledLive.Load(), Drained: w.drained.Load(),
+		ReadyFiltered: w.readyFiltered.Load(), FilterLeaks: w.filterLeaks.Load(),
 		RSSKB: procStatusKB("self", "VmRSS"),
 	}
 	if lr := w.lastReady.Load(); lr > 0 {

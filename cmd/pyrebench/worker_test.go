@@ -147,6 +147,40 @@ func testWorkerFanoutRPCAndHeartbeats(t *testing.T, mode string) {
 	assert.Equal(t, "bye", bye.Ev)
 }
 
+// The last cfg.Filtered connections join with {"filter":{"events":["msg"]}}
+// against a server that sends odd seq as "odd": they get the even half, and
+// the total is what the coordinator's expectedDeliveries predicts.
+func TestWorkerFilteredSubscribers(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) { testWorkerFilteredSubscribers(t, mode) })
+	}
+}
+
+func testWorkerFilteredSubscribers(t *testing.T, mode string) {
+	srv, base := newBench(t, benchserver.Config{OddEvent: oddEvent})
+	cfg := baseConfig(base, 6)
+	cfg.IO = mode
+	cfg.Filtered = 2
+	h, ready := startWorker(t, cfg)
+	require.Equal(t, int64(6), ready.Ready, ready.FirstErr)
+	assert.Equal(t, int64(2), ready.ReadyFiltered)
+
+	res := publish(t, base, 25, 1, 128)
+	require.Positive(t, res.Published)
+	require.Zero(t, res.Errors)
+	want := expectedDeliveries(res.Published, 6, 2)
+	require.Less(t, want, 6*int64(res.Published))
+	h.waitStat(func(s workerStat) bool { return s.Delivered >= want })
+	// The server counted every drop at fan-out, before the last broadcast
+	// reached the unfiltered clients, so nothing more is on its way.
+	assert.Equal(t, uint64(2*(res.Published/2)), srv.Pyre().Stats().Filtered)
+	st := h.do(command{Cmd: "report"})
+	assert.Equal(t, want, st.Delivered)
+	assert.Zero(t, st.FilterLeaks)
+	assert.Zero(t, st.Dropped)
+	assert.Equal(t, uint64(want), st.Lat.Total)
+}
+
 func TestWorkerStalledClientIsClosedWithSlowConsumer(t *testing.T) {
 	for _, mode := range ioModes {
 		t.Run(mode, func(t *testing.T) { testWorkerStalledClient(t, mode) })

@@ -274,3 +274,74 @@ func TestPublishRefusesCrossOrigin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, post(http.Header{}), "no Origin")
 	assert.Equal(t, http.StatusOK, post(http.Header{"Origin": {hs.URL}}), "same origin")
 }
+
+// With Config.OddEvent the odd seq go out under that event, so a client
+// that joins with {"filter":{"events":["msg"]}} gets the even half; the
+// room is Filterable, and /debug/mem counts what the filter dropped.
+func TestOddEventAndClientFilter(t *testing.T) {
+	s := New(Config{OddEvent: "odd"})
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func(join string) (*websocket.Conn, func() []any) {
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket/websocket?vsn=2.0.0", nil)
+		require.NoError(t, err)
+		read := func() []any {
+			_, b, err := ws.Read(ctx)
+			require.NoError(t, err)
+			var v []any
+			require.NoError(t, json.Unmarshal(b, &v), string(b))
+			require.Len(t, v, 5)
+			return v
+		}
+		require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte(join)))
+		assert.Equal(t, map[string]any{"status": "ok", "response": map[string]any{}}, read()[4], join)
+		return ws, read
+	}
+	all, readAll := dial(`["1","1","room:bench","phx_join",{}]`)
+	defer all.CloseNow()
+	half, readHalf := dial(`["1","1","room:bench","phx_join",{"filter":{"events":["msg"]}}]`)
+	defer half.CloseNow()
+
+	resp, err := http.Post(hs.URL+"/publish?channel=room:bench&rate=20&seconds=1&size=100", "text/plain", nil)
+	require.NoError(t, err)
+	var res PublishResult
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	resp.Body.Close()
+	require.Equal(t, 20, res.Published, "%+v", res)
+
+	for i := range 20 {
+		v := readAll()
+		want := "msg"
+		if i%2 == 1 {
+			want = "odd"
+		}
+		assert.Equal(t, []any{nil, nil, "room:bench", want}, v[:4], "seq %d", i)
+		assert.Equal(t, float64(i), v[4].(map[string]any)["seq"])
+	}
+	for i := range 10 {
+		v := readHalf()
+		assert.Equal(t, []any{nil, nil, "room:bench", "msg"}, v[:4])
+		assert.Equal(t, float64(2*i), v[4].(map[string]any)["seq"])
+	}
+	// Every broadcast was fanned out before the unfiltered client got the
+	// last one: a leaked odd one would come before this reply.
+	require.NoError(t, half.Write(ctx, websocket.MessageText, []byte(`["1","2","room:bench","echo",{}]`)))
+	assert.Equal(t, "phx_reply", readHalf()[3])
+
+	resp, err = http.Get(hs.URL + "/debug/mem")
+	require.NoError(t, err)
+	var mem map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&mem))
+	resp.Body.Close()
+	assert.Equal(t, 10.0, mem["filtered"])
+}
+
+func TestSeqOf(t *testing.T) {
+	assert.Equal(t, int64(42), seqOf(AppendPayload(nil, 1764000000123456789, 42, 128)))
+	assert.Equal(t, int64(0), seqOf(AppendPayload(nil, 1, 0, 64)))
+	assert.Equal(t, int64(-1), seqOf([]byte(`{"ts":1}`)))
+	assert.Equal(t, int64(-1), seqOf([]byte(`{"seq":"x"}`)))
+}

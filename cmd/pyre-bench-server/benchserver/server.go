@@ -8,20 +8,26 @@
 //	POST /publish?channel=C&rate=R&seconds=S&size=B
 //	     broadcasts R messages/s for at most S seconds on topic C through
 //	     Server.Broadcast (event "msg", payload {"ts":…,"seq":…,"pad":"x…"}
-//	     of B bytes) and answers a PublishResult when done; a cross-origin
+//	     of B bytes; with Config.OddEvent, odd seq go out under that event
+//	     instead) and answers a PublishResult when done; a cross-origin
 //	     browser request (Origin or Sec-Fetch-Site naming another site) is
 //	     refused with 403, so no web page can start a publish loop
 //	GET  /debug/mem[?gc=1]                       runtime.MemStats (after a GC
-//	     with gc=1), goroutines, RSS and the pyre server's Stats
+//	     with gc=1), goroutines, RSS and the pyre server's Stats (among
+//	     them "filtered": deliveries dropped by client filters)
 //	GET  /debug/pprof/…                          net/http/pprof
 //
 // The room channel joins everyone and answers the event "echo" with
-// {"status":"ok","response":<the pushed payload>} (the rpc scenario).
+// {"status":"ok","response":<the pushed payload>} (the rpc scenario). It is
+// channel.Filterable with the default limits, so a client may join with a
+// "filter" param (e.g. {"filter":{"events":["msg"]}}); a client that sends
+// none gets every broadcast, as before.
 // cmd/pyre-bench-server runs it as a binary; cmd/pyrebench runs the same
 // code in a child process.
 package benchserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +80,12 @@ type Config struct {
 	Bus *CountingPubSub
 	// Logger receives pyre's and the HTTP server's logs. Defaults to discarding.
 	Logger *slog.Logger
+	// OddEvent, when set, is the event of the broadcasts whose payload seq
+	// is odd; even seq keep "msg". A client filter {"events":["msg"]} then
+	// drops every other broadcast (the fanout -filter-pct runs); give it the
+	// length of "msg" so that frames keep their size. Defaults to "": every
+	// broadcast is "msg", the format the centrifuge anchor is compared on.
+	OddEvent string
 	// ReadHeaderTimeout closes a connection (in Run) whose request headers
 	// have not all arrived this long after it began. Defaults to 10 s.
 	ReadHeaderTimeout time.Duration
@@ -90,14 +102,20 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold outbound frames this long so that more share one write (0 = write at once)")
 	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
 	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
+	fs.StringVar(&c.OddEvent, "odd-event", "", `event of the broadcasts with an odd seq ("" = every broadcast is "msg"); for client filters that keep half`)
 	fs.StringVar(&c.PubSub, "pubsub", "memory", "PubSub: memory (one node), redis://host:port or nats://host:port (nodes sharing the broker; /debug/mem then counts broker traffic)")
 }
 
 // room is the benchmark channel: join always succeeds, "echo" replies with
-// the payload it got.
+// the payload it got, and clients may filter its broadcasts.
 type room struct {
 	channel.Base
 }
+
+// FilterLimits makes room channel.Filterable with the default limits.
+func (r *room) FilterLimits() *channel.FilterLimits { return nil }
+
+var _ channel.Filterable = (*room)(nil)
 
 func (r *room) Join(context.Context, *channel.Socket, channel.Payload) (any, error) { return nil, nil }
 
@@ -144,7 +162,11 @@ func New(c Config) *Server {
 	s := &Server{cfg: c, pyre: channel.NewServer(opts), mux: http.NewServeMux()}
 	s.mux.Handle("/socket/", s.pyre)
 	s.mux.Handle("/publish", http.NewCrossOriginProtection().Handler(PublishHandler(&s.publish, func(ctx context.Context, topic string, payload []byte) error {
-		return s.pyre.Broadcast(ctx, topic, "msg", json.RawMessage(payload))
+		event := "msg"
+		if c.OddEvent != "" && seqOf(payload)%2 == 1 {
+			event = c.OddEvent
+		}
+		return s.pyre.Broadcast(ctx, topic, event, json.RawMessage(payload))
 	})))
 	s.mux.HandleFunc("/debug/mem", s.handleMem)
 	if c.Pprof {
@@ -177,6 +199,7 @@ func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
 	out["mailbox_drops"] = st.MailboxDrops
 	out["frames_written"] = st.FramesWritten
 	out["writes"] = st.Writes
+	out["filtered"] = st.Filtered
 	out["subscribers"] = s.pyre.Subscribers(s.cfg.Topic)
 	if s.cfg.Bus != nil {
 		bc := s.cfg.Bus.Counts()
@@ -184,6 +207,24 @@ func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// seqOf returns the seq of a payload built by AppendPayload, -1 when it has
+// none.
+func seqOf(payload []byte) int64 {
+	_, rest, ok := bytes.Cut(payload, []byte(`"seq":`))
+	if !ok {
+		return -1
+	}
+	var v int64
+	i := 0
+	for ; i < len(rest) && i < 18 && rest[i] >= '0' && rest[i] <= '9'; i++ {
+		v = v*10 + int64(rest[i]-'0')
+	}
+	if i == 0 {
+		return -1
+	}
+	return v
 }
 
 // ErrNotLoopback is returned by Run for a listen address outside 127.0.0.0/8.
