@@ -58,6 +58,14 @@ type Conn struct {
 	lastRead atomic.Int64  // unix nanos of the last inbound frame (see idle.go)
 	burst    sync.Mutex    // held by readLoop's worker while it reads (see readLoop)
 	burstOK  bool          // the worker's verdict: the connection goes on
+	// rstate is the reading state of a connection watched by the poller
+	// (readIdle otherwise): readArmed while the poller watches its socket,
+	// readRunning while a goroutine reads it. Whoever moves it from
+	// readArmed to readRunning (the poller, or the socket's Close) starts
+	// the reader.
+	rstate atomic.Int32
+	ptok   uint32 // the poller's token for the connection
+	inPoll bool   // the socket was added to the epoll set (reader only)
 
 	mu        sync.Mutex
 	queue     []outMsg
@@ -128,16 +136,75 @@ func (c *Conn) Upgrade(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Serve starts the connection's read loop on a goroutine of its own,
-// counted in Config.Group; the loop calls Peer.Finish at the end. The
-// caller must hold its own count in Config.Group (its request does) so
-// that the owner's Wait cannot miss this one.
+// Reading states of a connection (Conn.rstate).
+const (
+	readIdle    = iota // not watched by the poller
+	readArmed          // the poller watches the socket; nobody reads
+	readRunning        // a goroutine reads the connection
+)
+
+// Serve starts reading the connection; Peer.Finish is called at the end.
+// On Linux the server's poller watches the socket and a goroutine runs
+// only while input is read and handled (readPolled); elsewhere, and for a
+// connection that is not a plain socket (TLS), the connection gets a
+// goroutine of its own (readLoop). The connection's reading counts once in
+// Config.Group until it ends. The caller must hold its own count in
+// Config.Group (its request does) so that the owner's Wait cannot miss
+// this one.
 func (c *Conn) Serve() {
 	c.srv.cfg.Group.Add(1)
+	c.lastRead.Store(time.Now().UnixNano())
+	c.srv.startIdleSweeper()
+	if p := c.srv.poller(); p != nil && c.nc.fd >= 0 && p.register(c) {
+		c.rstate.Store(readRunning)
+		if c.bufferedInput() > 0 || c.nc.hasPending() {
+			go c.readPolled(false)
+		} else if !p.arm(c) {
+			go c.readPolled(true)
+		}
+		return
+	}
 	go func() {
 		defer c.srv.cfg.Group.Done()
 		c.readLoop()
 	}()
+}
+
+// readPolled is the reader of a connection watched by the poller: it
+// reads and handles the messages that arrived (at least one when read is
+// true: the socket is readable) until no input is buffered, then re-arms
+// the socket and ends. A connection the poller cannot watch any more
+// (its socket or the poller closed) is read on here until it ends.
+func (c *Conn) readPolled(read bool) {
+	for {
+		for read || c.bufferedInput() > 0 || c.nc.hasPending() {
+			if read && c.inf != nil && c.bufferedInput() == 0 {
+				// The inflation bound looks at the next frame's header
+				// (beforeInflate): read what arrived first, as readLoop does.
+				c.nc.waitReadable()
+			}
+			read = false
+			if !c.readOne() {
+				c.endRead()
+				c.srv.poll.unregister(c)
+				c.srv.cfg.Group.Done()
+				return
+			}
+		}
+		if c.srv.poll.arm(c) {
+			return // from here on the connection is the poller's
+		}
+		read = true
+	}
+}
+
+// socketClosed is called once the socket is closed: a connection the
+// poller watched gets a reader, which ends it (the closed socket took it
+// out of the epoll set, which will not report it).
+func (c *Conn) socketClosed() {
+	if c.rstate.CompareAndSwap(readArmed, readRunning) {
+		go c.readPolled(true)
+	}
 }
 
 // Deflate reports whether permessage-deflate was negotiated: frames for
@@ -369,8 +436,6 @@ func (c *Conn) CloseNow() {
 
 // readLoop reads frames until the connection ends, then finishes the peer.
 func (c *Conn) readLoop() {
-	c.lastRead.Store(time.Now().UnixNano())
-	c.srv.startIdleSweeper()
 	// The connection's goroutine only waits: for the socket to become
 	// readable, then for a short-lived worker that reads and handles what
 	// arrived. Deep work (coder/websocket's Read, decoding, joins, hooks)

@@ -38,7 +38,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cc := &hijackedConn{Conn: nc}
+	cc := &hijackedConn{Conn: nc, owner: h.c}
 	cc.rcond = sync.NewCond(&cc.rmu)
 	cc.fd = -1
 	if sc, ok := nc.(syscall.Conn); ok && rawWrites {
@@ -64,6 +64,7 @@ func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // the reader wait for input on a shallow stack (waitReadable).
 type hijackedConn struct {
 	net.Conn
+	owner *Conn // told when the socket is closed (Conn.socketClosed)
 
 	// Reads: one goroutine reads the socket at a time; bytes read by
 	// waitReadable (or by net/http before the hijack) wait in pending for
@@ -237,7 +238,9 @@ func (c *hijackedConn) Close() error {
 	c.fdMu.Lock()
 	c.fdClosed = true
 	c.fdMu.Unlock()
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.owner.socketClosed()
+	return err
 }
 
 // Write answers a client's close frame the way Bandit (Phoenix's default

@@ -55,6 +55,7 @@ func (p *testPeer) Logger() *slog.Logger               { return slog.New(slog.Di
 // testServer serves the transport alone: every handshake is accepted.
 type testServer struct {
 	hs    *httptest.Server
+	srv   *Server
 	peers chan *testPeer
 	// hijacked counts the handshakes whose Hijack went through hijackWriter.
 	hijacked int
@@ -81,7 +82,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		}
 	}
 	srv := NewServer(&cfg)
-	ts := &testServer{peers: make(chan *testPeer, 16)}
+	ts := &testServer{srv: srv, peers: make(chan *testPeer, 16)}
 	ts.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
