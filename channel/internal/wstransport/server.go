@@ -13,6 +13,7 @@ const (
 	closeNormal         = 1000
 	closeProtocolError  = 1002
 	closeInvalidPayload = 1007
+	closeTooBig         = 1009
 )
 
 // Config configures a Server. Package channel fills every field from its

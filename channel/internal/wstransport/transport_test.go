@@ -1,9 +1,7 @@
 package wstransport
 
-// These tests pin the behaviour of coder/websocket this package relies on
-// (see "Why we reach under coder/websocket" in doc.go). Each one names the
-// assumption it checks: if a coder/websocket upgrade fails one, read the
-// package doc before changing the test.
+// Tests of the transport over real sockets: a raw client writes frames
+// byte for byte and reads the server's exactly.
 
 import (
 	"bufio"
@@ -16,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,24 +26,28 @@ import (
 
 const testTimeout = 10 * time.Second
 
-// testPeer records what its connection delivers and, for each message,
-// what coder/websocket's read buffer (ours) still holds after its Read.
+// testPeer records what its connection delivers.
 type testPeer struct {
 	c        *Conn
 	finished chan struct{}
 
-	mu       sync.Mutex
-	msgs     []string
-	buffered []int
-	got      chan struct{}
+	mu   sync.Mutex
+	msgs []string
+	got  chan struct{}
 }
 
 func (p *testPeer) Deliver(_ bool, data []byte) {
 	p.mu.Lock()
 	p.msgs = append(p.msgs, string(data))
-	p.buffered = append(p.buffered, p.c.bufferedInput())
 	p.mu.Unlock()
 	p.got <- struct{}{}
+}
+
+// messages returns what was delivered so far.
+func (p *testPeer) messages() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.msgs...)
 }
 func (p *testPeer) Disconnect(code int, reason string) { p.c.Close(code, reason) }
 func (p *testPeer) SlowConsumer()                      { p.c.Close(3008, "slow consumer") }
@@ -57,8 +60,6 @@ type testServer struct {
 	hs    *httptest.Server
 	srv   *Server
 	peers chan *testPeer
-	// hijacked counts the handshakes whose Hijack went through hijackWriter.
-	hijacked int
 }
 
 func newTestServer(t *testing.T, cfg Config) *testServer {
@@ -94,7 +95,6 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		}
 		mu.Lock()
 		conns = append(conns, p.c)
-		ts.hijacked++
 		mu.Unlock()
 		ts.peers <- p
 		p.c.Serve()
@@ -181,44 +181,37 @@ func (p *testPeer) waitFinished(t *testing.T) {
 	}
 }
 
-// Assumption: websocket.Accept hijacks the connection through the
-// ResponseWriter it is given (our hijackWriter), so that it reads through
-// our bufio.Reader and writes through our small bufio.Writer and
-// hijackedConn. Upgrade refuses the connection otherwise.
-func TestUpstreamAcceptHijacksThroughOurWrapper(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	_, p := ts.dial(t, "")
-	require.NotNil(t, p.c.nc, "coder/websocket did not call hijackWriter.Hijack")
-	assert.Equal(t, 1, ts.hijacked)
-}
-
-// Assumption: coder/websocket reads frames through the bufio.Reader that
-// Hijack returned (after Reset): input it has not consumed yet is visible
-// in our buffer (bufferedInput), which the read loop and the inflation
-// bound inspect. Two messages sent in one TCP write: after the first is
-// read, the second waits in our buffer.
-func TestUpstreamReadsThroughOurBufferedReader(t *testing.T) {
+// Two messages in one TCP write are both delivered, in order, from one
+// read of the socket.
+func TestReadsEveryMessageOfAWrite(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	c, p := ts.dial(t, "")
 	c.write(frame(0x81, []byte("one")), frame(0x81, []byte("two")))
 	p.wait(t)
 	p.wait(t)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	assert.Equal(t, []string{"one", "two"}, p.msgs)
-	assert.Equal(t, len(frame(0x81, []byte("two"))), p.buffered[0],
-		"the second frame is buffered in our bufio.Reader when the first is delivered")
-	assert.Zero(t, p.buffered[1])
+	assert.Equal(t, []string{"one", "two"}, p.messages())
 }
 
-// Assumption: coder/websocket answers a client's close frame by writing
-// one close frame (header and payload) in one Write call to the hijacked
-// connection: that is how hijackedConn.Write recognises it and replaces
-// it with the answer the frame scanner decided (Bandit's: 1000 with no
-// reason for a valid code). Were the answer split in two writes, or
-// written around our connection, the client would get coder/websocket's
-// echo of 3000 "bye" instead.
-func TestUpstreamCloseAnswerIsOneWriteWeRewrite(t *testing.T) {
+// Messages larger than the read buffer, and fragmented ones with control
+// frames between their fragments, are assembled; a ping is answered with
+// its payload.
+func TestLargeAndFragmentedMessages(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c, p := ts.dial(t, "")
+	big := strings.Repeat("x", 3*readBufSize+17)
+	c.write(frame(0x81, []byte(big)))
+	p.wait(t)
+	c.write(frame(0x01, []byte("frag")), frame(0x89, []byte("ping!")), frame(0x00, []byte("men")), frame(0x80, []byte("ted")))
+	first, payload := readFrame(t, c.br)
+	assert.Equal(t, byte(0x8A), first)
+	assert.Equal(t, "ping!", string(payload))
+	p.wait(t)
+	assert.Equal(t, []string{big, "fragmented"}, p.messages())
+}
+
+// A client's close frame is answered with one close frame (1000 without a
+// reason for a valid code, as Bandit answers), then the socket is closed.
+func TestClientCloseAnsweredWithOneFrame(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	c, p := ts.dial(t, "")
 	c.write(frame(0x88, append(binary.BigEndian.AppendUint16(nil, 3000), "bye"...)))
@@ -226,9 +219,9 @@ func TestUpstreamCloseAnswerIsOneWriteWeRewrite(t *testing.T) {
 	p.waitFinished(t)
 }
 
-// Assumption: the close frame the server starts (Conn.Close) is written
-// by coder/websocket in one Write as well and passes unchanged.
-func TestUpstreamServerCloseFrameIsOneWrite(t *testing.T) {
+// The server's close frame carries its code and reason; the client's
+// answer ends the connection.
+func TestServerCloseFrame(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	c, p := ts.dial(t, "")
 	p.c.Close(1012, "service restart")
@@ -239,21 +232,54 @@ func TestUpstreamServerCloseFrameIsOneWrite(t *testing.T) {
 	p.waitFinished(t)
 }
 
-// Assumption: SetReadLimit bounds a compressed message by its inflated
-// size (and stops inflating there, answering 1009), and a limit set
-// between two messages applies to the next one. beforeInflate sets
-// MaxInflatedSize before each compressed message on that basis.
-func TestUpstreamReadLimitCountsInflatedBytes(t *testing.T) {
-	ts := newTestServer(t, Config{Compression: true, MaxFrameSize: 1 << 20, MaxInflatedSize: 1 << 20})
+// Frames RFC 6455 forbids close the connection with 1002, before anything
+// reaches the peer.
+func TestInvalidFramesClose1002(t *testing.T) {
+	for name, f := range map[string][]byte{
+		"unmasked":                 {0x81, 0x01, 'a'},
+		"continuation first":       frame(0x80, []byte("a")),
+		"RSV2":                     frame(0xA1, []byte("a")),
+		"RSV1 without compression": frame(0xC1, []byte("a")),
+		"unknown opcode":           frame(0x83, []byte("a")),
+		"fragmented ping":          frame(0x09, []byte("a")),
+		"long close":               frame(0x88, make([]byte, 126)),
+		"message in a message":     append(frame(0x01, []byte("a")), frame(0x81, []byte("b"))...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, Config{})
+			c, p := ts.dial(t, "")
+			c.write(f)
+			first, payload := readFrame(t, c.br)
+			require.Equal(t, byte(0x88), first)
+			assert.Equal(t, 1002, int(binary.BigEndian.Uint16(payload)))
+			p.waitFinished(t)
+			assert.Empty(t, p.messages())
+		})
+	}
+}
+
+// MaxFrameSize bounds an uncompressed message (1009), fragments included.
+func TestMaxFrameSizeCloses1009(t *testing.T) {
+	ts := newTestServer(t, Config{MaxFrameSize: 1})
+	ts.srv.cfg.MaxFrameSize = 5000
+	c, p := ts.dial(t, "")
+	c.write(frame(0x01, make([]byte, 3000)), frame(0x80, make([]byte, 3000)))
+	first, payload := readFrame(t, c.br)
+	require.Equal(t, byte(0x88), first)
+	assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)))
+	p.waitFinished(t)
+}
+
+// A compressed message is bounded by its inflated size (1009), not its
+// size on the wire.
+func TestCompressedMessageBoundByInflatedSize(t *testing.T) {
+	ts := newTestServer(t, Config{Compression: true})
+	ts.srv.cfg.MaxInflatedSize = 10_000
 	c, p := ts.dial(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover")
-	require.Contains(t, c.extensions, "permessage-deflate")
-	// 20 000 inflated bytes from a few dozen compressed: fine under 1 MiB.
-	c.write(frame(0xC1, deflate(t, bytes.Repeat([]byte("a"), 20_000))))
+	require.Equal(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover", c.extensions)
+	c.write(frame(0xC1, deflate(t, bytes.Repeat([]byte("a"), 9_000))))
 	p.wait(t)
-	// The limit for the next message, as beforeInflate sets it.
-	p.c.ws.SetReadLimit(10_000)
-	p.c.inf.limit = 10_000
-	p.c.srv.cfg.MaxInflatedSize = 10_000
+	assert.Equal(t, strings.Repeat("a", 9_000), p.messages()[0])
 	msg := deflate(t, bytes.Repeat([]byte("a"), 20_000))
 	require.Less(t, len(msg), 10_000, "small on the wire")
 	c.write(frame(0xC1, msg))
@@ -261,6 +287,27 @@ func TestUpstreamReadLimitCountsInflatedBytes(t *testing.T) {
 	require.Equal(t, byte(0x88), first)
 	assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)), "1009: the inflated size counts")
 	p.waitFinished(t)
+}
+
+// Input sent right behind the upgrade request (read ahead by net/http) is
+// the first message read.
+func TestInputBehindTheRequestIsRead(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	nc, err := net.Dial("tcp", ts.hs.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
+	req := "GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	_, err = nc.Write(append([]byte(req), frame(0x81, []byte("early"))...))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	assert.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", resp.Header.Get("Sec-WebSocket-Accept"))
+	p := <-ts.peers
+	p.wait(t)
+	assert.Equal(t, []string{"early"}, p.messages())
 }
 
 func deflate(t *testing.T, b []byte) []byte {
