@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -58,9 +59,9 @@ type Conn struct {
 
 	mu      sync.Mutex
 	chans   map[string]*proc
-	live    map[*proc]struct{} // procs whose context is not canceled yet
-	closed  bool               // Finish ran
-	closing atomic.Bool        // Close ran: the client is going away
+	live    []*proc     // procs whose context is not canceled yet (a slice: usually one or two)
+	closed  bool        // Finish ran
+	closing atomic.Bool // Close ran: the client is going away
 
 	finishOnce sync.Once
 	wg         sync.WaitGroup // channel mailbox goroutines
@@ -143,27 +144,25 @@ func (c *Conn) beginClose() {
 
 func (c *Conn) addLive(p *proc) {
 	c.mu.Lock()
-	if c.live == nil {
-		c.live = make(map[*proc]struct{}, 1)
-	}
-	c.live[p] = struct{}{}
+	c.live = append(c.live, p)
 	c.mu.Unlock()
 }
 
 func (c *Conn) removeLive(p *proc) {
 	c.mu.Lock()
-	delete(c.live, p)
+	if i := slices.Index(c.live, p); i >= 0 {
+		last := len(c.live) - 1
+		c.live[i] = c.live[last]
+		c.live[last] = nil
+		c.live = c.live[:last]
+	}
 	c.mu.Unlock()
 }
 
 func (c *Conn) liveProcs() []*proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	procs := make([]*proc, 0, len(c.live))
-	for p := range c.live {
-		procs = append(procs, p)
-	}
-	return procs
+	return slices.Clone(c.live)
 }
 
 // Channels returns the number of joined channels.

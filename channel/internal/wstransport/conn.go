@@ -79,6 +79,7 @@ type Conn struct {
 	closeWhy   string
 	closeTimer *time.Timer    // ends a close handshake the client does not answer
 	closeMu    sync.Once      // one close frame per connection: the server's, or the answer to the client's
+	closeWrite sync.Mutex     // held while the server's close frame is written (startCloseHandshake)
 	wg         sync.WaitGroup // writer and closer goroutines
 }
 
@@ -416,9 +417,11 @@ func (c *Conn) startCloseHandshake(code int, reason string) {
 	c.mu.Lock()
 	c.closeTimer = time.AfterFunc(closeTimeout, c.CloseNow)
 	c.mu.Unlock()
+	c.closeWrite.Lock() // before the goroutine starts: see clientClose
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.closeWrite.Unlock()
 		_ = c.nc.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 		if err := c.nc.writeControl(0x8, closePayload(code, reason)); err != nil {
 			c.CloseNow()

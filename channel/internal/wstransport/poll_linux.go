@@ -33,10 +33,13 @@ type poller struct {
 	rc   syscall.RawConn
 	epfd int
 
-	mu     sync.RWMutex // held shared by epoll_ctl calls, exclusively by close
+	mu     sync.RWMutex // held shared by epoll_ctl calls and lookups
 	closed bool
-	conns  map[uint32]*Conn // registered connections by token
-	next   uint32
+	// conns are the registered connections by token (an index; nil when
+	// free), free the free tokens: a slice costs a pointer per connection,
+	// a map several times that.
+	conns []*Conn
+	free  []uint32
 }
 
 // newPoller creates the epoll set.
@@ -55,7 +58,7 @@ func newPoller() (*poller, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	return &poller{f: f, rc: rc, epfd: fd, conns: make(map[uint32]*Conn)}, nil
+	return &poller{f: f, rc: rc, epfd: fd}, nil
 }
 
 // run dispatches events until close. It waits in the runtime's network
@@ -84,8 +87,11 @@ func (p *poller) run() {
 
 // ready starts the reader of the connection whose socket fired.
 func (p *poller) ready(tok uint32) {
+	var c *Conn
 	p.mu.RLock()
-	c := p.conns[tok]
+	if int(tok) < len(p.conns) {
+		c = p.conns[tok]
+	}
 	p.mu.RUnlock()
 	if c != nil && c.rstate.CompareAndSwap(readArmed, readRunning) {
 		go c.readPolled(true)
@@ -100,14 +106,18 @@ func (p *poller) register(c *Conn) bool {
 	if p.closed {
 		return false
 	}
-	for {
-		p.next++
-		if _, used := p.conns[p.next]; !used {
-			break
-		}
+	// A token is reused once free. An event of the token's last
+	// connection that the poller is dispatching at that moment may start
+	// a reader of the new one for nothing: it waits for input, as it
+	// would have at its next event.
+	if n := len(p.free); n > 0 {
+		c.ptok = p.free[n-1]
+		p.free = p.free[:n-1]
+		p.conns[c.ptok] = c
+	} else {
+		c.ptok = uint32(len(p.conns))
+		p.conns = append(p.conns, c)
 	}
-	c.ptok = p.next
-	p.conns[c.ptok] = c
 	return true
 }
 
@@ -115,7 +125,10 @@ func (p *poller) register(c *Conn) bool {
 // epoll set).
 func (p *poller) unregister(c *Conn) {
 	p.mu.Lock()
-	delete(p.conns, c.ptok)
+	if int(c.ptok) < len(p.conns) && p.conns[c.ptok] == c {
+		p.conns[c.ptok] = nil
+		p.free = append(p.free, c.ptok)
+	}
 	p.mu.Unlock()
 }
 
@@ -163,7 +176,9 @@ func (p *poller) close() {
 	p.closed = true
 	armed := make([]*Conn, 0, len(p.conns))
 	for _, c := range p.conns {
-		armed = append(armed, c)
+		if c != nil {
+			armed = append(armed, c)
+		}
 	}
 	p.mu.Unlock()
 	_ = p.f.Close()

@@ -367,6 +367,11 @@ func (c *Conn) clientClose(p []byte) error {
 		_ = c.nc.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 		_ = c.nc.writeControl(0x8, []byte{byte(answer >> 8), byte(answer)})
 	})
+	// The server's own close frame may still be on its way (behind a
+	// batch of frames, say): the socket is closed once it went out, or
+	// its write failed (bounded by closeTimeout).
+	c.closeWrite.Lock()
+	c.closeWrite.Unlock() //nolint:staticcheck // a wait, not a critical section
 	return &closeReceived{code}
 }
 
@@ -388,6 +393,8 @@ func (c *Conn) readEnded(err error) {
 			_ = c.nc.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 			_ = c.nc.writeControl(0x8, closePayload(ce.code, ce.reason))
 		})
+		c.closeWrite.Lock()   // the server's own close frame, if it was first (see clientClose)
+		c.closeWrite.Unlock() //nolint:staticcheck // a wait, not a critical section
 	case errors.As(err, &cr):
 		log.LogAttrs(ctx, slog.LevelDebug, "connection closed by client", slog.Int("code", cr.code))
 	default:
