@@ -58,7 +58,7 @@ type Conn struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	chans   map[string]*proc
+	chans   chanSet
 	live    []*proc     // procs whose context is not canceled yet (a slice: usually one or two)
 	closed  bool        // Finish ran
 	closing atomic.Bool // Close ran: the client is going away
@@ -169,7 +169,7 @@ func (c *Conn) liveProcs() []*proc {
 func (c *Conn) Channels() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.chans)
+	return c.chans.len()
 }
 
 func (c *Conn) send(f *Frame) { c.t.Send(f) }
@@ -211,11 +211,11 @@ func (c *Conn) join(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	old := c.chans[m.Topic]
+	old := c.chans.get(m.Topic)
 	if old != nil {
-		delete(c.chans, m.Topic)
+		c.chans.del(m.Topic)
 	}
-	n := len(c.chans)
+	n := c.chans.len()
 	c.mu.Unlock()
 	if old != nil {
 		old.detach()
@@ -242,7 +242,7 @@ func (c *Conn) join(m *Message) {
 		p.abandon()
 		return
 	}
-	c.chans[m.Topic] = p
+	c.chans.set(p)
 	c.mu.Unlock()
 	p.attach()
 	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
@@ -269,7 +269,7 @@ func (c *Conn) sendReply(joinRef, ref, topic string, r Reply) {
 
 func (c *Conn) leave(m *Message) {
 	c.mu.Lock()
-	p := c.chans[m.Topic]
+	p := c.chans.get(m.Topic)
 	if p == nil {
 		c.mu.Unlock()
 		c.reply(m.JoinRef, m.Ref, m.Topic, "ok", emptyObject, false)
@@ -279,7 +279,7 @@ func (c *Conn) leave(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	delete(c.chans, m.Topic)
+	c.chans.del(m.Topic)
 	c.mu.Unlock()
 	p.detach()
 	p.stop(ErrLeft, stopLeave, m.Ref)
@@ -287,7 +287,7 @@ func (c *Conn) leave(m *Message) {
 
 func (c *Conn) push(m *Message) {
 	c.mu.Lock()
-	p := c.chans[m.Topic]
+	p := c.chans.get(m.Topic)
 	c.mu.Unlock()
 	if p == nil {
 		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)
@@ -305,8 +305,8 @@ func (c *Conn) push(m *Message) {
 // channel of its topic.
 func (c *Conn) unregister(p *proc) {
 	c.mu.Lock()
-	if c.chans[p.topic] == p {
-		delete(c.chans, p.topic)
+	if c.chans.get(p.topic) == p {
+		c.chans.del(p.topic)
 	}
 	c.mu.Unlock()
 }
