@@ -181,133 +181,156 @@ func (p *testPeer) waitFinished(t *testing.T) {
 	}
 }
 
+// bothReadPaths runs test with the poller (where there is one) and with
+// a goroutine per connection (the portable path).
+func bothReadPaths(t *testing.T, test func(t *testing.T, portable bool)) {
+	t.Run("poller", func(t *testing.T) { test(t, false) })
+	t.Run("portable", func(t *testing.T) { test(t, true) })
+}
+
 // Two messages in one TCP write are both delivered, in order, from one
 // read of the socket.
 func TestReadsEveryMessageOfAWrite(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	c, p := ts.dial(t, "")
-	c.write(frame(0x81, []byte("one")), frame(0x81, []byte("two")))
-	p.wait(t)
-	p.wait(t)
-	assert.Equal(t, []string{"one", "two"}, p.messages())
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable})
+		c, p := ts.dial(t, "")
+		c.write(frame(0x81, []byte("one")), frame(0x81, []byte("two")))
+		p.wait(t)
+		p.wait(t)
+		assert.Equal(t, []string{"one", "two"}, p.messages())
+	})
 }
 
 // Messages larger than the read buffer, and fragmented ones with control
 // frames between their fragments, are assembled; a ping is answered with
 // its payload.
 func TestLargeAndFragmentedMessages(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	c, p := ts.dial(t, "")
-	big := strings.Repeat("x", 3*readBufSize+17)
-	c.write(frame(0x81, []byte(big)))
-	p.wait(t)
-	c.write(frame(0x01, []byte("frag")), frame(0x89, []byte("ping!")), frame(0x00, []byte("men")), frame(0x80, []byte("ted")))
-	first, payload := readFrame(t, c.br)
-	assert.Equal(t, byte(0x8A), first)
-	assert.Equal(t, "ping!", string(payload))
-	p.wait(t)
-	assert.Equal(t, []string{big, "fragmented"}, p.messages())
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable})
+		c, p := ts.dial(t, "")
+		big := strings.Repeat("x", 3*readBufSize+17)
+		c.write(frame(0x81, []byte(big)))
+		p.wait(t)
+		c.write(frame(0x01, []byte("frag")), frame(0x89, []byte("ping!")), frame(0x00, []byte("men")), frame(0x80, []byte("ted")))
+		first, payload := readFrame(t, c.br)
+		assert.Equal(t, byte(0x8A), first)
+		assert.Equal(t, "ping!", string(payload))
+		p.wait(t)
+		assert.Equal(t, []string{big, "fragmented"}, p.messages())
+	})
 }
 
 // A client's close frame is answered with one close frame (1000 without a
 // reason for a valid code, as Bandit answers), then the socket is closed.
 func TestClientCloseAnsweredWithOneFrame(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	c, p := ts.dial(t, "")
-	c.write(frame(0x88, append(binary.BigEndian.AppendUint16(nil, 3000), "bye"...)))
-	assert.Equal(t, []byte{0x88, 0x02, 0x03, 0xE8}, c.rest(), "exactly one close frame, 1000 without a reason")
-	p.waitFinished(t)
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable})
+		c, p := ts.dial(t, "")
+		c.write(frame(0x88, append(binary.BigEndian.AppendUint16(nil, 3000), "bye"...)))
+		assert.Equal(t, []byte{0x88, 0x02, 0x03, 0xE8}, c.rest(), "exactly one close frame, 1000 without a reason")
+		p.waitFinished(t)
+	})
 }
 
 // The server's close frame carries its code and reason; the client's
 // answer ends the connection.
 func TestServerCloseFrame(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	c, p := ts.dial(t, "")
-	p.c.Close(1012, "service restart")
-	first, payload := readFrame(t, c.br)
-	assert.Equal(t, byte(0x88), first)
-	assert.Equal(t, append(binary.BigEndian.AppendUint16(nil, 1012), "service restart"...), payload)
-	c.write(frame(0x88, binary.BigEndian.AppendUint16(nil, 1000)))
-	p.waitFinished(t)
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable})
+		c, p := ts.dial(t, "")
+		p.c.Close(1012, "service restart")
+		first, payload := readFrame(t, c.br)
+		assert.Equal(t, byte(0x88), first)
+		assert.Equal(t, append(binary.BigEndian.AppendUint16(nil, 1012), "service restart"...), payload)
+		c.write(frame(0x88, binary.BigEndian.AppendUint16(nil, 1000)))
+		p.waitFinished(t)
+	})
 }
 
 // Frames RFC 6455 forbids close the connection with 1002, before anything
 // reaches the peer.
 func TestInvalidFramesClose1002(t *testing.T) {
-	for name, f := range map[string][]byte{
-		"unmasked":                 {0x81, 0x01, 'a'},
-		"continuation first":       frame(0x80, []byte("a")),
-		"RSV2":                     frame(0xA1, []byte("a")),
-		"RSV1 without compression": frame(0xC1, []byte("a")),
-		"unknown opcode":           frame(0x83, []byte("a")),
-		"fragmented ping":          frame(0x09, []byte("a")),
-		"long close":               frame(0x88, make([]byte, 126)),
-		"message in a message":     append(frame(0x01, []byte("a")), frame(0x81, []byte("b"))...),
-	} {
-		t.Run(name, func(t *testing.T) {
-			ts := newTestServer(t, Config{})
-			c, p := ts.dial(t, "")
-			c.write(f)
-			first, payload := readFrame(t, c.br)
-			require.Equal(t, byte(0x88), first)
-			assert.Equal(t, 1002, int(binary.BigEndian.Uint16(payload)))
-			p.waitFinished(t)
-			assert.Empty(t, p.messages())
-		})
-	}
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		for name, f := range map[string][]byte{
+			"unmasked":                 {0x81, 0x01, 'a'},
+			"continuation first":       frame(0x80, []byte("a")),
+			"RSV2":                     frame(0xA1, []byte("a")),
+			"RSV1 without compression": frame(0xC1, []byte("a")),
+			"unknown opcode":           frame(0x83, []byte("a")),
+			"fragmented ping":          frame(0x09, []byte("a")),
+			"long close":               frame(0x88, make([]byte, 126)),
+			"message in a message":     append(frame(0x01, []byte("a")), frame(0x81, []byte("b"))...),
+		} {
+			t.Run(name, func(t *testing.T) {
+				ts := newTestServer(t, Config{portable: portable})
+				c, p := ts.dial(t, "")
+				c.write(f)
+				first, payload := readFrame(t, c.br)
+				require.Equal(t, byte(0x88), first)
+				assert.Equal(t, 1002, int(binary.BigEndian.Uint16(payload)))
+				p.waitFinished(t)
+				assert.Empty(t, p.messages())
+			})
+		}
+	})
 }
 
 // MaxFrameSize bounds an uncompressed message (1009), fragments included.
 func TestMaxFrameSizeCloses1009(t *testing.T) {
-	ts := newTestServer(t, Config{MaxFrameSize: 1})
-	ts.srv.cfg.MaxFrameSize = 5000
-	c, p := ts.dial(t, "")
-	c.write(frame(0x01, make([]byte, 3000)), frame(0x80, make([]byte, 3000)))
-	first, payload := readFrame(t, c.br)
-	require.Equal(t, byte(0x88), first)
-	assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)))
-	p.waitFinished(t)
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable, MaxFrameSize: 1})
+		ts.srv.cfg.MaxFrameSize = 5000
+		c, p := ts.dial(t, "")
+		c.write(frame(0x01, make([]byte, 3000)), frame(0x80, make([]byte, 3000)))
+		first, payload := readFrame(t, c.br)
+		require.Equal(t, byte(0x88), first)
+		assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)))
+		p.waitFinished(t)
+	})
 }
 
 // A compressed message is bounded by its inflated size (1009), not its
 // size on the wire.
 func TestCompressedMessageBoundByInflatedSize(t *testing.T) {
-	ts := newTestServer(t, Config{Compression: true})
-	ts.srv.cfg.MaxInflatedSize = 10_000
-	c, p := ts.dial(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover")
-	require.Equal(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover", c.extensions)
-	c.write(frame(0xC1, deflate(t, bytes.Repeat([]byte("a"), 9_000))))
-	p.wait(t)
-	assert.Equal(t, strings.Repeat("a", 9_000), p.messages()[0])
-	msg := deflate(t, bytes.Repeat([]byte("a"), 20_000))
-	require.Less(t, len(msg), 10_000, "small on the wire")
-	c.write(frame(0xC1, msg))
-	first, payload := readFrame(t, c.br)
-	require.Equal(t, byte(0x88), first)
-	assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)), "1009: the inflated size counts")
-	p.waitFinished(t)
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable, Compression: true})
+		ts.srv.cfg.MaxInflatedSize = 10_000
+		c, p := ts.dial(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover")
+		require.Equal(t, "permessage-deflate; client_no_context_takeover; server_no_context_takeover", c.extensions)
+		c.write(frame(0xC1, deflate(t, bytes.Repeat([]byte("a"), 9_000))))
+		p.wait(t)
+		assert.Equal(t, strings.Repeat("a", 9_000), p.messages()[0])
+		msg := deflate(t, bytes.Repeat([]byte("a"), 20_000))
+		require.Less(t, len(msg), 10_000, "small on the wire")
+		c.write(frame(0xC1, msg))
+		first, payload := readFrame(t, c.br)
+		require.Equal(t, byte(0x88), first)
+		assert.Equal(t, 1009, int(binary.BigEndian.Uint16(payload)), "1009: the inflated size counts")
+		p.waitFinished(t)
+	})
 }
 
 // Input sent right behind the upgrade request (read ahead by net/http) is
 // the first message read.
 func TestInputBehindTheRequestIsRead(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	nc, err := net.Dial("tcp", ts.hs.Listener.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
-	req := "GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	_, err = nc.Write(append([]byte(req), frame(0x81, []byte("early"))...))
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	assert.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", resp.Header.Get("Sec-WebSocket-Accept"))
-	p := <-ts.peers
-	p.wait(t)
-	assert.Equal(t, []string{"early"}, p.messages())
+	bothReadPaths(t, func(t *testing.T, portable bool) {
+		ts := newTestServer(t, Config{portable: portable})
+		nc, err := net.Dial("tcp", ts.hs.Listener.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = nc.Close() })
+		require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
+		req := "GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		_, err = nc.Write(append([]byte(req), frame(0x81, []byte("early"))...))
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+		assert.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", resp.Header.Get("Sec-WebSocket-Accept"))
+		p := <-ts.peers
+		p.wait(t)
+		assert.Equal(t, []string{"early"}, p.messages())
+	})
 }
 
 func deflate(t *testing.T, b []byte) []byte {
