@@ -165,7 +165,7 @@ func (c *Conn) Serve() {
 	if p := c.srv.poller(); p != nil && c.nc.fd >= 0 && p.register(c) {
 		c.rstate.Store(readRunning)
 		if len(c.pending) > 0 || !p.arm(c) {
-			go c.readPolled(false)
+			c.srv.startReader(c, false)
 		}
 		return
 	}
@@ -200,7 +200,7 @@ func (c *Conn) readPolled(read bool) {
 // out of the epoll set, which will not report it).
 func (c *Conn) socketClosed() {
 	if c.rstate.CompareAndSwap(readArmed, readRunning) {
-		go c.readPolled(true)
+		c.srv.startReader(c, true)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // pollReads: on Linux idle connections are watched by an epoll set (see
@@ -94,7 +95,7 @@ func (p *poller) ready(tok uint32) {
 	}
 	p.mu.RUnlock()
 	if c != nil && c.rstate.CompareAndSwap(readArmed, readRunning) {
-		go c.readPolled(true)
+		c.srv.startReader(c, true)
 	}
 }
 
@@ -156,7 +157,7 @@ func (p *poller) arm(c *Conn) bool {
 	// take the connection, and arm it again) before it returns.
 	c.inPoll = true
 	c.rstate.Store(readArmed)
-	if err := syscall.EpollCtl(p.epfd, op, nc.fd, &ev); err != nil {
+	if err := epollCtl(p.epfd, op, nc.fd, &ev); err != nil {
 		// Not armed after all; take the connection back unless the socket
 		// was closed meanwhile and its closer took it.
 		if c.rstate.CompareAndSwap(readArmed, readRunning) {
@@ -184,7 +185,17 @@ func (p *poller) close() {
 	_ = p.f.Close()
 	for _, c := range armed {
 		if c.rstate.CompareAndSwap(readArmed, readRunning) {
-			go c.readPolled(true)
+			c.srv.startReader(c, true)
 		}
 	}
+}
+
+// epollCtl is epoll_ctl(2) as a raw system call: it does not block, and
+// telling the scheduler costs more than the call (see sock.writeNoBlock).
+func epollCtl(epfd, op, fd int, ev *syscall.EpollEvent) error {
+	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

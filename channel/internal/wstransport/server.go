@@ -156,6 +156,10 @@ func (s *Server) poller() *poller {
 // read by goroutines of their own.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.closed = true
 	stop := s.sweepStop
 	s.sweepStop = nil
