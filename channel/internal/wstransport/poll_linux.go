@@ -5,6 +5,7 @@ package wstransport
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -82,6 +83,11 @@ func (p *poller) run() {
 			for i := range events[:n] {
 				p.ready(uint32(events[i].Fd))
 			}
+			// Let the readers just started run before collecting more:
+			// under load the set never runs dry, and readers started
+			// batch after batch would overflow the processor's run
+			// queue, where some wait far longer than others.
+			runtime.Gosched()
 		}
 	})
 }
