@@ -3,7 +3,7 @@ module github.com/pyre-go/pyre
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15 // pinned: the WebSocket transport relies on how Accept hijacks, writes close frames, reads through our bufio.Reader and counts the read limit; see channel/internal/wstransport doc
+	github.com/coder/websocket v1.8.15 // the WebSocket client of tests and bench tools; the server's transport (channel/internal/wstransport) does not use it
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1

@@ -9,8 +9,7 @@ import (
 
 // A client's close frame is answered as Bandit answers it (see
 // closeAnswer): 1000 for a valid code, 1002 for a missing, malformed or
-// invalid code, 1007 for a reason that is not UTF-8. coder/websocket's own
-// answer to a malformed frame (1002) must not be turned into 1000.
+// invalid code, 1007 for a reason that is not UTF-8.
 func TestClientCloseFramesAnsweredPerRFC6455(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
 	for _, tc := range []struct {

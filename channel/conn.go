@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -57,10 +58,10 @@ type Conn struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	chans   map[string]*proc
-	live    map[*proc]struct{} // procs whose context is not canceled yet
-	closed  bool               // Finish ran
-	closing atomic.Bool        // Close ran: the client is going away
+	chans   chanSet
+	live    []*proc     // procs whose context is not canceled yet (a slice: usually one or two)
+	closed  bool        // Finish ran
+	closing atomic.Bool // Close ran: the client is going away
 
 	finishOnce sync.Once
 	wg         sync.WaitGroup // channel mailbox goroutines
@@ -143,34 +144,32 @@ func (c *Conn) beginClose() {
 
 func (c *Conn) addLive(p *proc) {
 	c.mu.Lock()
-	if c.live == nil {
-		c.live = make(map[*proc]struct{}, 1)
-	}
-	c.live[p] = struct{}{}
+	c.live = append(c.live, p)
 	c.mu.Unlock()
 }
 
 func (c *Conn) removeLive(p *proc) {
 	c.mu.Lock()
-	delete(c.live, p)
+	if i := slices.Index(c.live, p); i >= 0 {
+		last := len(c.live) - 1
+		c.live[i] = c.live[last]
+		c.live[last] = nil
+		c.live = c.live[:last]
+	}
 	c.mu.Unlock()
 }
 
 func (c *Conn) liveProcs() []*proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	procs := make([]*proc, 0, len(c.live))
-	for p := range c.live {
-		procs = append(procs, p)
-	}
-	return procs
+	return slices.Clone(c.live)
 }
 
 // Channels returns the number of joined channels.
 func (c *Conn) Channels() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.chans)
+	return c.chans.len()
 }
 
 func (c *Conn) send(f *Frame) { c.t.Send(f) }
@@ -215,11 +214,11 @@ func (c *Conn) join(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	old := c.chans[m.Topic]
+	old := c.chans.get(m.Topic)
 	if old != nil {
-		delete(c.chans, m.Topic)
+		c.chans.del(m.Topic)
 	}
-	n := len(c.chans)
+	n := c.chans.len()
 	c.mu.Unlock()
 	if old != nil {
 		old.detach()
@@ -257,7 +256,7 @@ func (c *Conn) join(m *Message) {
 		p.abandon()
 		return
 	}
-	c.chans[m.Topic] = p
+	c.chans.set(p)
 	c.mu.Unlock()
 	p.attach()
 	c.sendReply(m.JoinRef, m.Ref, m.Topic, reply)
@@ -287,7 +286,7 @@ func (c *Conn) sendReply(joinRef, ref, topic string, r Reply) {
 
 func (c *Conn) leave(m *Message) {
 	c.mu.Lock()
-	p := c.chans[m.Topic]
+	p := c.chans.get(m.Topic)
 	if p == nil {
 		c.mu.Unlock()
 		c.reply(m.JoinRef, m.Ref, m.Topic, "ok", emptyObject, false)
@@ -297,7 +296,7 @@ func (c *Conn) leave(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	delete(c.chans, m.Topic)
+	c.chans.del(m.Topic)
 	c.mu.Unlock()
 	p.detach()
 	p.stop(ErrLeft, stopLeave, m.Ref)
@@ -305,7 +304,7 @@ func (c *Conn) leave(m *Message) {
 
 func (c *Conn) push(m *Message) {
 	c.mu.Lock()
-	p := c.chans[m.Topic]
+	p := c.chans.get(m.Topic)
 	c.mu.Unlock()
 	if p == nil {
 		c.reply("", m.Ref, m.Topic, "error", respUnmatched, false)
@@ -323,8 +322,8 @@ func (c *Conn) push(m *Message) {
 // channel of its topic.
 func (c *Conn) unregister(p *proc) {
 	c.mu.Lock()
-	if c.chans[p.topic] == p {
-		delete(c.chans, p.topic)
+	if c.chans.get(p.topic) == p {
+		c.chans.del(p.topic)
 	}
 	c.mu.Unlock()
 }

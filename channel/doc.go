@@ -94,6 +94,13 @@
 // intercepts go through its mailbox. One goroutine per server closes idle
 // connections.
 //
+// An idle WebSocket connection holds no goroutine and no buffer on Linux:
+// one poller per server (epoll, waited on through Go's network poller)
+// watches idle sockets, and a goroutine runs, with a pooled read buffer,
+// only while a message is read and handled; a Phoenix heartbeat costs one
+// wake-up. On other systems, and for TLS connections, each connection keeps
+// one goroutine waiting for input on a minimal stack.
+//
 // # Slow clients
 //
 // The outbound queue of a connection is bounded in bytes

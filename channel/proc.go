@@ -107,13 +107,40 @@ func newProc(c *Conn, pattern string, ch Channel, m *Message) *proc {
 	p.out, _ = ch.(OutHandler)
 	p.info, _ = ch.(InfoHandler)
 	p.term, _ = ch.(Terminator)
-	var hooks []Middleware
-	hooks = append(hooks, c.srv.router.hooks...)
 	if hk, ok := ch.(Hooker); ok {
+		var hooks []Middleware
+		hooks = append(hooks, c.srv.router.hooks...)
 		hooks = append(hooks, hk.Hooks()...)
+		p.handler = chain(HandlerFunc(p.final), hooks)
+	} else {
+		p.handler = c.srv.routerChain()
 	}
-	p.handler = chain(HandlerFunc(p.final), hooks)
 	return p
+}
+
+// procChain is the router's hooks around socketFinal, built once for every
+// channel without hooks of its own (Hooker) rather than once per join: the
+// hooks' closures were a good part of a joined channel's memory.
+type procChain struct {
+	n int // len(Router.hooks) it was built from: Use appends
+	h Handler
+}
+
+// routerChain returns the router's hooks around socketFinal.
+func (s *Server) routerChain() Handler {
+	hooks := s.router.hooks
+	if pc := s.chain.Load(); pc != nil && pc.n == len(hooks) {
+		return pc.h
+	}
+	pc := &procChain{n: len(hooks), h: chain(HandlerFunc(socketFinal), hooks)}
+	s.chain.Store(pc)
+	return pc.h
+}
+
+// socketFinal is the innermost Handler of the shared chain: the channel of
+// the socket's proc.
+func socketFinal(ctx context.Context, s *Socket, msg *Message) (Reply, error) {
+	return s.p.final(ctx, s, msg)
 }
 
 // final is the innermost Handler: it calls the Channel.

@@ -213,7 +213,8 @@ func appendString(dst []byte, s string) []byte {
 
 // decode parses one inbound WebSocket message. A text message must be
 // valid UTF-8 (RFC 6455 8.1), checked once for the whole message; binary
-// messages are not checked.
+// messages are not checked. The Message keeps nothing of data, which the
+// transport reuses once its Peer.Deliver returns.
 func (s Serializer) decode(binary bool, data []byte) (Message, error) {
 	if !binary && !utf8.Valid(data) {
 		return Message{}, errInvalidUTF8
@@ -313,7 +314,8 @@ func decodeBinary(data []byte) (Message, error) {
 		Ref:     fields[1],
 		Topic:   fields[2],
 		Event:   fields[3],
-		Payload: Payload{raw: data[off:], binary: true},
+		// A copy: the transport reuses data once decode returns.
+		Payload: Payload{raw: append([]byte(nil), data[off:]...), binary: true},
 	}, nil
 }
 

@@ -278,6 +278,7 @@ func (o *Options) withDefaults() Options {
 type Server struct {
 	opts        Options
 	router      *Router
+	chain       atomic.Pointer[procChain] // the router's hooks, built once (routerChain)
 	ps          pubsub.PubSub
 	ownPS       bool
 	hub         *hub

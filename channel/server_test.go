@@ -560,8 +560,11 @@ func TestClientCloseAnsweredWhileBroadcasting(t *testing.T) {
 
 func TestFrameLengthEncodings(t *testing.T) {
 	// 125/126/65535/65536 bytes are where the header's length field changes.
+	// The queue bound is above the largest frame: the client may have read
+	// the whole 1 MiB frame before the server's write returned and released
+	// its bytes, and the next broadcast must not find the queue full.
 	for _, compression := range []bool{false, true} {
-		e := newTestEndpoint(t, &Options{Router: roomRouter(nil), Compression: compression})
+		e := newTestEndpoint(t, &Options{Router: roomRouter(nil), Compression: compression, MaxQueueBytes: 4 << 20})
 		c := e.dial(t, "vsn=2.0.0", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
 		assert.Equal(t, compression, strings.Contains(c.resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"))
 		c.join("1", "room:a", "{}")

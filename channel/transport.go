@@ -93,7 +93,7 @@ func (s *Server) Attach(ctx context.Context, info *ConnectInfo, t Transport) (*C
 			return nil, err
 		}
 	}
-	c := &Conn{srv: s, t: t, info: *info, chans: make(map[string]*proc)}
+	c := &Conn{srv: s, t: t, info: *info}
 	if b, ok := t.(connBinder); ok {
 		b.bind(c)
 	}
@@ -182,11 +182,7 @@ func (c *Conn) Finish() {
 		c.closing.Store(true)
 		c.mu.Lock()
 		c.closed = true
-		procs := make([]*proc, 0, len(c.chans))
-		for _, p := range c.chans {
-			procs = append(procs, p)
-		}
-		clear(c.chans)
+		procs := c.chans.take()
 		c.mu.Unlock()
 		if c.idSub != nil {
 			c.srv.hub.remove(c.ctx, c.info.ID, c.idSub)

@@ -13,7 +13,8 @@ import (
 // serveWebSocket performs the handshake in Phoenix's order (method, origin,
 // auth token, serializer, connect), then hands the connection to the
 // WebSocket transport (package wstransport), which upgrades it and reads it
-// on a goroutine of its own (counted in the Server's WaitGroup).
+// (counted in the Server's WaitGroup): on Linux with a goroutine only while
+// input is read, elsewhere on a goroutine of its own.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.WriteHeader(http.StatusBadRequest)
@@ -24,8 +25,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	// The handshake runs on the request's goroutine; the connection then
-	// gets a goroutine of its own (Serve, below).
+	// The handshake runs on the request's goroutine; the transport then
+	// reads the connection (Serve, below).
 
 	info := &ConnectInfo{
 		Params:     decodeParams(r.URL.RawQuery),
@@ -74,9 +75,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.log.LogAttrs(conn.ctx, slog.LevelDebug, "websocket connected",
 		slog.String("remote_addr", info.RemoteAddr), slog.String("serializer", ser.String()))
-	// The read loop runs on a fresh goroutine and ServeHTTP returns: net/http
+	// Reading is the transport's from here and ServeHTTP returns: net/http
 	// then drops its per-connection state (4 KiB read buffer, the serving
-	// goroutine's deep stack), and the reader's stack stays small.
+	// goroutine's deep stack).
 	t.ws.Serve()
 }
 

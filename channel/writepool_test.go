@@ -31,7 +31,7 @@ func (e *testEndpoint) joinSilent(t *testing.T) *websocket.Conn {
 
 // A client that stops reading makes the pool's non-blocking write come up
 // short; the rest goes out from a goroutine of the connection's own, ahead
-// of everything else, including the pong coder/websocket writes meanwhile.
+// of everything else, including the pong the reader writes meanwhile.
 // The client must then read every frame whole and in order.
 func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
@@ -143,10 +143,8 @@ func TestTLSConnectionsAreWrittenInOrder(t *testing.T) {
 	assert.LessOrEqual(t, st.Writes, st.FramesWritten)
 }
 
-// The largest control frame (a close echoing a 123-byte reason) reaches
-// Write in one call, so the Bandit-style answer replaces it: had
-// coder/websocket's write buffer split it, the client's own code would come
-// back.
+// A client's close frame with the longest reason (123 bytes) is answered
+// whole, Bandit-style (1000 without a reason), not echoed.
 func TestLongestCloseFrameIsAnsweredWhole(t *testing.T) {
 	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
 	c := e.dial(t, "vsn=2.0.0", nil)
@@ -205,8 +203,8 @@ func TestWritePoolConcurrentPublishersAndLeavers(t *testing.T) {
 	}
 }
 
-// A control frame being written (coder/websocket's pong or close, which
-// may wait on a full socket) holds the connection's write lock; the pool
+// A control frame being written (a pong or close, which may wait on a
+// full socket) holds the connection's write lock; the pool
 // must not wait for it, or one slow client would stall every connection.
 // The test holds that lock itself: the other client still gets every
 // broadcast, and the held connection gets its frames, in order, once the

@@ -1,17 +1,14 @@
 package wstransport
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Peer is what a connection reports to: package channel's side of one
@@ -47,28 +44,43 @@ type Peer interface {
 type Conn struct {
 	srv  *Server
 	peer Peer
-	ws   *websocket.Conn
-	nc   *hijackedConn
-	br   *bufio.Reader // coder/websocket's read buffer, ours to inspect
-	brMu sync.Mutex    // orders inspecting br with a close handshake
+	nc   *sock // the hijacked socket; nil before the upgrade
 	// deflate: permessage-deflate was negotiated; frames of large payloads
 	// are sent compressed (Compress).
 	deflate  bool
 	inf      *inflateState // non-nil with deflate: the inflation bounds' state
 	lastRead atomic.Int64  // unix nanos of the last inbound frame (see idle.go)
-	burst    sync.Mutex    // held by readLoop's worker while it reads (see readLoop)
-	burstOK  bool          // the worker's verdict: the connection goes on
 
-	mu        sync.Mutex
-	queue     []outMsg
-	spare     []outMsg
-	bytes     int
-	writing   bool
-	closing   bool
-	closeCode int // a close requested before the upgrade completed
-	closeWhy  string
-	closeMu   sync.Once
-	wg        sync.WaitGroup // writer and closer goroutines
+	// Reading (read.go): the pooled buffer and its unread part while input
+	// is read, and input read before it (net/http's buffer at the hijack,
+	// the portable reader's wait). Only the reader touches them.
+	rbuf       *[]byte
+	rpos, rend int
+	pending    []byte
+	// rstate is the reading state of a connection watched by the poller
+	// (readIdle otherwise): readArmed while the poller watches its socket,
+	// readRunning while a goroutine reads it. Whoever moves it from
+	// readArmed to readRunning (the poller, or the socket's Close) starts
+	// the reader.
+	rstate  atomic.Int32
+	ptok    uint32     // the poller's token for the connection
+	inPoll  bool       // the socket was added to the epoll set (reader only)
+	burstMu sync.Mutex // held by readLoop's worker while it reads (portable path)
+	burstOK bool       // the worker's verdict: the connection goes on
+
+	mu         sync.Mutex
+	up         bool // the upgrade completed: nc is set
+	queue      []outMsg
+	spare      []outMsg
+	bytes      int
+	writing    bool
+	closing    bool
+	closeCode  int // a close requested before the upgrade completed
+	closeWhy   string
+	closeTimer *time.Timer    // ends a close handshake the client does not answer
+	closeMu    sync.Once      // one close frame per connection: the server's, or the answer to the client's
+	closeWrite sync.Mutex     // held while the server's close frame is written (startCloseHandshake)
+	wg         sync.WaitGroup // writer and closer goroutines
 }
 
 // outMsg is one queued, complete WebSocket frame (see frame.go).
@@ -86,58 +98,110 @@ func (c *Conn) Init(srv *Server, peer Peer) {
 }
 
 // Upgrade completes the WebSocket handshake the owner has validated (origin,
-// subprotocols, connect): coder/websocket accepts it through our hijack
-// wrapper, and frames queued and a close requested meanwhile are acted on.
-// On error the response was written (or the connection is unusable); the
-// caller finishes its peer. Then Serve starts reading.
+// subprotocols, connect): the client's request is checked (RFC 6455 4.2.1),
+// the connection hijacked and answered 101, and frames queued and a close
+// requested meanwhile are acted on. On error the response was written (or
+// the connection is unusable); the caller finishes its peer. Then Serve
+// starts reading.
 func (c *Conn) Upgrade(w http.ResponseWriter, r *http.Request) error {
+	if err := checkHandshake(r, w.Header()); err != nil {
+		he := err.(*handshakeError)
+		http.Error(w, he.msg, he.status)
+		return err
+	}
 	// Compression without context takeover: each message is compressed on
 	// its own, so a broadcast is compressed once for every subscriber (see
 	// deflate.go) and a connection keeps no compressor between messages.
-	mode := websocket.CompressionDisabled
-	if c.srv.cfg.Compression {
-		mode = websocket.CompressionNoContextTakeover
-	}
-	ws, err := websocket.Accept(&hijackWriter{ResponseWriter: w, c: c}, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{"phoenix"},
-		InsecureSkipVerify: true, // the owner checked the origin, Phoenix-style
-		CompressionMode:    mode,
-	})
+	deflate := c.srv.cfg.Compression && acceptDeflate(r.Header)
+	answer := switchingProtocols(r, w.Header(), deflate)
+	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return err
 	}
-	if c.nc == nil {
-		// Accept must have hijacked through hijackWriter (see the package
-		// doc); a coder/websocket that does not cannot be driven by us.
-		_ = ws.CloseNow()
-		return errors.New("wstransport: coder/websocket did not hijack through the wrapper")
+	// Input the client sent right after its request (read ahead by
+	// net/http) is read first; net/http's buffers are dropped with brw.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		c.pending = bytes.Clone(b)
 	}
-	cfg := &c.srv.cfg
-	ws.SetReadLimit(cfg.MaxFrameSize)
-	// coder/websocket made the read buffer read through an io.MultiReader
-	// of the bytes buffered before the hijack and the socket (golang/go
-	// #32314). Our buffer was new and empty, and Hijack kept those bytes
-	// in hijackedConn.pending, so read the socket directly: the wrapper
-	// would stay allocated for the connection's life.
-	c.br.Reset(c.nc)
-	c.deflate = strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")
-	if c.deflate {
-		c.inf = &inflateState{limit: cfg.MaxFrameSize, credit: cfg.MaxInflatedSize, at: c.srv.clock()}
+	if _, err := nc.Write(answer); err != nil {
+		_ = nc.Close()
+		return err
 	}
-	c.attach(ws)
+	s := &sock{Conn: nc, owner: c, fd: -1}
+	if sc, ok := nc.(syscall.Conn); ok && rawWrites {
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { s.fd = int(fd) })
+		}
+	}
+	c.deflate = deflate
+	if deflate {
+		c.inf = &inflateState{credit: c.srv.cfg.MaxInflatedSize, at: c.srv.clock()}
+	}
+	c.attach(s)
 	return nil
 }
 
-// Serve starts the connection's read loop on a goroutine of its own,
-// counted in Config.Group; the loop calls Peer.Finish at the end. The
-// caller must hold its own count in Config.Group (its request does) so
-// that the owner's Wait cannot miss this one.
+// Reading states of a connection (Conn.rstate).
+const (
+	readIdle    = iota // not watched by the poller
+	readArmed          // the poller watches the socket; nobody reads
+	readRunning        // a goroutine reads the connection
+)
+
+// Serve starts reading the connection; Peer.Finish is called at the end.
+// On Linux the server's poller watches the socket and a goroutine runs
+// only while input is read and handled (readPolled); elsewhere, and for a
+// connection that is not a plain socket (TLS), the connection gets a
+// goroutine of its own (readLoop). The connection's reading counts once in
+// Config.Group until it ends. The caller must hold its own count in
+// Config.Group (its request does) so that the owner's Wait cannot miss
+// this one.
 func (c *Conn) Serve() {
 	c.srv.cfg.Group.Add(1)
+	c.lastRead.Store(time.Now().UnixNano())
+	c.srv.startIdleSweeper()
+	if p := c.srv.poller(); p != nil && c.nc.fd >= 0 && p.register(c) {
+		c.rstate.Store(readRunning)
+		if len(c.pending) > 0 || !p.arm(c) {
+			c.srv.startReader(c, false)
+		}
+		return
+	}
 	go func() {
 		defer c.srv.cfg.Group.Done()
 		c.readLoop()
 	}()
+}
+
+// readPolled is the reader of a connection watched by the poller: it
+// reads and handles what arrived (reading the socket at least once when
+// read is true: it is readable) until no input is buffered, then re-arms
+// the socket and ends. A connection the poller cannot watch any more (its
+// socket or the poller closed) is read on here until it ends.
+func (c *Conn) readPolled(read bool) {
+	for {
+		if !c.burst(read) {
+			c.endRead()
+			c.srv.poll.unregister(c)
+			c.srv.cfg.Group.Done()
+			return
+		}
+		if c.srv.poll.arm(c) {
+			return // from here on the connection is the poller's
+		}
+		read = true
+	}
+}
+
+// socketClosed is called once the socket is closed: a connection the
+// poller watched gets a reader, which ends it (the closed socket took it
+// out of the epoll set, which will not report it).
+func (c *Conn) socketClosed() {
+	if c.rstate.CompareAndSwap(readArmed, readRunning) {
+		c.srv.startReader(c, true)
+	}
 }
 
 // Deflate reports whether permessage-deflate was negotiated: frames for
@@ -158,29 +222,24 @@ func (c *Conn) Closing() bool {
 
 // attach completes the upgrade: frames queued and a close requested while
 // the handshake ran are acted on now.
-func (c *Conn) attach(ws *websocket.Conn) {
+func (c *Conn) attach(s *sock) {
 	c.mu.Lock()
-	c.ws = ws
+	c.nc, c.up = s, true
 	code, why := c.closeCode, c.closeWhy
 	// Closing without a close code: CloseNow ran during the handshake (the
 	// server is closing), so the connection is dropped as soon as it is up;
-	// the read loop then ends at once.
+	// reading then ends at once.
 	drop := c.closing && code == 0
 	if code == 0 && !drop && len(c.queue) > 0 && !c.writing {
 		c.startWriting()
 	}
 	c.mu.Unlock()
 	if drop {
-		_ = ws.CloseNow()
+		_ = s.Close()
 		return
 	}
 	if code != 0 {
-		c.nc.serverClose.Store(true)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.closeHandshake(ws, code, why)
-		}()
+		c.startCloseHandshake(code, why)
 	}
 }
 
@@ -204,7 +263,7 @@ func (c *Conn) Queue(b []byte) {
 	}
 	c.queue = append(c.queue, outMsg{b: b})
 	c.bytes += len(b)
-	if !c.writing && c.ws != nil {
+	if !c.writing && c.up {
 		c.startWriting()
 	}
 	c.mu.Unlock()
@@ -339,27 +398,50 @@ func (c *Conn) writeLoop() {
 
 // Close starts the close handshake with a close code and reason: queued
 // frames are dropped, the close frame is sent on a goroutine owned by the
-// connection. It does not block; later calls are no-ops.
+// connection, and the socket is closed when the client answers (or after
+// closeTimeout). It does not block; later calls are no-ops, and so is a
+// call after the client's close frame was answered.
 func (c *Conn) Close(code int, reason string) {
 	c.closeMu.Do(func() {
 		c.mu.Lock()
 		c.closing = true
 		c.queue = nil
-		ws := c.ws
-		if ws == nil {
+		up := c.up
+		if !up {
 			c.closeCode, c.closeWhy = code, reason
 		}
 		c.mu.Unlock()
-		if ws == nil {
-			return
+		if up {
+			c.startCloseHandshake(code, reason)
 		}
-		c.nc.serverClose.Store(true)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.closeHandshake(ws, code, reason)
-		}()
 	})
+}
+
+// startCloseHandshake sends the server's close frame on a goroutine
+// counted in wg; closeTimeout after it started, the socket is closed if
+// the client did not answer.
+func (c *Conn) startCloseHandshake(code int, reason string) {
+	c.mu.Lock()
+	c.closeTimer = time.AfterFunc(closeTimeout, c.CloseNow)
+	c.mu.Unlock()
+	c.closeWrite.Lock() // before the goroutine starts: see clientClose
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.closeWrite.Unlock()
+		_ = c.nc.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
+		if err := c.nc.writeControl(0x8, closePayload(code, reason)); err != nil {
+			c.CloseNow()
+		}
+	}()
+}
+
+// stopQueue drops the queued frames: the connection is closing.
+func (c *Conn) stopQueue() {
+	c.mu.Lock()
+	c.closing = true
+	c.queue = nil
+	c.mu.Unlock()
 }
 
 // CloseNow drops the TCP connection without a close handshake.
@@ -367,36 +449,35 @@ func (c *Conn) CloseNow() {
 	c.mu.Lock()
 	c.closing = true
 	c.queue = nil
-	ws := c.ws
+	nc := c.nc
 	c.mu.Unlock()
-	if ws != nil {
-		_ = ws.CloseNow()
+	if nc != nil {
+		_ = nc.Close()
 	}
 }
 
-// readLoop reads frames until the connection ends, then finishes the peer.
+// readLoop is the reader of a connection the poller does not watch: it
+// reads until the connection ends, then finishes the peer.
 func (c *Conn) readLoop() {
-	c.lastRead.Store(time.Now().UnixNano())
-	c.srv.startIdleSweeper()
-	// The connection's goroutine only waits: for the socket to become
-	// readable, then for a short-lived worker that reads and handles what
-	// arrived. Deep work (coder/websocket's Read, decoding, joins, hooks)
-	// grows a goroutine's stack, and a grown stack is never given back
-	// while the goroutine lives; this way the long-lived goroutine keeps
-	// the 2 KiB minimum, most of an idle connection's cost, and a burst of
-	// messages costs one goroutine start.
+	// The connection's goroutine only waits: for input, then for a
+	// short-lived worker that reads and handles what arrived. Deep work
+	// (decoding, joins, hooks) grows a goroutine's stack, and a grown
+	// stack is never given back while the goroutine lives; this way the
+	// long-lived goroutine keeps the minimum, and a burst of messages
+	// costs one goroutine start.
 	for {
-		if c.bufferedInput() == 0 {
-			c.nc.waitReadable()
+		read := false
+		if len(c.pending) == 0 {
+			read = !c.waitInput()
 		}
-		// Hand over to a worker and wait for it: the worker unlocks burst
-		// (a mutex may be unlocked by another goroutine), which costs no
-		// allocation per connection, unlike a channel.
-		c.burst.Lock()
-		go c.readBurst()
-		c.burst.Lock()
+		// Hand over to a worker and wait for it: the worker unlocks
+		// burstMu (a mutex may be unlocked by another goroutine), which
+		// costs no allocation per connection, unlike a channel.
+		c.burstMu.Lock()
+		go c.readBurst(read)
+		c.burstMu.Lock()
 		ok := c.burstOK
-		c.burst.Unlock()
+		c.burstMu.Unlock()
 		if !ok {
 			break
 		}
@@ -404,99 +485,47 @@ func (c *Conn) readLoop() {
 	c.endRead()
 }
 
-// readBurst handles messages while input is buffered, records whether the
-// connection goes on, and unlocks burst.
-func (c *Conn) readBurst() {
-	defer c.burst.Unlock()
-	for {
-		if !c.readOne() {
-			c.burstOK = false
-			return
-		}
-		if c.bufferedInput() == 0 && !c.nc.hasPending() {
-			c.burstOK = true
-			return
-		}
-	}
+// readBurst is readLoop's worker: it handles the input that arrived,
+// records whether the connection goes on, and unlocks burstMu.
+func (c *Conn) readBurst(read bool) {
+	defer c.burstMu.Unlock()
+	c.burstOK = c.burst(read)
 }
 
-// bufferedInput returns the bytes coder/websocket has buffered but not
-// consumed. brMu keeps it from racing with a close handshake, the only
-// other reader of the buffer.
-func (c *Conn) bufferedInput() int {
-	c.brMu.Lock()
-	defer c.brMu.Unlock()
-	return c.br.Buffered()
-}
-
-// closeHandshake runs coder/websocket's Close, which reads the peer's
-// close frame through the read buffer.
-func (c *Conn) closeHandshake(ws *websocket.Conn, code int, reason string) {
-	c.brMu.Lock()
-	defer c.brMu.Unlock()
-	_ = ws.Close(websocket.StatusCode(code), reason)
+// waitInput blocks until the client sent something, kept in pending for
+// the next burst; false when nothing was read (the connection failed: the
+// next read sees why).
+//
+//go:noinline
+func (c *Conn) waitInput() bool {
+	b := make([]byte, 64)
+	n, _ := c.nc.Conn.Read(b)
+	c.pending = b[:n]
+	return n > 0
 }
 
 // endRead ends the connection once reading stopped: no close frame is
-// started from now on (an in-flight Close finishes first, so its goroutine
+// started from now on (an in-flight one finishes first, so its goroutine
 // is counted in wg before the Wait), the socket is dropped, the peer
-// finishes and the connection's writer and closer goroutines are waited
-// for. It is not inlined, like readOne, so that its frame is not part of
-// readLoop's, which stays on the stack while the connection idles.
-//
-//go:noinline
+// finishes, the connection's writer and closer goroutines are waited for
+// and the read buffer is given back.
 func (c *Conn) endRead() {
 	c.closeMu.Do(func() {}) // no close frame after the read side ended
 	c.CloseNow()
 	c.peer.Finish()
 	c.wg.Wait()
+	c.mu.Lock()
+	t := c.closeTimer
+	c.closeTimer = nil
+	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	c.dropBuf(true)
 }
 
-// readOne reads the next message and hands it to the peer; false ends the
-// loop. It is not inlined so that its large frame (coder/websocket's Read
-// and the peer's decoding) is not part of readLoop's, which stays on the
-// stack while the connection idles.
-//
-//go:noinline
-func (c *Conn) readOne() bool {
-	compressed := false
-	if c.inf != nil {
-		compressed = c.beforeInflate()
-	}
-	typ, data, err := c.ws.Read(context.Background())
-	if err != nil {
-		c.readEnded(err)
-		return false
-	}
-	c.lastRead.Store(time.Now().UnixNano())
-	if compressed {
-		c.inf.credit -= int64(len(data))
-	}
-	// A malformed message makes the peer close the connection; reading
-	// goes on so that the close handshake completes.
-	c.peer.Deliver(typ == websocket.MessageBinary, data)
-	return true
-}
-
-func (c *Conn) readEnded(err error) {
-	log, ctx := c.peer.Logger(), c.peer.Context()
-	code := websocket.CloseStatus(err)
-	switch {
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		limit := c.srv.cfg.MaxFrameSize
-		if c.inf != nil {
-			limit = c.inf.limit
-		}
-		log.LogAttrs(ctx, slog.LevelWarn, "message too large, connection closed", slog.Int64("limit", limit))
-	case code != -1:
-		log.LogAttrs(ctx, slog.LevelDebug, "connection closed by client", slog.Int("code", int(code)))
-	default:
-		log.LogAttrs(ctx, slog.LevelDebug, "connection ended", slog.Any("error", err))
-	}
-}
-
-// HoldWrites takes the lock that orders writes to the socket, as
-// coder/websocket writing a control frame to a full socket holds it, until
+// HoldWrites takes the lock that orders writes to the socket, as a control
+// frame (pong, close) being written to a full socket holds it, until
 // release is called. It exists for tests of the write pool (which must not
 // wait behind it) from package channel.
 func (c *Conn) HoldWrites() (release func()) {

@@ -1,7 +1,9 @@
-// Package wstransport is pyre's WebSocket transport: the upgrade, the
-// per-connection outbound queue and the shared write pool, the reader that
-// hands each inbound message to its Peer, the inflation bounds of
-// permessage-deflate, and the idle sweeper.
+// Package wstransport is pyre's WebSocket transport (RFC 6455, with
+// permessage-deflate of RFC 7692): the upgrade, the frame reader that
+// hands each inbound message to its Peer, the per-connection outbound
+// queue and the shared write pool, the close handshake, the inflation
+// bounds of permessage-deflate, the idle sweeper and, on Linux, the poller
+// that watches idle connections.
 //
 // It knows nothing of package channel. The core implements Peer for each
 // connection (decoding messages, closing the connection, finishing its
@@ -11,56 +13,58 @@
 // vsn, Connect) stay in the core; AuthToken and AcceptableSubprotocols
 // parse the WebSocket headers they read.
 //
-// # Why we reach under coder/websocket
+// # What an idle connection costs
 //
-// coder/websocket does the handshake, reads and parses inbound frames,
-// inflates compressed messages and writes control frames (pong, close).
-// pyre goes around it in four places, each for a reason measured or
-// required by the protocol, and each relying on a behaviour of
-// coder/websocket that upstream_test.go pins (the module version is pinned
-// in go.mod for the same reason):
+// Most of a server's connections are idle most of the time (a Phoenix
+// client sends a heartbeat every 30 s), so an idle connection holds as
+// little as the transport can manage: no goroutine and no buffer.
 //
-//   - Outbound data frames bypass it. A broadcast is framed once
-//     (FinishFrame) and the same bytes are queued for every subscriber;
-//     the write pool gathers a connection's queue into one socket write,
-//     made with a raw non-blocking write(2) on Linux (rawwrite_linux.go,
-//     hijackedConn.writeNoBlock says what that saves). coder/websocket
-//     would copy and frame each message per connection, under a per-
-//     connection writer. This relies on Accept hijacking through the
-//     ResponseWriter we pass (hijackWriter), so that coder/websocket writes
-//     through our hijackedConn, and on each of its control frames reaching
-//     that connection in one Write call (our 128-byte write buffer is
-//     larger than any control frame), so that frames never interleave.
+//   - No goroutine (Linux). The server's poller (poll_linux.go) watches
+//     the sockets of idle connections with one epoll set, level-triggered
+//     and one-shot; the epoll descriptor is itself waited on through the
+//     runtime's network poller, so the poller's one goroutine holds no
+//     thread. When a socket becomes readable a goroutine is started that
+//     reads and handles what arrived, re-arms the socket and ends: a
+//     heartbeat costs one wake-up and one goroutine start, and a goroutine
+//     that grew its stack handling a join gives it back when it ends.
+//     Elsewhere, and for connections that are not plain sockets (TLS), a
+//     goroutine per connection waits for input on a minimal stack and hands
+//     each burst to a short-lived worker (Conn.readLoop).
 //
-//   - Close frames are recognised by byte pattern and rewritten
-//     (hijackedConn.Write). coder/websocket echoes the client's close code;
-//     Phoenix's server (Bandit) answers by RFC 6455 7.4 instead (1000 for
-//     a valid code, 1002 otherwise; 1007 for a reason that is not UTF-8,
-//     see closeAnswer), and phoenix.js clients see the difference. The
-//     inbound frame scanner (frameScanner) follows the frame headers of
-//     the byte stream as it is read, to decide the answer before
-//     coder/websocket writes its echo. This relies on that echo being one
-//     Write of one whole close frame.
+//   - No buffer. The reader takes its read buffer from a pool when input
+//     arrives and gives it back once the input is consumed (read.go); the
+//     net/http buffers of the upgrade request are dropped with the
+//     hijack, and outbound frames are queued by reference to the
+//     broadcast's shared bytes.
 //
-//   - The read buffer is ours and is inspected. Hijack hands
-//     coder/websocket a 256-byte bufio.Reader (net/http's is 4 KiB, most
-//     of an idle connection's memory), Upgrade resets it to read the
-//     socket directly (coder/websocket wraps it in an io.MultiReader that
-//     would stay allocated), and the reader looks into it: whether input
-//     is buffered decides whether the long-lived goroutine waits for the
-//     socket or hands a burst to a worker (readLoop), and the RSV1 bit of
-//     the next buffered frame decides the read limit (beforeInflate). This
-//     relies on coder/websocket reading through the bufio.Reader that
-//     Hijack returned.
+// The WebSocket protocol is implemented here rather than through a
+// WebSocket library because a library connection keeps its own buffered
+// reader and writer, locks and state per connection, and reads on a
+// goroutine that blocks in its Read: per idle connection, that was more
+// than all of pyre's own state.
 //
-//   - The read limit bounds inflation. coder/websocket's SetReadLimit
-//     counts inflated bytes for a compressed message and is read when a
-//     message starts, so setting MaxInflatedSize before a compressed
-//     message stops a small compressed message from inflating to
-//     megabytes (it closes the connection with 1009).
+// # Frames
 //
-// A coder/websocket upgrade that changes any of these fails a test of
-// upstream_test.go named after the assumption; Upgrade also refuses a
-// connection that was not hijacked through hijackWriter rather than run
-// it half-wired.
+// Outbound data frames are framed once per broadcast (FinishFrame) and the
+// same bytes queued for every subscriber; the write pool gathers a
+// connection's queue into one socket write, made with a raw non-blocking
+// write(2) on Linux (rawwrite_linux.go; sock.writeNoBlock says what that
+// saves). Control frames (pong, close) are written in one Write each under
+// the same lock, so frames never interleave.
+//
+// Inbound frames are checked as RFC 6455 requires of a server (masked,
+// known opcodes, no reserved bits but RSV1 on the first frame of a
+// compressed message, whole and short control frames, continuations only
+// inside a message); a violation is answered with a 1002 close frame. A
+// message is bounded by MaxFrameSize, a compressed one by its inflated
+// size (MaxInflatedSize), past which the answer is 1009, and the inflated
+// bytes are charged to a token bucket refilled at MaxInflateRate (see
+// inflate.go). Text messages are not checked for UTF-8 here: the core's
+// decoding does that (and answers 1007).
+//
+// A client's close frame is answered as Bandit (Phoenix's default server)
+// answers it, by RFC 6455 7.4 rather than by echoing its code (see
+// closeAnswer), and phoenix.js clients see the difference. The server's
+// own close frame (Conn.Close) is followed by the client's answer, or by
+// closing the socket closeTimeout later.
 package wstransport

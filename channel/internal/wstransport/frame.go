@@ -1,14 +1,12 @@
 package wstransport
 
-// WebSocket framing of outbound messages, done here rather than by
-// coder/websocket: a server frame is unmasked, so the bytes of a
-// broadcast's frame (header and payload) are the same for every subscriber
-// of a serializer and are built once per broadcast (package channel caches
-// them on the shared frame), and a connection's writer only copies queued
-// frames into one socket write. coder/websocket still writes its control
-// frames (pong, close) itself; each of those goes to the socket in one
-// Write call (they are at most 127 bytes and its write buffer is larger),
-// and queued frames are appended in one call too, so frames never
+// WebSocket framing of outbound messages: a server frame is unmasked, so
+// the bytes of a broadcast's frame (header and payload) are the same for
+// every subscriber of a serializer and are built once per broadcast
+// (package channel caches them on the shared frame), and a connection's
+// writer only copies queued frames into one socket write. Control frames
+// (pong, close) are written by the reader and the closer (sock.writeControl)
+// in one Write each, under the same lock as queued frames, so frames never
 // interleave.
 
 // MaxHeader is the longest server frame header: 2 bytes, plus 8 for a

@@ -1,26 +1,27 @@
 package wstransport
 
 import (
+	"compress/flate"
+	"fmt"
+	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 )
 
 // Inflation bounds (Config.MaxInflatedSize and MaxInflateRate).
 //
-// coder/websocket inflates a compressed message inside Read, through the
-// read limit (SetReadLimit), which counts inflated bytes for a compressed
-// message and wire bytes for an uncompressed one. The limit is read when a
-// message starts, so before each read the transport looks at the next
-// frame's header in the read buffer: a compressed message gets
-// MaxInflatedSize, an uncompressed one MaxFrameSize. A compressed message
-// past its limit stops inflating there and coder/websocket closes the
-// connection with 1009.
+// A compressed message is inflated into a buffer bounded by
+// MaxInflatedSize: past it inflating stops and the connection is closed
+// with 1009, so a small compressed message cannot inflate to megabytes. An
+// uncompressed message is bounded by MaxFrameSize. The inflated bytes are
+// charged to a token bucket refilled at MaxInflateRate; while it is in
+// debt, the connection's next read waits.
 
-// inflateState is a compressed connection's inflation state: the read
-// limit in force and a token bucket of inflated bytes. Only the reading
-// goroutine uses it.
+// inflateState is a compressed connection's token bucket of inflated
+// bytes. Only the reader uses it.
 type inflateState struct {
-	limit  int64 // the read limit set on the connection
 	credit int64 // bytes the connection may inflate; negative in debt
 	at     int64 // clock reading of the last refill, nanoseconds
 }
@@ -39,12 +40,10 @@ func (inf *inflateState) refill(now, rate, burst int64) {
 	inf.at = now
 }
 
-// beforeInflate prepares the next read of a compressed connection: it
+// beforeInflate runs before each read of a compressed connection: it
 // pauses while the connection's inflation is in debt (the token bucket
-// refills at MaxInflateRate), then sets the read limit for the next
-// message. It reports whether that message is (or may be) compressed, so
-// that its inflated size is charged.
-func (c *Conn) beforeInflate() bool {
+// refills at MaxInflateRate).
+func (c *Conn) beforeInflate() {
 	inf, o := c.inf, &c.srv.cfg
 	inf.refill(c.srv.clock(), o.MaxInflateRate, o.MaxInflatedSize)
 	if inf.credit < 0 {
@@ -54,50 +53,82 @@ func (c *Conn) beforeInflate() bool {
 		c.srv.pause(c.peer.Context(), d)
 		inf.refill(c.srv.clock(), o.MaxInflateRate, o.MaxInflatedSize)
 	}
-	compressed, known := c.nextCompressed()
-	compressed = compressed || !known
-	limit := o.MaxFrameSize
-	if compressed {
-		limit = o.MaxInflatedSize
-	}
-	if limit != inf.limit {
-		c.ws.SetReadLimit(limit)
-		inf.limit = limit
-	}
-	return compressed
 }
 
-// nextCompressed looks at the frames buffered for the next read (without
-// reading the socket): it skips control frames and reports the RSV1 bit
-// (compressed) of the first data frame, if it is buffered (known).
-func (c *Conn) nextCompressed() (compressed, known bool) {
-	c.brMu.Lock()
-	defer c.brMu.Unlock()
-	if c.br.Buffered() == 0 {
-		if !c.nc.hasPending() {
-			return false, false
-		}
-		_, _ = c.br.Peek(1) // takes the pending bytes without blocking
+// inflater is a pooled decompressor and its input.
+type inflater struct {
+	r   io.ReadCloser
+	src tailReader
+}
+
+var inflaters sync.Pool
+
+// tailReader yields a compressed message and then the empty stored block
+// its sender removed (RFC 7692 7.2.2).
+type tailReader struct {
+	p    []byte
+	tail int
+}
+
+func (t *tailReader) Read(b []byte) (int, error) {
+	if len(t.p) > 0 {
+		n := copy(b, t.p)
+		t.p = t.p[n:]
+		return n, nil
 	}
-	b, _ := c.br.Peek(c.br.Buffered())
-	for off := 0; off < len(b); {
-		h := b[off]
-		if op := h & 0x0f; op < 0x8 {
-			// A data frame (or a protocol error coder/websocket refuses).
-			return h&0x40 != 0, true
-		}
-		if off+2 > len(b) {
-			return false, false
-		}
-		n := int(b[off+1] & 0x7f)
-		if n > 125 {
-			return false, true // an invalid control frame: the read fails
-		}
-		hl := 2
-		if b[off+1]&0x80 != 0 {
-			hl += 4 // masking key
-		}
-		off += hl + n
+	if t.tail < len(deflateTail) {
+		n := copy(b, deflateTail[t.tail:])
+		t.tail += n
+		return n, nil
 	}
-	return false, false
+	return 0, io.EOF
+}
+
+// ReadByte makes tailReader an io.ByteReader, so that flate reads it
+// without a bufio.Reader of its own.
+func (t *tailReader) ReadByte() (byte, error) {
+	var b [1]byte
+	if _, err := t.Read(b[:]); err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
+
+// done reports whether the whole input was read.
+func (t *tailReader) done() bool { return len(t.p) == 0 && t.tail == len(deflateTail) }
+
+// inflate appends the inflated message p to out, at most limit bytes: past
+// it the error is a 1009 closeError, and a payload that does not inflate
+// is a 1007 one.
+func inflate(p, out []byte, limit int64) ([]byte, error) {
+	in, _ := inflaters.Get().(*inflater)
+	if in == nil {
+		in = &inflater{src: tailReader{p: p}}
+		in.r = flate.NewReader(&in.src)
+	} else {
+		in.src = tailReader{p: p}
+		_ = in.r.(flate.Resetter).Reset(&in.src, nil)
+	}
+	defer func() {
+		in.src = tailReader{}
+		inflaters.Put(in)
+	}()
+	for {
+		if len(out) == cap(out) {
+			out = slices.Grow(out, max(cap(out), 512))
+		}
+		end := min(int64(cap(out)), limit+1)
+		n, err := in.r.Read(out[len(out):end])
+		out = out[:len(out)+n]
+		if int64(len(out)) > limit {
+			return out, &closeError{closeTooBig, fmt.Sprintf("read limited at %d bytes", limit)}
+		}
+		switch {
+		case err == nil:
+		case err == io.EOF, err == io.ErrUnexpectedEOF && in.src.done():
+			return out, nil
+		default:
+			return out, &closeError{closeInvalidPayload, "invalid compressed payload"}
+		}
+	}
 }

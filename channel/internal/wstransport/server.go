@@ -13,6 +13,7 @@ const (
 	closeNormal         = 1000
 	closeProtocolError  = 1002
 	closeInvalidPayload = 1007
+	closeTooBig         = 1009
 )
 
 // Config configures a Server. Package channel fills every field from its
@@ -45,6 +46,10 @@ type Config struct {
 	// a lock of the owner while it yields; the sweeper only reads each
 	// connection's last activity meanwhile.
 	Conns func(yield func(*Conn) bool)
+
+	// portable reads every connection on a goroutine of its own, as where
+	// there is no poller (tests of that path on Linux).
+	portable bool
 }
 
 // Server is the state WebSocket connections of one endpoint share: the
@@ -57,6 +62,11 @@ type Server struct {
 	closed    bool
 	sweepOnce sync.Once
 	sweepStop chan struct{} // closed to stop the idle sweeper (idle.go)
+	// poll watches idle connections' sockets (Linux, see poller); created
+	// with the first connection, nil before and where there is none.
+	poll     *poller
+	pollOnce bool
+	pollWG   sync.WaitGroup // the poller's goroutine
 
 	// clock and pause are the time of the inflate rate bound (see
 	// beforeInflate): time.Now and a sleep ended by ctx, unless SetClock
@@ -112,15 +122,54 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Close stops the idle sweeper (and keeps it from starting). The owner
-// closes the connections and waits for Config.Group.
+// poller returns the server's poller, started with the first connection;
+// nil where there is none (not Linux, the epoll set could not be created,
+// or the server is closed).
+func (s *Server) poller() *poller {
+	if !pollReads || s.cfg.portable {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if !s.pollOnce {
+		s.pollOnce = true
+		p, err := newPoller()
+		if err != nil {
+			return nil
+		}
+		s.poll = p
+		s.pollWG.Add(1)
+		go func() {
+			defer s.pollWG.Done()
+			p.run()
+		}()
+	}
+	return s.poll
+}
+
+// Close stops the idle sweeper and the poller, and waits for the poller's
+// goroutine (and keeps both from starting). The owner closes the
+// connections and waits for Config.Group; connections still open then are
+// read by goroutines of their own.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.closed = true
 	stop := s.sweepStop
 	s.sweepStop = nil
+	p := s.poll
 	s.mu.Unlock()
 	if stop != nil {
 		close(stop)
+	}
+	if p != nil {
+		p.close()
+		s.pollWG.Wait()
 	}
 }
