@@ -106,14 +106,19 @@ func Middleware(opts *Options) channel.Middleware {
 	}
 }
 
-// handler traces one channel: the runtime builds a channel's hook chain
-// once per join and runs the join and then its events one at a time, so
-// join needs no lock.
+// handler traces the channels whose hook chain it is in. The runtime may
+// share one chain between channels (it does for channels without hooks of
+// their own), so the join span an event links to is kept in the channel's
+// assigns under joinSpanKey, not here; a channel runs its join and then its
+// events one at a time, so that needs no lock.
 type handler struct {
 	next channel.Handler
 	cfg  *config
-	join trace.SpanContext // the join span, linked from event spans
 }
+
+// joinSpanKey is the assign holding the span context of the channel's
+// join span (a trace.SpanContext), linked from its event spans.
+const joinSpanKey = "otelchannel.join_span"
 
 // Handle implements channel.Handler.
 func (h *handler) Handle(ctx context.Context, s *channel.Socket, msg *channel.Message) (channel.Reply, error) {
@@ -138,12 +143,12 @@ func (h *handler) Handle(ctx context.Context, s *channel.Socket, msg *channel.Me
 			CorrelationIDKey.String(s.CorrelationID()),
 		),
 	}
-	if !isJoin && h.join.IsValid() {
-		start = append(start, trace.WithLinks(trace.Link{SpanContext: h.join}))
+	if join, ok := s.Assigns()[joinSpanKey].(trace.SpanContext); ok && !isJoin && join.IsValid() {
+		start = append(start, trace.WithLinks(trace.Link{SpanContext: join}))
 	}
 	ctx, span := h.cfg.tracer.Start(parent, msg.Event+" "+s.Pattern(), start...)
 	if isJoin {
-		h.join = span.SpanContext()
+		s.Assign(joinSpanKey, span.SpanContext())
 	}
 	returned := false
 	defer func() {

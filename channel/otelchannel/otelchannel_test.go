@@ -318,3 +318,40 @@ func TestChannelDoesNotDependOnOpenTelemetry(t *testing.T) {
 		assert.False(t, strings.HasPrefix(dep, "go.opentelemetry.io/"), "channel imports %s", dep)
 	}
 }
+
+// Channels without hooks of their own share the router's hook chain (the
+// runtime builds it once per server), so the join span an event links to
+// must be kept per channel, not in the hook: with two such channels joined,
+// each event links to its own channel's join.
+func TestEventLinksToItsOwnJoinWithASharedChain(t *testing.T) {
+	e := newEndpoint(t, nil)
+	c := e.dial(t, "", nil)
+	refA, status := c.join("bare:a", nil)
+	require.Equal(t, "ok", status)
+	refB, status := c.join("bare:b", nil)
+	require.Equal(t, "ok", status)
+	c.push(refA, "bare:a", "x", nil)
+	c.push(refB, "bare:b", "x", nil)
+
+	byTopic := func(name string) map[string]sdktrace.ReadOnlySpan {
+		out := map[string]sdktrace.ReadOnlySpan{}
+		for _, s := range e.spans.Ended() {
+			if s.Name() != name {
+				continue
+			}
+			for _, a := range s.Attributes() {
+				if a.Key == otelchannel.DestinationNameKey {
+					out[a.Value.AsString()] = s
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(byTopic("x bare:*")) == 2 }, 5e9, 1e6)
+	joins, events := byTopic("phx_join bare:*"), byTopic("x bare:*")
+	for _, topic := range []string{"bare:a", "bare:b"} {
+		links := events[topic].Links()
+		require.Len(t, links, 1, topic)
+		assert.Equal(t, joins[topic].SpanContext().SpanID(), links[0].SpanContext.SpanID(), topic)
+	}
+}
