@@ -103,7 +103,9 @@ func (f HandlerFunc) Handle(ctx context.Context, s *Socket, msg *Message) (Reply
 // Middleware wraps a Handler, as net/http middleware wraps an http.Handler.
 // A hook sees joins (msg.Event == EventJoin) and events, and may answer
 // without calling next (auth, rate limits), observe the result (metrics,
-// logging) or change it.
+// logging) or change it. Each joined channel gets a chain of its own: a
+// Middleware is called once per join, so the Handler it returns may keep
+// state for that channel in its closure.
 type Middleware func(next Handler) Handler
 
 // chain wraps h in hooks, the first one outermost.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -361,4 +362,31 @@ func TestHubFanout(t *testing.T) {
 	broadcast(t, ps, "room:a", "")
 	assert.Equal(t, int64(3), subs[0].n.Load(), "no delivery after remove returned")
 	assert.Equal(t, 0, hubTopics(h))
+}
+
+// A router hook is called once per join, so the Handler it returns may keep
+// per-channel state, also for channels without hooks of their own
+// (ratelimit's PerChannel limiter relies on it).
+func TestRouterHookIsBuiltPerJoin(t *testing.T) {
+	var built atomic.Int32
+	r := NewRouter()
+	r.Use(func(next Handler) Handler {
+		built.Add(1)
+		return next
+	})
+	r.Handle("bare:*", func() Channel { return &bareChannel{} })
+	srv := NewServer(&Options{Router: r, Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+	for _, topic := range []string{"bare:a", "bare:b", "bare:c"} {
+		p := newProc(&Conn{srv: srv, ctx: context.Background()}, "bare:*", &bareChannel{}, &Message{Topic: topic})
+		p.cancel()
+	}
+	assert.Equal(t, int32(3), built.Load())
+}
+
+type bareChannel struct{}
+
+func (*bareChannel) Join(context.Context, *Socket, Payload) (any, error) { return nil, nil }
+func (*bareChannel) HandleIn(context.Context, *Socket, *Message) (Reply, error) {
+	return NoReply, ErrUnhandled
 }

@@ -107,10 +107,17 @@ func newProc(c *Conn, pattern string, ch Channel, m *Message) *proc {
 	p.out, _ = ch.(OutHandler)
 	p.info, _ = ch.(InfoHandler)
 	p.term, _ = ch.(Terminator)
-	if hk, ok := ch.(Hooker); ok {
+	// Each channel gets its own chain, built now: a Middleware runs once per
+	// join and may keep per-channel state in its closure (ratelimit's
+	// PerChannel limiter, otelchannel's join span). Only a channel with no
+	// hooks at all shares the server's hookless handler.
+	hk, isHooker := ch.(Hooker)
+	if isHooker || len(c.srv.router.hooks) > 0 {
 		var hooks []Middleware
 		hooks = append(hooks, c.srv.router.hooks...)
-		hooks = append(hooks, hk.Hooks()...)
+		if isHooker {
+			hooks = append(hooks, hk.Hooks()...)
+		}
 		p.handler = chain(HandlerFunc(p.final), hooks)
 	} else {
 		p.handler = c.srv.routerChain()
@@ -118,9 +125,8 @@ func newProc(c *Conn, pattern string, ch Channel, m *Message) *proc {
 	return p
 }
 
-// procChain is the router's hooks around socketFinal, built once for every
-// channel without hooks of its own (Hooker) rather than once per join: the
-// hooks' closures were a good part of a joined channel's memory.
+// procChain is the handler of channels without any hook (no Router.Use,
+// no Hooker): socketFinal, shared rather than a method value per join.
 type procChain struct {
 	n int // len(Router.hooks) it was built from: Use appends
 	h Handler
