@@ -248,3 +248,53 @@ func TestStatsFanoutCountedPerBroadcast(t *testing.T) {
 	assert.Zero(t, st.WebSocketConnections+st.LongPollConnections, "Attach'ed transports count in neither")
 	assert.EqualValues(t, subs, st.Connections)
 }
+
+// blockingQueueTransport's queuedBytes waits until release is closed, as
+// a queue lock held by a busy writer would.
+type blockingQueueTransport struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (*blockingQueueTransport) Send(*Frame)       {}
+func (*blockingQueueTransport) Close(int, string) {}
+func (b *blockingQueueTransport) queuedBytes() int {
+	close(b.entered)
+	<-b.release
+	return 7
+}
+
+// A scrape that waits on one connection's queue does not hold the server's
+// lock: connections still attach (before, Attach waited for the scrape).
+func TestQueuedBytesDoesNotBlockConnects(t *testing.T) {
+	srv := NewServer(&Options{Router: roomRouter(nil), Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+	slow := &blockingQueueTransport{entered: make(chan struct{}), release: make(chan struct{})}
+	c, err := srv.Attach(context.Background(), &ConnectInfo{}, slow)
+	require.NoError(t, err)
+	defer c.Finish()
+
+	scraped := make(chan int64)
+	go func() { scraped <- srv.QueuedBytes() }()
+	<-slow.entered
+
+	attached := make(chan error, 1)
+	go func() {
+		c2, err := srv.Attach(context.Background(), &ConnectInfo{}, &countTransport{})
+		if err == nil {
+			c2.Finish()
+		}
+		attached <- err
+	}()
+	select {
+	case err := <-attached:
+		require.NoError(t, err)
+	case <-time.After(testTimeout):
+		close(slow.release)
+		<-scraped
+		<-attached
+		t.Fatal("Attach waited for QueuedBytes")
+	}
+	close(slow.release)
+	assert.EqualValues(t, 7, <-scraped)
+}

@@ -445,15 +445,21 @@ func (s *Server) Stats() Stats {
 // for a socket write, and messages waiting for a LongPoll client's next
 // poll. It visits every connection (taking each one's queue lock briefly),
 // so it costs time in proportion to the connections: meant for a metrics
-// scrape, not for a loop.
+// scrape, not for a loop. Only the copy of the connection list is made
+// under the server's lock, so a scrape that waits on busy queues does not
+// hold up connects and disconnects.
 func (s *Server) QueuedBytes() int64 {
-	var n int64
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	qs := make([]queuedByteser, 0, len(s.conns))
 	for c := range s.conns {
 		if q, ok := c.t.(queuedByteser); ok {
-			n += int64(q.queuedBytes())
+			qs = append(qs, q)
 		}
+	}
+	s.mu.Unlock()
+	var n int64
+	for _, q := range qs {
+		n += int64(q.queuedBytes())
 	}
 	return n
 }
