@@ -16,5 +16,9 @@
 //     [Middleware], which gives every HTTP request an id (taken from the
 //     X-Correlation-ID request header when it is [Valid]).
 //
+// NewHandler is built on [NewContextHandler], which adds whatever
+// attributes a function reads from the record's context, always at the top
+// level; otelchannel.LogHandler uses it for trace and span ids.
+//
 // Everything in this package is safe for concurrent use.
 package correlation

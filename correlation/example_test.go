@@ -79,3 +79,23 @@ func ExampleMiddleware() {
 	// response header trace-7
 	// 16
 }
+
+func ExampleNewContextHandler() {
+	type userKey struct{}
+	h := correlation.NewContextHandler(
+		slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: noTime}),
+		func(ctx context.Context) []slog.Attr {
+			if u, ok := ctx.Value(userKey{}).(string); ok {
+				return []slog.Attr{slog.String("user", u)}
+			}
+			return nil
+		})
+	logger := slog.New(h)
+
+	ctx := context.WithValue(context.Background(), userKey{}, "ann")
+	logger.WithGroup("push").InfoContext(ctx, "sent", "event", "stream_state")
+	logger.Info("startup")
+	// Output:
+	// level=INFO msg=sent user=ann push.event=stream_state
+	// level=INFO msg=startup
+}

@@ -271,3 +271,110 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// tenantKey carries a tenant and a user in a context for the
+// NewContextHandler tests.
+type tenantKey struct{}
+
+type tenant struct{ name, user string }
+
+func tenantAttrs(ctx context.Context) []slog.Attr {
+	t, ok := ctx.Value(tenantKey{}).(tenant)
+	if !ok {
+		return nil
+	}
+	return []slog.Attr{slog.String("tenant", t.name), slog.String("user", t.user)}
+}
+
+func TestContextHandlerAddsEveryAttrAtTheTopLevel(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := slog.New(correlation.NewContextHandler(slog.NewJSONHandler(&buf, nil), tenantAttrs))
+	ctx := context.WithValue(context.Background(), tenantKey{}, tenant{"acme", "ann"})
+
+	l.InfoContext(ctx, "flat", "k", 1)
+	l.With("a", 1).WithGroup("g").With("b", 2).InfoContext(ctx, "grouped", "c", 3)
+	l.WithGroup("g").InfoContext(context.Background(), "none", "c", 4)
+
+	got := decodeLines(t, buf.Bytes())
+	require.Len(t, got, 3)
+	assert.Equal(t, "acme", got[0]["tenant"])
+	assert.Equal(t, "ann", got[0]["user"])
+	assert.Equal(t, "acme", got[1]["tenant"], "outside the group")
+	assert.Equal(t, "ann", got[1]["user"])
+	assert.Equal(t, map[string]any{"b": 2.0, "c": 3.0}, got[1]["g"])
+	assert.NotContains(t, got[2], "tenant")
+	assert.Equal(t, map[string]any{"c": 4.0}, got[2]["g"])
+}
+
+// Only the keys already at the top level are left out; the others are
+// still added.
+func TestContextHandlerSkipsOnlyTheKeysAlreadyThere(t *testing.T) {
+	t.Parallel()
+	ctx := context.WithValue(context.Background(), tenantKey{}, tenant{"acme", "ann"})
+	for name, log := range map[string]func(l *slog.Logger){
+		"record":    func(l *slog.Logger) { l.InfoContext(ctx, "m", "user", "bob") },
+		"WithAttrs": func(l *slog.Logger) { l.With("user", "bob").InfoContext(ctx, "m") },
+		"grouped":   func(l *slog.Logger) { l.With("user", "bob").WithGroup("g").InfoContext(ctx, "m", "k", 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log(slog.New(correlation.NewContextHandler(slog.NewJSONHandler(&buf, nil), tenantAttrs)))
+			assert.Equal(t, 1, strings.Count(buf.String(), `"user"`), buf.String())
+			assert.Contains(t, buf.String(), `"user":"bob"`)
+			assert.Contains(t, buf.String(), `"tenant":"acme"`)
+		})
+	}
+}
+
+// The replayed handler of a grouped logger is cached for the last
+// attributes: a change in any value, not only the first, must miss it.
+func TestContextHandlerGroupedCacheComparesEveryAttr(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	gl := slog.New(correlation.NewContextHandler(slog.NewJSONHandler(&buf, nil), tenantAttrs)).WithGroup("g")
+	want := []tenant{{"acme", "ann"}, {"acme", "bob"}, {"acme", "bob"}, {"zeta", "bob"}, {"acme", "ann"}}
+	for _, tn := range want {
+		gl.InfoContext(context.WithValue(context.Background(), tenantKey{}, tn), "m")
+	}
+	got := decodeLines(t, buf.Bytes())
+	require.Len(t, got, len(want))
+	for i, tn := range want {
+		assert.Equal(t, tn.name, got[i]["tenant"], "line %d", i)
+		assert.Equal(t, tn.user, got[i]["user"], "line %d", i)
+	}
+}
+
+func TestNewContextHandlerNilPanics(t *testing.T) {
+	t.Parallel()
+	assert.Panics(t, func() { correlation.NewContextHandler(nil, tenantAttrs) })
+	assert.Panics(t, func() { correlation.NewContextHandler(slog.NewJSONHandler(io.Discard, nil), nil) })
+}
+
+// NewHandler adds its one attribute without allocating (a record without
+// groups open, and a grouped logger whose replay is cached). The wrapped
+// handler allocates nothing itself (slog's own handlers draw on a
+// sync.Pool, which drops items at random under the race detector).
+func TestHandlerDoesNotAllocate(t *testing.T) {
+	ctx := correlation.WithID(context.Background(), "a1b2c3d4")
+	sink := &attrCounter{}
+	plain := slog.New(correlation.NewHandler(sink))
+	grouped := plain.WithGroup("g").With("k", 1)
+	for name, l := range map[string]*slog.Logger{"plain": plain, "grouped": grouped} {
+		before := sink.n
+		assert.Zero(t, testing.AllocsPerRun(100, func() { l.InfoContext(ctx, "m", "a", 1) }), name)
+		assert.Greater(t, sink.n, before, "%s: records reached the handler", name)
+	}
+}
+
+// attrCounter counts the attributes of the records it handles, and
+// allocates nothing.
+type attrCounter struct{ n int }
+
+func (c *attrCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *attrCounter) Handle(_ context.Context, r slog.Record) error {
+	c.n += r.NumAttrs()
+	return nil
+}
+func (c *attrCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *attrCounter) WithGroup(string) slog.Handler      { return c }
