@@ -9,13 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/channel/otelchannel"
+	"github.com/pyre-go/pyre/internal/phxtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -153,121 +151,10 @@ func (e *endpoint) spanNames() []string {
 	return names
 }
 
-// client is a WebSocket client speaking the Phoenix V2 JSON protocol.
-type client struct {
-	t      *testing.T
-	ws     *websocket.Conn
-	frames chan []json.RawMessage
-	ref    int
-}
-
 // dial connects with the query (vsn=2.0.0 added) and header.
-func (e *endpoint) dial(t *testing.T, query string, header http.Header) *client {
+func (e *endpoint) dial(t *testing.T, query string, header http.Header) *phxtest.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	u := "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/socket/websocket?vsn=2.0.0"
-	if query != "" {
-		u += "&" + query
-	}
-	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: header})
-	require.NoError(t, err)
-	c := &client{t: t, ws: ws, frames: make(chan []json.RawMessage, 64)}
-	done := make(chan struct{})
-	go func() { // reads continuously, so that close handshakes complete
-		defer close(done)
-		defer close(c.frames)
-		for {
-			_, b, err := ws.Read(context.Background())
-			if err != nil {
-				return
-			}
-			var f []json.RawMessage
-			if json.Unmarshal(b, &f) == nil && len(f) == 5 {
-				c.frames <- f
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ws.CloseNow()
-		<-done
-	})
-	return c
-}
-
-// push sends [join_ref, ref, topic, event, payload] with the next ref and
-// returns the ref.
-func (c *client) push(joinRef, topic, event string, payload any) string {
-	c.t.Helper()
-	c.ref++
-	ref := strconv.Itoa(c.ref)
-	c.send(joinRef, ref, topic, event, payload)
-	return ref
-}
-
-func (c *client) send(joinRef, ref, topic, event string, payload any) {
-	c.t.Helper()
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
-	require.NoError(c.t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	require.NoError(c.t, c.ws.Write(ctx, websocket.MessageText, b))
-}
-
-// next returns the next frame for which match is true, skipping others.
-func (c *client) next(what string, match func(f []json.RawMessage) bool) []json.RawMessage {
-	c.t.Helper()
-	timer := time.NewTimer(testTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-c.frames:
-			require.True(c.t, ok, "connection closed while waiting for %s", what)
-			if match(f) {
-				return f
-			}
-		case <-timer.C:
-			require.FailNow(c.t, "timed out waiting for "+what)
-		}
-	}
-}
-
-// reply waits for the phx_reply to ref and returns its status.
-func (c *client) reply(ref string) string {
-	c.t.Helper()
-	f := c.next("reply to "+ref, func(f []json.RawMessage) bool {
-		return str(f[1]) == ref && str(f[3]) == "phx_reply"
-	})
-	var r struct{ Status string }
-	require.NoError(c.t, json.Unmarshal(f[4], &r))
-	return r.Status
-}
-
-// join joins topic with params and returns the join reply's status; the
-// join_ref is the join's ref.
-func (c *client) join(topic string, params any) (joinRef, status string) {
-	c.t.Helper()
-	c.ref++
-	ref := strconv.Itoa(c.ref)
-	c.send(ref, ref, topic, channel.EventJoin, params) // join_ref == ref, as phoenix.js sends it
-	return ref, c.reply(ref)
-}
-
-// control waits for a push of event (phx_error, phx_close) on topic.
-func (c *client) control(topic, event string) {
-	c.t.Helper()
-	c.next(event+" on "+topic, func(f []json.RawMessage) bool {
-		return str(f[2]) == topic && str(f[3]) == event
-	})
-}
-
-func str(m json.RawMessage) string {
-	var s string
-	_ = json.Unmarshal(m, &s)
-	return s
+	return phxtest.Dial(t, phxtest.URL(e.hs.URL, "", query), header)
 }
 
 // lockedBuffer collects log output from the server's goroutines.

@@ -47,7 +47,7 @@ func assertParent(t *testing.T, s sdktrace.ReadOnlySpan, traceID, spanID string)
 func TestJoinSpanAttributesAndParentFromJoinParams(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "correlation_id=corr-42", nil)
-	_, status := c.join("room:lobby", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
+	_, status := c.Join("room:lobby", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
 	require.Equal(t, "ok", status)
 
 	s := e.span(t, "phx_join room:*")
@@ -70,13 +70,13 @@ func TestJoinSpanParentFromConnectHeader(t *testing.T) {
 	e := newEndpoint(t, nil)
 	h := http.Header{"Traceparent": {traceparent(headerTrace, headerSpan)}}
 	c := e.dial(t, "", h)
-	_, status := c.join("room:a", nil)
+	_, status := c.Join("room:a", nil)
 	require.Equal(t, "ok", status)
 	assertParent(t, e.span(t, "phx_join room:*"), headerTrace, headerSpan)
 
 	// Join params win over the connection's trace context.
 	e.spans.Reset()
-	_, status = c.join("room:b", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
+	_, status = c.Join("room:b", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
 	require.Equal(t, "ok", status)
 	assertParent(t, e.span(t, "phx_join room:*"), clientTrace, clientSpan)
 }
@@ -84,7 +84,7 @@ func TestJoinSpanParentFromConnectHeader(t *testing.T) {
 func TestJoinSpanParentFromConnectParams(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "traceparent="+traceparent(headerTrace, headerSpan), nil)
-	_, status := c.join("room:a", nil)
+	_, status := c.Join("room:a", nil)
 	require.Equal(t, "ok", status)
 	assertParent(t, e.span(t, "phx_join room:*"), headerTrace, headerSpan)
 }
@@ -122,19 +122,19 @@ func TestConnectRefusalIsPassedOn(t *testing.T) {
 func TestGlobalPropagatorSetLater(t *testing.T) {
 	e := serve(t, &otelchannel.Options{})
 	c := e.dial(t, "", nil)
-	joinRef, _ := c.join("room:a", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
+	joinRef, _ := c.Join("room:a", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
 	assert.False(t, e.span(t, "phx_join room:*").Parent().IsValid(), "otel's default propagator reads nothing")
 
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) })
-	require.Equal(t, "ok", c.reply(c.push(joinRef, "room:a", "ok", map[string]any{"traceparent": traceparent(headerTrace, headerSpan)})))
+	require.Equal(t, "ok", c.Reply(c.Push(joinRef, "room:a", "ok", map[string]any{"traceparent": traceparent(headerTrace, headerSpan)})))
 	assertParent(t, e.span(t, "ok room:*"), headerTrace, headerSpan)
 }
 
 func TestJoinWithoutTraceContextStartsATrace(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	_, status := c.join("room:a", map[string]any{"traceparent": "not a traceparent"})
+	_, status := c.Join("room:a", map[string]any{"traceparent": "not a traceparent"})
 	require.Equal(t, "ok", status)
 	s := e.span(t, "phx_join room:*")
 	assert.False(t, s.Parent().IsValid(), "a root span")
@@ -144,7 +144,7 @@ func TestJoinWithoutTraceContextStartsATrace(t *testing.T) {
 func TestRefusedJoinIsAnErrorReplyNotAFailure(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	_, status := c.join("room:a", map[string]any{"refuse": true})
+	_, status := c.Join("room:a", map[string]any{"refuse": true})
 	require.Equal(t, "error", status)
 	s := e.span(t, "phx_join room:*")
 	assert.Equal(t, "error", attrs(s)[otelchannel.ReplyStatusKey].AsString())
@@ -154,7 +154,7 @@ func TestRefusedJoinIsAnErrorReplyNotAFailure(t *testing.T) {
 func TestCrashedJoinIsAFailure(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	_, status := c.join("crash:a", nil)
+	_, status := c.Join("crash:a", nil)
 	require.Equal(t, "error", status)
 	s := e.span(t, "phx_join crash:*")
 	a := attrs(s)
@@ -167,7 +167,7 @@ func TestCrashedJoinIsAFailure(t *testing.T) {
 func TestEventSpans(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "correlation_id=corr-7", nil)
-	joinRef, status := c.join("room:lobby", nil)
+	joinRef, status := c.Join("room:lobby", nil)
 	require.Equal(t, "ok", status)
 	join := e.span(t, "phx_join room:*")
 
@@ -184,15 +184,15 @@ func TestEventSpans(t *testing.T) {
 		{event: "crash", code: codes.Error, errorType: "panic", description: "room exploded"},
 	} {
 		t.Run(tc.event, func(t *testing.T) {
-			ref := c.push(joinRef, "room:lobby", tc.event, nil)
+			ref := c.Push(joinRef, "room:lobby", tc.event, nil)
 			if tc.reply != "" {
-				require.Equal(t, tc.reply, c.reply(ref))
+				require.Equal(t, tc.reply, c.Reply(ref))
 			}
 			if tc.event == "crash" {
-				c.control("room:lobby", "phx_error") // the runtime crashed the channel as ever
+				c.Await("room:lobby", "phx_error") // the runtime crashed the channel as ever
 			}
 			if tc.event == "quiet" {
-				require.Equal(t, "ok", c.reply(c.push(joinRef, "room:lobby", "ok", nil)), "the next event went through")
+				require.Equal(t, "ok", c.Reply(c.Push(joinRef, "room:lobby", "ok", nil)), "the next event went through")
 			}
 			s := e.span(t, tc.event+" room:*")
 			a := attrs(s)
@@ -231,17 +231,17 @@ func TestEventErrorsAsTheRuntimeTreatsThem(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
 
-	joinRef, _ := c.join("room:fail", nil)
-	c.push(joinRef, "room:fail", "fail", nil)
-	c.control("room:fail", "phx_error")
+	joinRef, _ := c.Join("room:fail", nil)
+	c.Push(joinRef, "room:fail", "fail", nil)
+	c.Await("room:fail", "phx_error")
 	s := e.span(t, "fail room:*")
 	assert.Equal(t, codes.Error, s.Status().Code)
 	assert.Equal(t, errFail.Error(), s.Status().Description)
 	assert.Equal(t, "*errors.errorString", attrs(s)[otelchannel.ErrorTypeKey].AsString())
 
-	joinRef, _ = c.join("room:stop", nil)
-	require.Equal(t, "ok", c.reply(c.push(joinRef, "room:stop", "stop", nil)))
-	c.control("room:stop", "phx_close")
+	joinRef, _ = c.Join("room:stop", nil)
+	require.Equal(t, "ok", c.Reply(c.Push(joinRef, "room:stop", "stop", nil)))
+	c.Await("room:stop", "phx_close")
 	s = e.span(t, "stop room:*")
 	assert.Equal(t, codes.Unset, s.Status().Code, "a stop is no failure")
 	assert.NotContains(t, attrs(s), otelchannel.ErrorTypeKey)
@@ -250,10 +250,10 @@ func TestEventErrorsAsTheRuntimeTreatsThem(t *testing.T) {
 func TestUnhandledEventIsMarked(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	joinRef, _ := c.join("bare:a", nil)
-	c.push(joinRef, "bare:a", "unknown", nil)
+	joinRef, _ := c.Join("bare:a", nil)
+	c.Push(joinRef, "bare:a", "unknown", nil)
 	// Nothing is replied; a later leave is answered after the event was handled.
-	require.Equal(t, "ok", c.reply(c.push(joinRef, "bare:a", channel.EventLeave, nil)))
+	require.Equal(t, "ok", c.Reply(c.Push(joinRef, "bare:a", channel.EventLeave, nil)))
 	s := e.span(t, "unknown bare:*")
 	a := attrs(s)
 	assert.True(t, a[otelchannel.UnhandledKey].AsBool())
@@ -264,9 +264,9 @@ func TestUnhandledEventIsMarked(t *testing.T) {
 func TestEventParentFromPayload(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	joinRef, _ := c.join("room:a", nil)
-	ref := c.push(joinRef, "room:a", "ok", map[string]any{"traceparent": traceparent(clientTrace, clientSpan), "body": "hi"})
-	require.Equal(t, "ok", c.reply(ref))
+	joinRef, _ := c.Join("room:a", nil)
+	ref := c.Push(joinRef, "room:a", "ok", map[string]any{"traceparent": traceparent(clientTrace, clientSpan), "body": "hi"})
+	require.Equal(t, "ok", c.Reply(ref))
 	s := e.span(t, "ok room:*")
 	assertParent(t, s, clientTrace, clientSpan)
 	require.Len(t, s.Links(), 1, "still linked to the join")
@@ -275,8 +275,8 @@ func TestEventParentFromPayload(t *testing.T) {
 func TestLogsCarryTheTraceID(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	joinRef, _ := c.join("room:a", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
-	require.Equal(t, "ok", c.reply(c.push(joinRef, "room:a", "log", nil)))
+	joinRef, _ := c.Join("room:a", map[string]any{"traceparent": traceparent(clientTrace, clientSpan)})
+	require.Equal(t, "ok", c.Reply(c.Push(joinRef, "room:a", "log", nil)))
 
 	s := e.span(t, "log room:*")
 	recs := e.logs.records(t, "handled in a span")
@@ -297,9 +297,9 @@ func TestFilterSkipsEvents(t *testing.T) {
 		Filter: func(_ context.Context, _ *channel.Socket, msg *channel.Message) bool { return msg.Event != "ok" },
 	})
 	c := e.dial(t, "", nil)
-	joinRef, _ := c.join("room:a", nil)
-	require.Equal(t, "ok", c.reply(c.push(joinRef, "room:a", "ok", nil)))
-	require.Equal(t, "error", c.reply(c.push(joinRef, "room:a", "error", nil)))
+	joinRef, _ := c.Join("room:a", nil)
+	require.Equal(t, "ok", c.Reply(c.Push(joinRef, "room:a", "ok", nil)))
+	require.Equal(t, "error", c.Reply(c.Push(joinRef, "room:a", "error", nil)))
 	assert.ElementsMatch(t, []string{"phx_join room:*", "error room:*"}, e.spanNames())
 }
 
@@ -326,12 +326,12 @@ func TestChannelDoesNotDependOnOpenTelemetry(t *testing.T) {
 func TestEventLinksToItsOwnJoinWithASharedChain(t *testing.T) {
 	e := newEndpoint(t, nil)
 	c := e.dial(t, "", nil)
-	refA, status := c.join("bare:a", nil)
+	refA, status := c.Join("bare:a", nil)
 	require.Equal(t, "ok", status)
-	refB, status := c.join("bare:b", nil)
+	refB, status := c.Join("bare:b", nil)
 	require.Equal(t, "ok", status)
-	c.push(refA, "bare:a", "x", nil)
-	c.push(refB, "bare:b", "x", nil)
+	c.Push(refA, "bare:a", "x", nil)
+	c.Push(refB, "bare:b", "x", nil)
 
 	byTopic := func(name string) map[string]sdktrace.ReadOnlySpan {
 		out := map[string]sdktrace.ReadOnlySpan{}

@@ -2,9 +2,7 @@ package promchannel_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pyre-go/pyre/channel"
 	"github.com/pyre-go/pyre/channel/promchannel"
+	"github.com/pyre-go/pyre/internal/phxtest"
 )
 
 const timeout = 5 * time.Second
@@ -139,67 +137,23 @@ func (e *endpoint) compare(t *testing.T, want string, names ...string) {
 	require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(want), names...))
 }
 
-// client is a minimal phoenix.js-like V2 client over a real WebSocket.
-type client struct {
-	t        *testing.T
-	c        *websocket.Conn
-	ref      int
-	joinRefs map[string]string // topic -> join_ref of the last join
-}
+// client is the shared test client with this package's shorthands.
+type client struct{ *phxtest.Client }
 
 func (e *endpoint) dial(t *testing.T) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	u := "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/socket/websocket?vsn=2.0.0"
-	c, _, err := websocket.Dial(ctx, u, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.CloseNow() })
-	return &client{t: t, c: c, joinRefs: map[string]string{}}
-}
-
-// send sends [joinRef, ref, topic, event, payload] and returns the ref.
-func (c *client) send(joinRef, topic, event string, payload any) string {
-	c.t.Helper()
-	c.ref++
-	ref := fmt.Sprint(c.ref)
-	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
-	require.NoError(c.t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	require.NoError(c.t, c.c.Write(ctx, websocket.MessageText, b))
-	return ref
-}
-
-// reply reads frames until the reply to ref and returns its status.
-func (c *client) reply(ref string) string {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		_, b, err := c.c.Read(ctx)
-		require.NoError(c.t, err)
-		var f []any
-		require.NoError(c.t, json.Unmarshal(b, &f))
-		if f[1] == ref && f[3] == "phx_reply" {
-			return f[4].(map[string]any)["status"].(string)
-		}
-	}
+	return &client{phxtest.Dial(t, phxtest.URL(e.hs.URL, "", ""), nil)}
 }
 
 // join joins topic and returns the reply status.
 func (c *client) join(topic string, params any) string {
-	c.t.Helper()
-	if params == nil {
-		params = map[string]any{}
-	}
-	ref := c.send(fmt.Sprint(c.ref+1), topic, "phx_join", params)
-	c.joinRefs[topic] = ref
-	return c.reply(ref)
+	c.T().Helper()
+	_, status := c.Join(topic, params)
+	return status
 }
 
-// push sends a client event on a joined topic and returns its ref.
+// push sends a client event on topic's last join and returns its ref.
 func (c *client) push(topic, event string) string {
-	c.t.Helper()
-	return c.send(c.joinRefs[topic], topic, event, map[string]any{})
+	c.T().Helper()
+	return c.Push(c.JoinRef(topic), topic, event, nil)
 }

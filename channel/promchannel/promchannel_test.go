@@ -68,9 +68,9 @@ func TestJoinsRefusalsEventsAndLeavesAfterRealTraffic(t *testing.T) {
 	require.Equal(t, "error", c.join("room:d", nil), "MaxChannels")
 	wait(t, e.joined, 6)
 
-	assert.Equal(t, "ok", c.reply(c.push("room:a", "echo")))
-	assert.Equal(t, "error", c.reply(c.push("room:a", "err")))
-	assert.Equal(t, "queued", c.reply(c.push("room:a", "custom")))
+	assert.Equal(t, "ok", c.Reply(c.push("room:a", "echo")))
+	assert.Equal(t, "error", c.Reply(c.push("room:a", "err")))
+	assert.Equal(t, "queued", c.Reply(c.push("room:a", "custom")))
 	c.push("room:a", "noreply")
 	c.push("room:a", "no-such-event")
 	c.push("room:a", "stop") // the channel closes
@@ -79,13 +79,13 @@ func TestJoinsRefusalsEventsAndLeavesAfterRealTraffic(t *testing.T) {
 	wait(t, e.left, 2)
 
 	require.Equal(t, "ok", c.join("room:a", nil))
-	ref := c.send(c.joinRefs["room:a"], "room:a", "phx_leave", map[string]any{})
-	assert.Equal(t, "ok", c.reply(ref))
+	ref := c.Push(c.JoinRef("room:a"), "room:a", "phx_leave", nil)
+	assert.Equal(t, "ok", c.Reply(ref))
 	require.Equal(t, "ok", c.join("room:a", nil))
 	require.Equal(t, "ok", c.join("room:a", nil)) // replaces the previous one
 	wait(t, e.joined, 3)
 	wait(t, e.left, 2)
-	require.NoError(t, c.c.CloseNow())
+	c.Close()
 	wait(t, e.left, 1)
 
 	e.compare(t, `
@@ -137,9 +137,9 @@ func TestEventNamesAreBoundedPerPattern(t *testing.T) {
 	require.Equal(t, "ok", c.join("room:a", nil))
 	require.Equal(t, "ok", c.join("lobby", nil))
 	for _, ev := range []string{"any:1", "any:2", "any:3", "any:4", "any:1"} {
-		assert.Equal(t, "ok", c.reply(c.push("room:a", ev)))
+		assert.Equal(t, "ok", c.Reply(c.push("room:a", ev)))
 	}
-	assert.Equal(t, "ok", c.reply(c.push("lobby", "any:9")), "each pattern has its own allowance")
+	assert.Equal(t, "ok", c.Reply(c.push("lobby", "any:9")), "each pattern has its own allowance")
 	for i := range 20 {
 		c.push("room:a", fmt.Sprintf("client-chosen-%d", i)) // unhandled: never a label
 	}
