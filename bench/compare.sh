@@ -19,9 +19,13 @@
 #          leaves of CPU 0 (use it when the ceiling table shows the clients'
 #          core at ~100 % before the server's)
 #   nodes  NODES nodes x N/NODES subscribers on one Redis (both servers) and on
-#          one NATS (pyre; centrifuge has no NATS broker), NODE_RATE msg/s,
-#          unpinned: CPU s/M per node, the broker's CPU, broker traffic per
-#          broadcast
+#          one NATS (pyre; centrifuge has no NATS broker), at each rate of
+#          NODE_RATES msg/s, unpinned: CPU s/M per node, the broker's CPU,
+#          broker traffic per broadcast. The default rates are 6 (both servers
+#          keep the schedule: CPU per delivery compares like with like) and
+#          12 (centrifuge falls behind on this 2-core VM; a server that lags
+#          packs late frames into shared writes, which lowers its CPU per
+#          delivery, so read that ratio with its p99)
 #
 # Output in OUT (default bench/results/<UTC time>): raw.jsonl (one JSON line
 # per run), report.md (the tables to paste), tables.md (pyrebench's own
@@ -41,7 +45,7 @@ DRAIN=${DRAIN:-10s}           # longest wait for deliveries after a publish wind
 CLIENT_POLL=${CLIENT_POLL:-1ms}
 PLACEMENT=${PLACEMENT:-pin}   # pin: clients on CPU 1; spill: clients anywhere at nice 19
 NODES=${NODES:-2}
-NODE_RATE=${NODE_RATE:-12}
+NODE_RATES=${NODE_RATES:-${NODE_RATE:-"6 12"}}
 REDIS=${REDIS:-redis://127.0.0.1:6379}
 NATS=${NATS:-nats://127.0.0.1:4222}
 WAIT_IDLE=${WAIT_IDLE:-80}   # start a run only when the machine was this % idle over 3 s (0: never wait)
@@ -72,7 +76,7 @@ go build -o "$BIN/pyrebench" ./cmd/pyrebench
 	echo "kernel: $(uname -r)"
 	echo "ulimit -n: $(ulimit -Sn)/$(ulimit -Hn)"
 	echo "loadavg before: $(cat /proc/loadavg)"
-	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS DRAIN=$DRAIN CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATE=$NODE_RATE REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
+	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS DRAIN=$DRAIN CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATES='$NODE_RATES' REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -108,12 +112,14 @@ for pair in $(seq 1 "$REPS"); do
 		done
 	fi
 	if has nodes; then
-		for s in pyre centrifuge; do
-			run nodes-redis "$pair" "$s" fanout -nodes "$NODES" -pubsub "$REDIS" -client-poll "$CLIENT_POLL" \
-				-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
+		for rate in $NODE_RATES; do
+			for s in pyre centrifuge; do
+				run nodes-redis "$pair" "$s" fanout -nodes "$NODES" -pubsub "$REDIS" -client-poll "$CLIENT_POLL" \
+					-n "$N" -size "$SIZE" -rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
+			done
+			run nodes-nats "$pair" pyre fanout -nodes "$NODES" -pubsub "$NATS" -client-poll "$CLIENT_POLL" \
+				-n "$N" -size "$SIZE" -rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 		done
-		run nodes-nats "$pair" pyre fanout -nodes "$NODES" -pubsub "$NATS" -client-poll "$CLIENT_POLL" \
-			-n "$N" -size "$SIZE" -rate "$NODE_RATE" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 	fi
 done
 
