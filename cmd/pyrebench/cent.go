@@ -123,6 +123,9 @@ func (w *worker) handleCent(c *wconn, msg []byte) error {
 				now = time.Now().UnixNano()
 			}
 			w.lat.Record(now - ts)
+			if c.arrival > 0 {
+				w.latArr.Record(c.arrival - ts)
+			}
 			c.delivered.Add(1)
 			c.lastRecv.Store(now)
 		case centPingKind:

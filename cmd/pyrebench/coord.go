@@ -59,6 +59,7 @@ type options struct {
 	pubsub      string        // memory | redis://… | nats://…
 	nodes       int           // fanout: server processes sharing the pubsub
 	clientPoll  time.Duration // workerConfig.Poll
+	arrival     bool          // workerConfig.Arrival
 	clientNice  int           // nice value of the client processes
 	tag         string        // -json annotation
 	pair        int           // -json annotation: index of an interleaved pair
@@ -86,6 +87,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.anchorBin, "anchor", "", "the centrifuge anchor binary (default: centrifuge-anchor next to this executable; make bench-tools builds both)")
 	fs.StringVar(&o.pubsub, "pubsub", "memory", "the servers' PubSub/broker: memory, redis://127.0.0.1:6379 or (pyre only) nats://127.0.0.1:4222")
 	fs.IntVar(&o.nodes, "nodes", 1, "fanout: server processes (nodes) sharing -pubsub; subscribers are split evenly over them, /publish goes to node 0")
+	fs.BoolVar(&o.arrival, "client-arrival", false, "epoll clients (Linux) also measure latency at the kernel's arrival stamp of each read (SO_TIMESTAMPNS): p50/p99 at arrival leave out the time data waited for the client to read it. Enabling receive stamps costs every loopback segment a clock read, charged to the sender")
 	fs.DurationVar(&o.clientPoll, "client-poll", 0, "epoll clients: 0 blocks in epoll_wait when idle; > 0 never blocks, sleeping this long after an empty poll (the server then never wakes a client thread; adds at most this much latency)")
 	fs.IntVar(&o.clientNice, "client-nice", 0, "nice value of the client processes (e.g. 19 with -pin -client-cpus all: the clients get the other core and only what the server leaves of its own)")
 	fs.StringVar(&o.tag, "tag", "", "label stored in every -json record (the comparison script's section)")
@@ -184,6 +186,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 		return nil, errors.New("-nodes > 1: fanout only, with a broker in -pubsub, without -url")
 	case o.clientPoll < 0 || o.clientPoll > time.Second:
 		return nil, errors.New("-client-poll must be 0..1s")
+	case o.arrival && (o.clientIO != "epoll" || runtime.GOOS != "linux"):
+		return nil, errors.New("-client-arrival needs -client-io epoll (Linux)")
 	case o.clientNice < -20 || o.clientNice > 19:
 		return nil, errors.New("-client-nice must be -20..19")
 	}
@@ -519,7 +523,7 @@ func (o *options) startClients(ts []*target, n, stalled int) (*clients, error) {
 	}
 	for p := range procs {
 		cfg := workerConfig{
-			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll,
+			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll, Arrival: o.arrival,
 			N:               n/procs + b2i(p < n%procs),
 			Stalled:         stalled/procs + b2i(p < stalled%procs),
 			Filtered:        filtered/procs + b2i(p < filtered%procs),
@@ -611,7 +615,7 @@ func (cs *clients) stop() {
 // sumStats adds up the workers' answers; histograms are merged.
 func sumStats(sts []workerStat) workerStat {
 	var s workerStat
-	var lat, rtt hist.Snapshot
+	var lat, rtt, arr hist.Snapshot
 	for _, x := range sts {
 		s.Ready += x.Ready
 		s.Failed += x.Failed
@@ -646,8 +650,14 @@ func sumStats(sts []workerStat) workerStat {
 		if x.RTT != nil {
 			rtt = rtt.Merge(*x.RTT)
 		}
+		if x.LatArr != nil {
+			arr = arr.Merge(*x.LatArr)
+		}
 	}
 	s.Lat, s.RTT = &lat, &rtt
+	if arr.Total > 0 {
+		s.LatArr = &arr
+	}
 	return s
 }
 

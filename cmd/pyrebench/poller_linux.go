@@ -13,6 +13,7 @@ import (
 type poller struct {
 	w    *worker
 	epfd int
+	oob  [64]byte // control messages of recvStamped
 }
 
 // startPollers starts n pollers (owned by w.pollWG).
@@ -51,6 +52,12 @@ func (w *worker) handOver(c *wconn) error {
 		return derr
 	}
 	syscall.CloseOnExec(fd)
+	if w.cfg.Arrival {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
+			_ = syscall.Close(fd)
+			return err
+		}
+	}
 	pending := c.ws.TakeOver(fdConn(fd))
 	_ = c.nc.Close()
 	c.fd = fd
@@ -151,11 +158,19 @@ func (p *poller) run() {
 }
 
 func (p *poller) readable(c *wconn) {
-	n, err := rawRead(c.fd, c.rbuf[c.rlen:])
+	var n int
+	var err error
+	if p.w.cfg.Arrival {
+		n, c.arrival, err = recvStamped(c.fd, c.rbuf[c.rlen:], &p.oob)
+	} else {
+		n, err = rawRead(c.fd, c.rbuf[c.rlen:])
+	}
 	switch {
 	case n > 0:
 		c.rlen += n
-		if err := p.w.consume(c); err != nil {
+		err := p.w.consume(c)
+		c.arrival = 0
+		if err != nil {
 			p.end(c, err)
 		}
 	case n == 0:
@@ -194,4 +209,44 @@ func rawRead(fd int, p []byte) (int, error) {
 		return -1, e
 	}
 	return int(r), nil
+}
+
+// recvStamped is rawRead with the kernel's receive stamp (SO_TIMESTAMPNS,
+// CLOCK_REALTIME unix nanos) of the last segment read; stamp is 0 when the
+// kernel sent none.
+func recvStamped(fd int, p []byte, oob *[64]byte) (n int, stamp int64, err error) {
+	if len(p) == 0 {
+		return 0, 0, syscall.ENOBUFS
+	}
+	iov := syscall.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	msg := syscall.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if e != 0 {
+		return -1, 0, e
+	}
+	return int(r), parseStamp(oob[:msg.Controllen]), nil
+}
+
+// parseStamp finds an SCM_TIMESTAMPNS control message in b without
+// allocating.
+func parseStamp(b []byte) int64 {
+	for len(b) >= syscall.SizeofCmsghdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < syscall.SizeofCmsghdr || l > len(b) {
+			return 0
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && l >= syscall.SizeofCmsghdr+16 {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&b[syscall.SizeofCmsghdr]))
+			return ts.Nano()
+		}
+		adv := (l + 7) &^ 7
+		if adv > len(b) {
+			return 0
+		}
+		b = b[adv:]
+	}
+	return 0
 }

@@ -104,6 +104,17 @@ func runScenario(ctx context.Context, mode string, args []string) error {
 	} else if mode == "fanout" && o.filterSet {
 		tbl = tables["fanout-filter"]
 	}
+	if mode == "fanout" && o.arrival {
+		// Latency at the kernel's arrival stamp, next to p99 at the read.
+		t := make(table, 0, len(tbl)+2)
+		for _, c := range tbl {
+			t = append(t, c)
+			if c.key == "p99_ms" {
+				t = append(t, column{"p50_arrival_ms", "p50 at arrival ms", 1}, column{"p99_arrival_ms", "p99 at arrival ms", 1})
+			}
+		}
+		tbl = t
+	}
 	fmt.Println(machineLine(o))
 	fmt.Print(tbl.header())
 	var rows, baseRows []map[string]any
@@ -512,6 +523,10 @@ loop:
 		"stop":             stop,
 		"stalled":          float64(stalled),
 		"hb_missed":        float64(fin.HBMissed),
+	}
+	if a := fin.LatArr; a != nil {
+		r["p50_arrival_ms"] = a.Quantile(0.5) / 1e6
+		r["p99_arrival_ms"] = a.Quantile(0.99) / 1e6
 	}
 	if o.filterSet {
 		r["filter_pct"] = o.filterPct

@@ -53,6 +53,13 @@ type workerConfig struct {
 	// epoll_wait: a poll that finds nothing sleeps Poll and polls again, so
 	// the server's sends never have to wake a client thread.
 	Poll time.Duration `json:"poll,omitempty"`
+	// Arrival, on the epoll read path (Linux), has the kernel stamp each
+	// read with the time its data reached the socket (SO_TIMESTAMPNS), and
+	// records latency at arrival too (LatArr): the server's share of the
+	// latency, without the time the data waited for this client to read it.
+	// A read's stamp is that of the last segment it took, so an earlier
+	// frame of the same read is charged a little late, never early.
+	Arrival bool `json:"arrival,omitempty"`
 }
 
 const maxMessage = 1 << 20
@@ -101,6 +108,7 @@ type workerStat struct {
 	CPUSysS       float64          `json:"cpu_sys_s"`
 	RSSKB         int64            `json:"rss_kb"`
 	Lat           *hist.Snapshot   `json:"lat,omitempty"`
+	LatArr        *hist.Snapshot   `json:"lat_arr,omitempty"` // at arrival (workerConfig.Arrival)
 	RTT           *hist.Snapshot   `json:"rtt,omitempty"`
 	Err           string           `json:"err,omitempty"`
 }
@@ -125,6 +133,7 @@ type worker struct {
 	pollWG   sync.WaitGroup // pollers
 
 	lat, rtt hist.H
+	latArr   hist.H // latency at the socket's arrival stamp (cfg.Arrival)
 
 	started, ready, failed, dropped     atomic.Int64
 	rpcDone, rpcErrors                  atomic.Int64
@@ -157,10 +166,11 @@ type wconn struct {
 	done      atomic.Bool  // the read loop ended
 	polled    atomic.Bool  // handed over to a poller (the fields below are its)
 
-	fd   int
-	rbuf []byte
-	rlen int
-	frag []byte
+	fd      int
+	rbuf    []byte
+	rlen    int
+	frag    []byte
+	arrival int64 // unix nanos the kernel stamped on the read being consumed; 0 if none
 
 	delivered atomic.Int64
 	lastRecv  atomic.Int64
@@ -570,6 +580,9 @@ func (w *worker) handleMessage(c *wconn, msg []byte) error {
 		}
 		now := time.Now().UnixNano()
 		w.lat.Record(now - ts)
+		if c.arrival > 0 {
+			w.latArr.Record(c.arrival - ts)
+		}
 		c.delivered.Add(1)
 		c.lastRecv.Store(now)
 	case kindHBReply:
@@ -675,6 +688,10 @@ func (w *worker) stat(ev string, full bool) workerStat {
 	if full {
 		lat, rtt := w.lat.Snapshot(), w.rtt.Snapshot()
 		s.Lat, s.RTT = &lat, &rtt
+		if w.cfg.Arrival {
+			arr := w.latArr.Snapshot()
+			s.LatArr = &arr
+		}
 	}
 	return s
 }
