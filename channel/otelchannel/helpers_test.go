@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/propagation"
@@ -26,7 +25,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const testTimeout = 5 * time.Second
 
 // room answers events by name: "ok" and "error" reply with that status,
 // "crash" panics, "fail" returns an error (a crash), "stop" stops the
