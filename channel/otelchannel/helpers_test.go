@@ -25,7 +25,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-
 // room answers events by name: "ok" and "error" reply with that status,
 // "crash" panics, "fail" returns an error (a crash), "stop" stops the
 // channel, "log" logs with the handler's context and replies ok, "quiet"
