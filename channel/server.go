@@ -141,6 +141,15 @@ type Options struct {
 	// Worth it for servers that fan out many broadcasts per second to many
 	// subscribers; see BENCHMARKS.md. Defaults to 0: write at once.
 	WriteDelay time.Duration
+	// DisableIOUring makes the WebSocket write pool write each connection
+	// with its own write(2) system call. By default, on Linux, the pool
+	// submits the sends of up to 32 connections with one io_uring system
+	// call (the same non-blocking writes, in the same order), which costs
+	// less per write where system calls are dear, as in virtual machines
+	// (see BENCHMARKS.md); where the kernel or a container's seccomp
+	// profile refuses io_uring the pool falls back to write(2) by itself.
+	// Other systems always use the plain path. Defaults to false.
+	DisableIOUring bool
 	// MailboxSize bounds the messages waiting for one channel. Client pushes
 	// beyond it wait (the connection's reads pause); broadcasts to
 	// intercepting channels and infos beyond it are dropped and logged.
@@ -389,6 +398,7 @@ func NewServer(opts *Options) *Server {
 		MaxInflateRate:  o.MaxInflateRate,
 		MaxQueueBytes:   o.MaxQueueBytes,
 		WriteDelay:      o.WriteDelay,
+		NoRing:          o.DisableIOUring,
 		IdleTimeout:     o.IdleTimeout,
 		Compression:     o.Compression,
 		Group:           &s.wg,

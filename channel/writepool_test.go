@@ -15,6 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// bothWritePaths runs test with the write pool's io_uring sends (where the
+// kernel has io_uring) and with its write(2) path (Options.DisableIOUring).
+func bothWritePaths(t *testing.T, test func(t *testing.T, noRing bool)) {
+	t.Run("io_uring", func(t *testing.T) { test(t, false) })
+	t.Run("write", func(t *testing.T) { test(t, true) })
+}
+
 // joinSilent dials a client that reads nothing by itself (dialSilent),
 // joins room:a and reads the join reply.
 func (e *testEndpoint) joinSilent(t *testing.T) *websocket.Conn {
@@ -34,7 +41,11 @@ func (e *testEndpoint) joinSilent(t *testing.T) *websocket.Conn {
 // of everything else, including the pong the reader writes meanwhile.
 // The client must then read every frame whole and in order.
 func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
-	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
+	bothWritePaths(t, testBlockedWritesKeepFramesWholeAndInOrder)
+}
+
+func testBlockedWritesKeepFramesWholeAndInOrder(t *testing.T, noRing bool) {
+	e := newTestEndpoint(t, &Options{DisableIOUring: noRing, Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
 	c := e.joinSilent(t)
 	ctx := context.Background()
 
@@ -90,8 +101,10 @@ func TestBlockedWritesKeepFramesWholeAndInOrder(t *testing.T) {
 
 // Close ends a write blocked on a client that never reads: the goroutine
 // that finishes it returns (goleak checks) and Close does not hang.
-func TestCloseEndsBlockedWrite(t *testing.T) {
-	e := newTestEndpoint(t, &Options{Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
+func TestCloseEndsBlockedWrite(t *testing.T) { bothWritePaths(t, testCloseEndsBlockedWrite) }
+
+func testCloseEndsBlockedWrite(t *testing.T, noRing bool) {
+	e := newTestEndpoint(t, &Options{DisableIOUring: noRing, Router: roomRouter(nil), MaxQueueBytes: 64 << 20})
 	e.joinSilent(t)
 	ctx := context.Background()
 	big := strings.Repeat("z", 64<<10)
@@ -158,7 +171,11 @@ func TestLongestCloseFrameIsAnsweredWhole(t *testing.T) {
 // mid-stream: every connection that stays sees each publisher's messages
 // complete and in order, and nothing is left running (goleak).
 func TestWritePoolConcurrentPublishersAndLeavers(t *testing.T) {
-	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	bothWritePaths(t, testWritePoolConcurrentPublishersAndLeavers)
+}
+
+func testWritePoolConcurrentPublishersAndLeavers(t *testing.T, noRing bool) {
+	e := newTestEndpoint(t, &Options{DisableIOUring: noRing, Router: roomRouter(nil)})
 	const conns, pubs, msgs = 40, 4, 150
 	clients := make([]*wsClient, conns)
 	for i := range clients {
@@ -210,7 +227,11 @@ func TestWritePoolConcurrentPublishersAndLeavers(t *testing.T) {
 // broadcast, and the held connection gets its frames, in order, once the
 // lock is free.
 func TestWritePoolDoesNotWaitBehindControlFrames(t *testing.T) {
-	e := newTestEndpoint(t, &Options{Router: roomRouter(nil)})
+	bothWritePaths(t, testWritePoolDoesNotWaitBehindControlFrames)
+}
+
+func testWritePoolDoesNotWaitBehindControlFrames(t *testing.T, noRing bool) {
+	e := newTestEndpoint(t, &Options{DisableIOUring: noRing, Router: roomRouter(nil)})
 	held := e.dial(t, "vsn=2.0.0", nil)
 	held.join("1", "room:a", "{}")
 	other := e.dial(t, "vsn=2.0.0", nil)

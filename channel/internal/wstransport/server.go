@@ -37,6 +37,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Compression offers permessage-deflate without context takeover.
 	Compression bool
+	// NoRing makes the write pool write each connection with write(2)
+	// instead of batching its sends through io_uring (Options.DisableIOUring).
+	NoRing bool
 	// Group counts every goroutine the transport starts (read loops,
 	// write-pool workers, writers of blocked sockets, the idle sweeper). The
 	// owner waits for it when it closes, after Server.Close and after
@@ -84,6 +87,7 @@ func NewServer(cfg *Config) *Server {
 	s := &Server{cfg: *cfg}
 	s.writers.wg = cfg.Group
 	s.writers.delay = cfg.WriteDelay
+	s.writers.ringOff = cfg.NoRing
 	s.clock = func() int64 { return time.Now().UnixNano() }
 	s.pause = sleepCtx
 	return s
@@ -161,6 +165,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	s.writers.close()
 	stop := s.sweepStop
 	s.sweepStop = nil
 	p := s.poll

@@ -89,6 +89,34 @@ func (c *sock) tryWriteFrames(batch []outMsg, buf *[]byte) (done bool, rest []by
 	return false, append([]byte(nil), b[n:]...), true, nil
 }
 
+// beginNoBlock prepares a non-blocking write on fd by a write-pool ring
+// (ringWriter): it tries wmu, as tryWriteFrames does, and holds fdMu
+// shared, so the descriptor stays open until endNoBlock. locked false:
+// another write holds wmu (nothing is held); err: the socket is closed
+// (nothing is held).
+func (c *sock) beginNoBlock() (locked bool, err error) {
+	if !c.wmu.TryLock() {
+		return false, nil
+	}
+	c.fdMu.RLock()
+	if c.fdClosed {
+		c.fdMu.RUnlock()
+		c.wmu.Unlock()
+		return true, net.ErrClosed
+	}
+	return true, nil
+}
+
+// endNoBlock ends what beginNoBlock began: it releases fdMu, and wmu
+// unless the rest of a partial write is pending (unlock false: finishWrite
+// with held true unlocks it).
+func (c *sock) endNoBlock(unlock bool) {
+	c.fdMu.RUnlock()
+	if unlock {
+		c.wmu.Unlock()
+	}
+}
+
 // finishWrite writes the rest of a tryWriteFrames, blocking, and unlocks
 // wmu; held says whether tryWriteFrames left wmu locked.
 func (c *sock) finishWrite(rest []byte, held bool) error {

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/pyre-go/pyre/internal/uring"
 )
 
 // writePool writes the queued frames of WebSocket connections on a few
@@ -25,6 +27,12 @@ import (
 // Workers exist only while the list is not empty: the first connection put
 // on an empty list starts one, and up to GOMAXPROCS run when the list is
 // long. Each is owned by the Config.Group.
+//
+// On Linux a worker sends the connections it takes (up to writePoolTake)
+// with one io_uring system call instead of one write(2) each (see
+// ringWriter), unless Config.NoRing is set or the kernel refuses io_uring;
+// the sends are the same non-blocking writes, so everything above holds
+// for both.
 type writePool struct {
 	wg *sync.WaitGroup
 
@@ -34,6 +42,12 @@ type writePool struct {
 	ready   []readyConn
 	head    int // ready[head:] waits
 	running int
+
+	// Rings of idle workers (at most GOMAXPROCS are ever made), and
+	// whether rings are off: by Config.NoRing, because the kernel refused
+	// one, or because the pool was closed (a worker then closes its ring).
+	rings   []*ringWriter
+	ringOff bool
 }
 
 // readyConn is an entry of the ready list: a connection and when it got
@@ -76,6 +90,11 @@ func (p *writePool) work() {
 	defer p.wg.Done()
 	var batch [writePoolTake]readyConn
 	buf := make([]byte, 0, 16<<10) // gathers a connection's frames
+	var rw *ringWriter
+	if p.delay == 0 {
+		rw = p.takeRing()
+	}
+	defer func() { p.putRing(rw) }()
 	for {
 		p.mu.Lock()
 		n := copy(batch[:], p.ready[p.head:])
@@ -98,6 +117,16 @@ func (p *writePool) work() {
 			p.ready, p.head = p.ready[:m], 0
 		}
 		p.mu.Unlock()
+		if rw != nil {
+			if !rw.flush(batch[:n]) {
+				rw.ring.Close() // failed: its sends are cancelled, its buffers dropped
+				rw = nil
+				p.mu.Lock()
+				p.ringOff = true // the kernel refused once: write(2) from now on
+				p.mu.Unlock()
+			}
+			continue
+		}
 		if cap(buf) > 256<<10 {
 			buf = make([]byte, 0, 16<<10) // one huge batch does not pin memory
 		}
@@ -112,5 +141,60 @@ func (p *writePool) work() {
 			batch[i].c.flush(&buf)
 			batch[i] = readyConn{}
 		}
+	}
+}
+
+// takeRing returns an idle worker's ring, or a new one; nil when rings are
+// off (then the worker writes each connection with write(2)).
+func (p *writePool) takeRing() *ringWriter {
+	p.mu.Lock()
+	if p.ringOff {
+		p.mu.Unlock()
+		return nil
+	}
+	if n := len(p.rings); n > 0 {
+		rw := p.rings[n-1]
+		p.rings[n-1] = nil
+		p.rings = p.rings[:n-1]
+		p.mu.Unlock()
+		return rw
+	}
+	p.mu.Unlock()
+	r, err := uring.New(writePoolTake)
+	if err != nil {
+		p.mu.Lock()
+		p.ringOff = true // not on this system: do not ask again
+		p.mu.Unlock()
+		return nil
+	}
+	return &ringWriter{ring: r}
+}
+
+// putRing keeps an exiting worker's ring for the next worker, or closes it
+// when the pool is closed.
+func (p *writePool) putRing(rw *ringWriter) {
+	if rw == nil {
+		return
+	}
+	p.mu.Lock()
+	if !p.ringOff {
+		p.rings = append(p.rings, rw)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	rw.ring.Close()
+}
+
+// close turns rings off and closes the idle ones; a worker still running
+// closes its own when it exits.
+func (p *writePool) close() {
+	p.mu.Lock()
+	p.ringOff = true
+	rings := p.rings
+	p.rings = nil
+	p.mu.Unlock()
+	for _, rw := range rings {
+		rw.ring.Close()
 	}
 }
