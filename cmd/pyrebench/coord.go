@@ -59,6 +59,7 @@ type options struct {
 	pubsub      string        // memory | redis://… | nats://…
 	nodes       int           // fanout: server processes sharing the pubsub
 	clientPoll  time.Duration // workerConfig.Poll
+	clientRing  bool          // !workerConfig.NoRing
 	arrival     bool          // workerConfig.Arrival
 	clientNice  int           // nice value of the client processes
 	tag         string        // -json annotation
@@ -88,6 +89,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.StringVar(&o.pubsub, "pubsub", "memory", "the servers' PubSub/broker: memory, redis://127.0.0.1:6379 or (pyre only) nats://127.0.0.1:4222")
 	fs.IntVar(&o.nodes, "nodes", 1, "fanout: server processes (nodes) sharing -pubsub; subscribers are split evenly over them, /publish goes to node 0")
 	fs.BoolVar(&o.arrival, "client-arrival", false, "epoll clients (Linux) also measure latency at the kernel's arrival stamp of each read (SO_TIMESTAMPNS): p50/p99 at arrival leave out the time data waited for the client to read it. Enabling receive stamps costs every loopback segment a clock read, charged to the sender")
+	fs.BoolVar(&o.clientRing, "client-ring", true, "epoll clients (Linux) read the connections of one epoll_wait with one io_uring call instead of one read(2) each, where the kernel allows it (false: read(2), as before 2026-12-05)")
 	fs.DurationVar(&o.clientPoll, "client-poll", 0, "epoll clients: 0 blocks in epoll_wait when idle; > 0 never blocks, sleeping this long after an empty poll (the server then never wakes a client thread; adds at most this much latency)")
 	fs.IntVar(&o.clientNice, "client-nice", 0, "nice value of the client processes (e.g. 19 with -pin -client-cpus all: the clients get the other core and only what the server leaves of its own)")
 	fs.StringVar(&o.tag, "tag", "", "label stored in every -json record (the comparison script's section)")
@@ -523,7 +525,7 @@ func (o *options) startClients(ts []*target, n, stalled int) (*clients, error) {
 	}
 	for p := range procs {
 		cfg := workerConfig{
-			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll, Arrival: o.arrival,
+			ID: p, URL: ts[p%len(ts)].wsURL, Topic: o.topic, Proto: o.proto(), Poll: o.clientPoll, Arrival: o.arrival, NoRing: !o.clientRing,
 			N:               n/procs + b2i(p < n%procs),
 			Stalled:         stalled/procs + b2i(p < stalled%procs),
 			Filtered:        filtered/procs + b2i(p < filtered%procs),

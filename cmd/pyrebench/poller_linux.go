@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/pyre-go/pyre/internal/uring"
 )
 
 // poller owns an epoll set and the connections registered in it.
@@ -14,7 +16,26 @@ type poller struct {
 	w    *worker
 	epfd int
 	oob  [64]byte // control messages of recvStamped
+
+	// ring, unless nil (workerConfig.NoRing, or the kernel refused it),
+	// reads the connections of one epoll_wait with one io_uring call
+	// instead of one read(2) each (readBatch); slots hold each read's
+	// connection and, for receive stamps, its message header.
+	ring  *uring.Ring
+	slots []ringRead
 }
+
+// ringRead is one connection's read in a poller's batch.
+type ringRead struct {
+	c   *wconn
+	msg syscall.Msghdr
+	iov syscall.Iovec
+	oob [64]byte
+}
+
+// pollEvents is how many events one epoll_wait returns at most, and the
+// size of a poller's read batch.
+const pollEvents = 256
 
 // startPollers starts n pollers (owned by w.pollWG).
 func (w *worker) startPollers(n int) error {
@@ -24,6 +45,12 @@ func (w *worker) startPollers(n int) error {
 			return err
 		}
 		p := &poller{w: w, epfd: fd}
+		if !w.cfg.NoRing {
+			if r, err := uring.New(pollEvents); err == nil {
+				p.ring = r
+				p.slots = make([]ringRead, pollEvents)
+			}
+		}
 		w.pollers = append(w.pollers, p)
 		w.pollWG.Add(1)
 		go p.run()
@@ -114,7 +141,12 @@ func (f fdConn) Close() error { return syscall.Close(int(f)) }
 func (p *poller) run() {
 	defer p.w.pollWG.Done()
 	defer syscall.Close(p.epfd)
-	events := make([]syscall.EpollEvent, 256)
+	defer func() {
+		if p.ring != nil {
+			p.ring.Close()
+		}
+	}()
+	events := make([]syscall.EpollEvent, pollEvents)
 	for {
 		select {
 		case <-p.w.quit:
@@ -142,6 +174,13 @@ func (p *poller) run() {
 			}
 			p.w.noteErr(p.w.drops, "epoll", err)
 			return
+		}
+		if p.ring != nil {
+			if err := p.readBatch(events[:n]); err != nil {
+				p.w.noteErr(p.w.drops, "io_uring", err)
+				return
+			}
+			continue
 		}
 		for i := range n {
 			id := int(events[i].Fd)
@@ -178,6 +217,69 @@ func (p *poller) readable(c *wconn) {
 	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
 	default:
 		p.end(c, err)
+	}
+}
+
+// readBatch reads every connection of events with one io_uring call: the
+// same non-blocking reads as readable's, one system call for all (a read
+// costs the client's core about a third less; see internal/uring). An
+// error is the ring's own, not a connection's: the poller must stop.
+func (p *poller) readBatch(events []syscall.EpollEvent) error {
+	k := 0
+	for i := range events {
+		id := int(events[i].Fd)
+		if id < 0 || id >= len(p.w.conns) {
+			continue
+		}
+		c := p.w.conns[id]
+		if !c.polled.Load() || c.done.Load() {
+			continue
+		}
+		buf := c.rbuf[c.rlen:]
+		if len(buf) == 0 {
+			p.readable(c) // ends it, as a plain read would
+			continue
+		}
+		s := &p.slots[k]
+		s.c = c
+		if p.w.cfg.Arrival {
+			s.iov = syscall.Iovec{Base: &buf[0]}
+			s.iov.SetLen(len(buf))
+			s.msg = syscall.Msghdr{Iov: &s.iov, Iovlen: 1, Control: &s.oob[0]}
+			s.msg.SetControllen(len(s.oob))
+			p.ring.RecvMsg(c.fd, &s.msg, uint64(k))
+		} else {
+			p.ring.Recv(c.fd, buf, uint64(k))
+		}
+		k++
+	}
+	if k == 0 {
+		return nil
+	}
+	return p.ring.Submit(p.readDone)
+}
+
+// readDone takes one read of readBatch, as readable takes a read(2).
+func (p *poller) readDone(tag uint64, res int32) {
+	s := &p.slots[tag]
+	c := s.c
+	s.c = nil
+	switch {
+	case res > 0:
+		if p.w.cfg.Arrival {
+			c.arrival = parseStamp(s.oob[:s.msg.Controllen])
+		}
+		c.rlen += int(res)
+		err := p.w.consume(c)
+		c.arrival = 0
+		if err != nil {
+			p.end(c, err)
+		}
+	case res == 0:
+		p.end(c, io.EOF)
+	case res == -int32(syscall.EAGAIN), res == -int32(syscall.EINTR):
+	default:
+		p.end(c, syscall.Errno(-res))
 	}
 }
 

@@ -60,6 +60,10 @@ type workerConfig struct {
 	// A read's stamp is that of the last segment it took, so an earlier
 	// frame of the same read is charged a little late, never early.
 	Arrival bool `json:"arrival,omitempty"`
+	// NoRing makes the epoll pollers read each ready connection with its
+	// own read(2) instead of batching the reads of one epoll_wait through
+	// io_uring (Linux; used by default where the kernel allows it).
+	NoRing bool `json:"no_ring,omitempty"`
 }
 
 const maxMessage = 1 << 20

@@ -9,7 +9,11 @@
 // BenchmarkRingSend32 in this package measure it on loopback (see
 // BENCHMARKS.md for the figures).
 //
-// The package is deliberately small: sends only, MSG_DONTWAIT, completions
+// The load tool (cmd/pyrebench) batches its clients' socket reads the same
+// way (Recv, RecvMsg).
+//
+// The package is deliberately small: sends and receives only, all
+// MSG_DONTWAIT, completions
 // reaped before Submit returns, so no buffer is ever in the kernel's hands
 // after it. Where io_uring is unavailable (not Linux, kernels before 5.5,
 // container profiles that block it, kernel.io_uring_disabled) New fails and

@@ -18,7 +18,9 @@ const (
 
 // ABI constants from linux/io_uring.h.
 const (
-	opSend = 26 // IORING_OP_SEND
+	opRecvmsg = 10 // IORING_OP_RECVMSG
+	opSend    = 26 // IORING_OP_SEND
+	opRecv    = 27 // IORING_OP_RECV
 
 	setupSubmitAll   = 1 << 7 // IORING_SETUP_SUBMIT_ALL: a bad entry does not stop the rest
 	setupCoopTaskrun = 1 << 8 // IORING_SETUP_COOP_TASKRUN: no interrupt to run completion work
@@ -167,17 +169,38 @@ func (r *Ring) Entries() int { return int(r.sqEntries) }
 // returns false when the batch is full. b must stay untouched until Submit
 // has returned its completion.
 func (r *Ring) Send(fd int, b []byte, tag uint64) bool {
+	return r.prep(opSend, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uint32(len(b)),
+		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, tag)
+}
+
+// Recv queues a non-blocking receive into b from the socket fd, tagged
+// tag; it returns false when the batch is full. Its result is the bytes
+// read, 0 at the end of the stream, or -EAGAIN when nothing was queued.
+func (r *Ring) Recv(fd int, b []byte, tag uint64) bool {
+	return r.prep(opRecv, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uint32(len(b)),
+		syscall.MSG_DONTWAIT, tag)
+}
+
+// RecvMsg is Recv with a message header, for control messages (receive
+// stamps): msg, its iovecs and its control buffer must stay untouched
+// until Submit has returned the completion, and Controllen then holds the
+// control bytes received.
+func (r *Ring) RecvMsg(fd int, msg *syscall.Msghdr, tag uint64) bool {
+	return r.prep(opRecvmsg, fd, uintptr(unsafe.Pointer(msg)), 1, syscall.MSG_DONTWAIT, tag)
+}
+
+func (r *Ring) prep(op uint8, fd int, addr uintptr, n uint32, flags uint32, tag uint64) bool {
 	if r.pending == r.sqEntries {
 		return false
 	}
 	tail := *r.sqTail // only this goroutine writes the tail
 	s := &r.sqes[(tail+r.pending)&r.sqMask]
 	*s = sqe{
-		opcode:   opSend,
+		opcode:   op,
 		fd:       int32(fd),
-		addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
-		len:      uint32(len(b)),
-		msgFlags: syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL,
+		addr:     uint64(addr),
+		len:      n,
+		msgFlags: flags,
 		userData: tag,
 	}
 	r.pending++

@@ -6,6 +6,7 @@ import (
 	"io"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -98,4 +99,59 @@ func TestClosedDescriptorFailsItsSendOnly(t *testing.T) {
 	_, err := io.ReadFull(peers[0], b)
 	require.NoError(t, err)
 	require.Equal(t, "ok", string(b))
+}
+
+func TestRecvReadsWhatIsQueuedAndDoesNotWait(t *testing.T) {
+	fds, peers := pairs(t, 2)
+	r := newRing(t, 4)
+	_, err := peers[0].Write([]byte("hello"))
+	require.NoError(t, err)
+	// The bytes are on the loopback socket once the peer's write returned;
+	// fds[1] has nothing queued.
+	bufs := [][]byte{make([]byte, 64), make([]byte, 64)}
+	got := map[uint64]int32{}
+	for i, fd := range fds {
+		require.True(t, r.Recv(fd, bufs[i], uint64(i)))
+	}
+	require.NoError(t, r.Submit(func(tag uint64, res int32) { got[tag] = res }))
+	require.Equal(t, int32(5), got[0])
+	require.Equal(t, "hello", string(bufs[0][:5]))
+	require.Equal(t, -int32(syscall.EAGAIN), got[1], "an empty socket does not make Submit wait")
+
+	require.NoError(t, peers[1].Close())
+	require.True(t, r.Recv(fds[1], bufs[1], 1))
+	require.NoError(t, r.Submit(func(tag uint64, res int32) { got[tag] = res }))
+	require.Equal(t, int32(0), got[1], "end of stream")
+}
+
+func TestRecvMsgDeliversControlMessages(t *testing.T) {
+	fds, peers := pairs(t, 1)
+	require.NoError(t, syscall.SetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1))
+	r := newRing(t, 2)
+	buf := make([]byte, 64)
+	oob := make([]byte, 64)
+	iov := syscall.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	msg := &syscall.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	// The kernel switches receive stamps on in deferred work: segments
+	// queued before that carry none, so this writes until one does.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := peers[0].Write([]byte("stamped"))
+		require.NoError(t, err)
+		msg.SetControllen(len(oob))
+		var res int32
+		require.True(t, r.RecvMsg(fds[0], msg, 9))
+		require.NoError(t, r.Submit(func(_ uint64, v int32) { res = v }))
+		require.Equal(t, int32(7), res)
+		require.Equal(t, "stamped", string(buf[:7]))
+		cms, err := syscall.ParseSocketControlMessage(oob[:msg.Controllen])
+		require.NoError(t, err)
+		if len(cms) == 1 {
+			require.Equal(t, int32(syscall.SCM_TIMESTAMPNS), cms[0].Header.Type)
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "no receive stamp within 10 s")
+		time.Sleep(time.Millisecond) // the kernel's deferred work, not a signal this test can await
+	}
 }

@@ -18,6 +18,9 @@ func (r *Ring) Entries() int { return 0 }
 // Send is never called: New fails on this system.
 func (r *Ring) Send(fd int, b []byte, tag uint64) bool { return false }
 
+// Recv is never called: New fails on this system.
+func (r *Ring) Recv(fd int, b []byte, tag uint64) bool { return false }
+
 // Submit is never called: New fails on this system.
 func (r *Ring) Submit(done func(tag uint64, res int32)) error { return nil }
 
