@@ -49,6 +49,7 @@ type options struct {
 	compression                    bool
 	clientDeflate                  bool
 	writeDelay                     time.Duration
+	serverNoRing                   bool
 	profileDir, jsonOut, logDir    string
 	waitIdle                       float64
 	waitIdleMax                    time.Duration
@@ -118,6 +119,7 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
 	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: write at once)")
+	fs.BoolVar(&o.serverNoRing, "server-disable-iouring", false, "server's channel.Options.DisableIOUring: one write(2) per connection instead of io_uring batches")
 	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (with -client-deflate the clients negotiate it)")
 	fs.BoolVar(&o.clientDeflate, "client-deflate", false, "clients offer permessage-deflate; they cannot inflate, so with -compression fanout and slow need -size below 512 (pyre compresses from 512 bytes)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for pprof profiles of the server (idle: heap, goroutine; others: CPU over the publish window) and of each client process (CPU, whole run)")
@@ -353,6 +355,9 @@ func (o *options) startTarget(tag string) (*target, error) {
 	args := []string{"serve", "-addr", "127.0.0.1:0", "-topic", o.topic, "-max-queue-bytes", strconv.Itoa(o.maxQueueBytes), "-pubsub", o.pubsub}
 	if o.compression {
 		args = append(args, "-compression")
+	}
+	if o.serverNoRing {
+		args = append(args, "-disable-iouring")
 	}
 	if o.writeDelay > 0 {
 		args = append(args, "-write-delay", o.writeDelay.String())

@@ -49,7 +49,9 @@
 // same bytes queued for every subscriber; the write pool gathers a
 // connection's queue into one socket write, made with a raw non-blocking
 // write(2) on Linux (rawwrite_linux.go; sock.writeNoBlock says what that
-// saves). Control frames (pong, close) are written in one Write each under
+// saves), or, where the kernel allows io_uring (the default; Config.NoRing
+// turns it off), as one of up to 32 non-blocking sends submitted with one
+// system call (ringwrite.go; internal/uring). Control frames (pong, close) are written in one Write each under
 // the same lock, so frames never interleave.
 //
 // Inbound frames are checked as RFC 6455 requires of a server (masked,

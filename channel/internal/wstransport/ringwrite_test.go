@@ -47,13 +47,17 @@ func TestWritePoolUsesRingsUnlessDisabled(t *testing.T) {
 				c, p := ts.dial(t, "")
 				clients, peers = append(clients, c), append(peers, p)
 			}
-			for i := range 3 {
+			// Rounds of one frame per connection until a batch of more
+			// than one connection went through a ring (a worker that
+			// finds a single connection writes it with write(2)); without
+			// rings, a few rounds.
+			expect := have && !noRing
+			for i := 0; i < 3 || (expect && ts.srv.writers.ringBatches.Load() == 0); i++ {
+				require.Less(t, i, 200, "no batch of several connections in 200 rounds")
 				for _, p := range peers {
 					p.c.Queue(serverFrame(fmt.Sprintf("m%d", i)))
 				}
-			}
-			for _, c := range clients {
-				for i := range 3 {
+				for _, c := range clients {
 					op, payload := readFrame(t, c.br)
 					assert.Equal(t, byte(0x81), op)
 					assert.Equal(t, fmt.Sprintf("m%d", i), string(payload))
@@ -67,9 +71,11 @@ func TestWritePoolUsesRingsUnlessDisabled(t *testing.T) {
 			ts.srv.writers.mu.Lock()
 			kept := len(ts.srv.writers.rings)
 			ts.srv.writers.mu.Unlock()
-			if have && !noRing {
-				assert.Positive(t, kept, "the worker wrote through a ring and kept it")
+			if expect {
+				assert.Positive(t, ts.srv.writers.ringBatches.Load(), "batches went through a ring")
+				assert.Positive(t, kept, "the worker kept its ring for the next")
 			} else {
+				assert.Zero(t, ts.srv.writers.ringBatches.Load())
 				assert.Zero(t, kept)
 			}
 			ts.srv.Close()

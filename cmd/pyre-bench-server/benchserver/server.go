@@ -66,6 +66,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteDelay is channel.Options.WriteDelay (0: write at once).
 	WriteDelay time.Duration
+	// DisableIOUring is channel.Options.DisableIOUring.
+	DisableIOUring bool
 	// Compression is channel.Options.Compression. Defaults to off.
 	Compression bool
 	// Pprof mounts net/http/pprof at /debug/pprof/. Defaults to off.
@@ -100,6 +102,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MailboxSize, "mailbox-size", 0, "channel.Options.MailboxSize (0 = pyre default)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "channel.Options.IdleTimeout (0 = pyre default, 60s)")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold outbound frames this long so that more share one write (0 = write at once)")
+	fs.BoolVar(&c.DisableIOUring, "disable-iouring", false, "channel.Options.DisableIOUring: the write pool makes one write(2) per connection instead of batching sends through io_uring")
 	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
 	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
 	fs.StringVar(&c.OddEvent, "odd-event", "", `event of the broadcasts with an odd seq ("" = every broadcast is "msg"); for client filters that keep half`)
@@ -148,13 +151,14 @@ func New(c Config) *Server {
 		router.Handle(c.Topic, func() channel.Channel { return &room{} })
 	}
 	opts := &channel.Options{
-		Router:        router,
-		Logger:        c.Logger,
-		MaxQueueBytes: c.MaxQueueBytes,
-		WriteDelay:    c.WriteDelay,
-		MailboxSize:   c.MailboxSize,
-		IdleTimeout:   c.IdleTimeout,
-		Compression:   c.Compression,
+		Router:         router,
+		Logger:         c.Logger,
+		MaxQueueBytes:  c.MaxQueueBytes,
+		WriteDelay:     c.WriteDelay,
+		DisableIOUring: c.DisableIOUring,
+		MailboxSize:    c.MailboxSize,
+		IdleTimeout:    c.IdleTimeout,
+		Compression:    c.Compression,
 	}
 	if c.Bus != nil {
 		opts.PubSub = c.Bus
