@@ -85,7 +85,7 @@ fuzz:
 
 ## bench: Go benchmarks of the hot paths
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./channel ./pubsub ./batcher ./fallback ./pubsub/redis ./pubsub/nats
+	$(GO) test -run '^$$' -bench . -benchmem ./channel ./pubsub ./batcher ./fallback ./pubsub/redis ./pubsub/nats ./internal/uring
 
 ## bench-load: the load-tool rows of BENCHMARKS.md (minutes; run on an otherwise idle machine)
 bench-load:

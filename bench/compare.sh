@@ -43,6 +43,7 @@ RATES=${RATES:-"24 36 48 60 72 96"}
 FANOUT_SECONDS=${FANOUT_SECONDS:-10}
 DRAIN=${DRAIN:-10s}           # longest wait for deliveries after a publish window (a server further behind missed the rate anyway)
 CLIENT_POLL=${CLIENT_POLL:-1ms}
+CLIENT_RING=${CLIENT_RING:-true} # false: the clients read with one read(2) per ready connection (pyrebench -client-ring)
 PLACEMENT=${PLACEMENT:-pin}   # pin: clients on CPU 1; spill: clients anywhere at nice 19
 NODES=${NODES:-2}
 NODE_RATES=${NODE_RATES:-${NODE_RATE:-"6 12"}}
@@ -76,7 +77,7 @@ go build -o "$BIN/pyrebench" ./cmd/pyrebench
 	echo "kernel: $(uname -r)"
 	echo "ulimit -n: $(ulimit -Sn)/$(ulimit -Hn)"
 	echo "loadavg before: $(cat /proc/loadavg)"
-	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS DRAIN=$DRAIN CLIENT_POLL=$CLIENT_POLL PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATES='$NODE_RATES' REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
+	echo "plan: REPS=$REPS SECTIONS='$SECTIONS' IDLE_N=$IDLE_N N=$N SIZE=$SIZE RATES='$RATES' FANOUT_SECONDS=$FANOUT_SECONDS DRAIN=$DRAIN CLIENT_POLL=$CLIENT_POLL CLIENT_RING=$CLIENT_RING PLACEMENT=$PLACEMENT NODES=$NODES NODE_RATES='$NODE_RATES' REDIS=$REDIS NATS=$NATS WAIT_IDLE=$WAIT_IDLE"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -106,7 +107,7 @@ for pair in $(seq 1 "$REPS"); do
 	if has ramp; then
 		for rate in $RATES; do
 			for s in pyre centrifuge; do
-				run ramp "$pair" "$s" fanout "${RAMP_PIN[@]}" -client-poll "$CLIENT_POLL" -n "$N" -size "$SIZE" \
+				run ramp "$pair" "$s" fanout "${RAMP_PIN[@]}" -client-poll "$CLIENT_POLL" -client-ring="$CLIENT_RING" -n "$N" -size "$SIZE" \
 					-rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 			done
 		done
@@ -114,10 +115,10 @@ for pair in $(seq 1 "$REPS"); do
 	if has nodes; then
 		for rate in $NODE_RATES; do
 			for s in pyre centrifuge; do
-				run nodes-redis "$pair" "$s" fanout -nodes "$NODES" -pubsub "$REDIS" -client-poll "$CLIENT_POLL" \
+				run nodes-redis "$pair" "$s" fanout -nodes "$NODES" -pubsub "$REDIS" -client-poll "$CLIENT_POLL" -client-ring="$CLIENT_RING" \
 					-n "$N" -size "$SIZE" -rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 			done
-			run nodes-nats "$pair" pyre fanout -nodes "$NODES" -pubsub "$NATS" -client-poll "$CLIENT_POLL" \
+			run nodes-nats "$pair" pyre fanout -nodes "$NODES" -pubsub "$NATS" -client-poll "$CLIENT_POLL" -client-ring="$CLIENT_RING" \
 				-n "$N" -size "$SIZE" -rate "$rate" -seconds "$FANOUT_SECONDS" -drain "$DRAIN"
 		done
 	fi
