@@ -183,17 +183,25 @@ func (p *poller) run() {
 			continue
 		}
 		for i := range n {
-			id := int(events[i].Fd)
-			if id < 0 || id >= len(p.w.conns) {
-				continue
+			if c := p.polled(&events[i]); c != nil {
+				p.readable(c)
 			}
-			c := p.w.conns[id]
-			if !c.polled.Load() || c.done.Load() {
-				continue
-			}
-			p.readable(c)
 		}
 	}
+}
+
+// polled returns the connection of an epoll event, or nil when it is not
+// (or no longer) read by this poller.
+func (p *poller) polled(ev *syscall.EpollEvent) *wconn {
+	id := int(ev.Fd)
+	if id < 0 || id >= len(p.w.conns) {
+		return nil
+	}
+	c := p.w.conns[id]
+	if !c.polled.Load() || c.done.Load() {
+		return nil
+	}
+	return c
 }
 
 func (p *poller) readable(c *wconn) {
@@ -204,6 +212,12 @@ func (p *poller) readable(c *wconn) {
 	} else {
 		n, err = rawRead(c.fd, c.rbuf[c.rlen:])
 	}
+	p.took(c, n, err)
+}
+
+// took handles a read of c: n > 0 bytes (consumed), 0 (the end of the
+// stream) or an error (EAGAIN, EINTR: nothing to read now).
+func (p *poller) took(c *wconn, n int, err error) {
 	switch {
 	case n > 0:
 		c.rlen += n
@@ -227,12 +241,8 @@ func (p *poller) readable(c *wconn) {
 func (p *poller) readBatch(events []syscall.EpollEvent) error {
 	k := 0
 	for i := range events {
-		id := int(events[i].Fd)
-		if id < 0 || id >= len(p.w.conns) {
-			continue
-		}
-		c := p.w.conns[id]
-		if !c.polled.Load() || c.done.Load() {
+		c := p.polled(&events[i])
+		if c == nil {
 			continue
 		}
 		buf := c.rbuf[c.rlen:]
@@ -264,23 +274,14 @@ func (p *poller) readDone(tag uint64, res int32) {
 	s := &p.slots[tag]
 	c := s.c
 	s.c = nil
-	switch {
-	case res > 0:
-		if p.w.cfg.Arrival {
-			c.arrival = parseStamp(s.oob[:s.msg.Controllen])
-		}
-		c.rlen += int(res)
-		err := p.w.consume(c)
-		c.arrival = 0
-		if err != nil {
-			p.end(c, err)
-		}
-	case res == 0:
-		p.end(c, io.EOF)
-	case res == -int32(syscall.EAGAIN), res == -int32(syscall.EINTR):
-	default:
-		p.end(c, syscall.Errno(-res))
+	n, err := int(res), error(nil)
+	if res < 0 {
+		n, err = -1, syscall.Errno(-res)
 	}
+	if n > 0 && p.w.cfg.Arrival {
+		c.arrival = parseStamp(s.oob[:s.msg.Controllen])
+	}
+	p.took(c, n, err)
 }
 
 func (p *poller) end(c *wconn, err error) {

@@ -162,9 +162,6 @@ func New(entries uint32) (*Ring, error) {
 	return r, nil
 }
 
-// Entries is how many sends fit in one batch.
-func (r *Ring) Entries() int { return int(r.sqEntries) }
-
 // Send queues a non-blocking send of b on the socket fd, tagged tag; it
 // returns false when the batch is full. b must stay untouched until Submit
 // has returned its completion.

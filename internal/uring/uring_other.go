@@ -12,9 +12,6 @@ func New(entries uint32) (*Ring, error) {
 	return nil, errors.New("uring: io_uring is Linux only")
 }
 
-// Entries is how many sends fit in one batch.
-func (r *Ring) Entries() int { return 0 }
-
 // Send is never called: New fails on this system.
 func (r *Ring) Send(fd int, b []byte, tag uint64) bool { return false }
 

@@ -306,11 +306,17 @@ func (c *Conn) flush(buf *[]byte) {
 	done, rest, held, err := c.nc.tryWriteFrames(batch, buf)
 	clear(batch)
 	if !done {
-		c.srv.blockedWrites.Add(1)
-		go c.finishFlush(batch, n, rest, held)
+		c.handOff(batch, n, rest, held)
 		return
 	}
 	c.flushed(batch, n, err)
+}
+
+// handOff gives what a non-blocking write could not send to a goroutine of
+// the connection's own (finishFlush), counted in Stats.BlockedWrites.
+func (c *Conn) handOff(batch []outMsg, n int, rest []byte, held bool) {
+	c.srv.blockedWrites.Add(1)
+	go c.finishFlush(batch, n, rest, held)
 }
 
 // finishFlush writes what tryWriteFrames could not, blocking until the slow

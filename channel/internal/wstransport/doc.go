@@ -48,7 +48,7 @@
 // Outbound data frames are framed once per broadcast (FinishFrame) and the
 // same bytes queued for every subscriber; the write pool gathers a
 // connection's queue into one socket write, made with a raw non-blocking
-// write(2) on Linux (rawwrite_linux.go; sock.writeNoBlock says what that
+// write(2) on Linux (rawwrite_linux.go; sock.beginNoBlock says what that
 // saves), or, where the kernel allows io_uring (the default; Config.NoRing
 // turns it off), as one of up to 32 non-blocking sends submitted with one
 // system call (ringwrite.go; internal/uring). Control frames (pong, close) are written in one Write each under

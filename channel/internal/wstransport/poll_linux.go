@@ -197,7 +197,7 @@ func (p *poller) close() {
 }
 
 // epollCtl is epoll_ctl(2) as a raw system call: it does not block, and
-// telling the scheduler costs more than the call (see sock.writeNoBlock).
+// telling the scheduler costs more than the call (see sock.beginNoBlock).
 func epollCtl(epfd, op, fd int, ev *syscall.EpollEvent) error {
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	if e != 0 {

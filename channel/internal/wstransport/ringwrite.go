@@ -77,8 +77,7 @@ func (w *ringWriter) flush(entries []readyConn) bool {
 			// batch goes out after it, on a goroutine, as in flush.
 			rest := append([]byte(nil), s.b...)
 			clear(s.batch)
-			s.c.srv.blockedWrites.Add(1)
-			go s.c.finishFlush(s.batch, s.n, rest, false)
+			s.c.handOff(s.batch, s.n, rest, false)
 			s.done()
 		case err != nil:
 			clear(s.batch)
@@ -128,8 +127,7 @@ func (w *ringWriter) completed(tag uint64, res int32) {
 	case res >= 0 || res == -int32(syscall.EAGAIN):
 		c.nc.endNoBlock(false)
 		rest := append([]byte(nil), s.b[max(res, 0):]...)
-		c.srv.blockedWrites.Add(1)
-		go c.finishFlush(s.batch, s.n, rest, true)
+		c.handOff(s.batch, s.n, rest, true)
 	default:
 		c.nc.endNoBlock(true)
 		var err error = syscall.Errno(-res)

@@ -78,22 +78,36 @@ func (c *sock) tryWriteFrames(batch []outMsg, buf *[]byte) (done bool, rest []by
 	if len(batch) > 1 {
 		*buf = b[:0]
 	}
-	if !c.wmu.TryLock() {
+	locked, err := c.beginNoBlock()
+	switch {
+	case !locked:
 		return false, append([]byte(nil), b...), false, nil
-	}
-	n, err := c.writeNoBlock(b)
-	if err != nil || n == len(b) {
-		c.wmu.Unlock()
+	case err != nil:
 		return true, nil, false, err
 	}
+	n, err := rawWrite(c.fd, b)
+	if err != nil || n == len(b) {
+		c.endNoBlock(true)
+		return true, nil, false, err
+	}
+	c.endNoBlock(false)
 	return false, append([]byte(nil), b[n:]...), true, nil
 }
 
-// beginNoBlock prepares a non-blocking write on fd by a write-pool ring
-// (ringWriter): it tries wmu, as tryWriteFrames does, and holds fdMu
-// shared, so the descriptor stays open until endNoBlock. locked false:
-// another write holds wmu (nothing is held); err: the socket is closed
-// (nothing is held).
+// beginNoBlock prepares a non-blocking write on fd (tryWriteFrames, or a
+// write-pool ring: ringWriter): it tries wmu, never waiting for it, and
+// holds fdMu shared, so Close cannot release (and the kernel reuse) the
+// descriptor until endNoBlock. locked false: another write holds wmu
+// (nothing is held); err: the socket is closed (nothing is held).
+//
+// The write itself is a raw system call on the descriptor (rawWrite, Linux
+// only, or an io_uring send) that tells neither the netpoller nor the
+// scheduler. It cannot block (the socket is non-blocking), and telling the
+// runtime costs more than the write on a busy server: measured on a
+// saturated core, the runtime monitor saw a processor "in a system call"
+// at nearly every tick, handed it to another thread and never backed off
+// (11 % of the core went to its sleeps and the thread switches), and
+// RawConn's per-call poller bookkeeping cost another 3 %.
 func (c *sock) beginNoBlock() (locked bool, err error) {
 	if !c.wmu.TryLock() {
 		return false, nil
@@ -126,26 +140,6 @@ func (c *sock) finishWrite(rest []byte, held bool) error {
 	_, err := c.Conn.Write(rest)
 	c.wmu.Unlock()
 	return err
-}
-
-// writeNoBlock writes b to the non-blocking socket until it is all written,
-// the socket would block (a short count, no error) or the write fails.
-//
-// It calls write(2) on the descriptor directly, as a raw system call
-// (rawWrite, Linux only), and tells neither the netpoller nor the
-// scheduler. The call cannot block (the socket is non-blocking), fdMu keeps
-// Close from releasing the descriptor meanwhile, and telling the runtime
-// costs more than the write on a busy server: measured on a saturated core, the runtime monitor saw a processor
-// "in a system call" at nearly every tick, handed it to another thread and
-// never backed off (11 % of the core went to its sleeps and the thread
-// switches), and RawConn's per-call poller bookkeeping cost another 3 %.
-func (c *sock) writeNoBlock(b []byte) (int, error) {
-	c.fdMu.RLock()
-	defer c.fdMu.RUnlock()
-	if c.fdClosed {
-		return 0, net.ErrClosed
-	}
-	return rawWrite(c.fd, b)
 }
 
 // Close closes the socket once no non-blocking write is using its
