@@ -131,15 +131,28 @@ type Options struct {
 	// A connection that falls this far behind is closed with
 	// CloseSlowConsumer (3008) and counted in Stats. Defaults to 1 MiB.
 	MaxQueueBytes int
-	// WriteDelay, if positive, holds a connection's outbound frames this
-	// long before writing them, so that frames arriving meanwhile share one
-	// socket write: fewer writes per delivery (on loopback a write costs
-	// several times everything else a delivery does) in exchange for up
-	// to WriteDelay of added latency on every push, reply and broadcast.
-	// Without it a busy server already sends a connection's waiting frames
-	// in one write; the delay trades latency for CPU below saturation too.
-	// Worth it for servers that fan out many broadcasts per second to many
-	// subscribers; see BENCHMARKS.md. Defaults to 0: write at once.
+	// MaxWriteDelay bounds the WebSocket write pool's adaptive write delay.
+	// A connection's broadcasts and pushes may wait up to this long before
+	// they are written, so that frames arriving meanwhile share one socket
+	// write: on loopback and in virtual machines a write costs several
+	// times everything else a delivery does. The delay follows the pool's
+	// load, measured every 50 ms as the share of the time its workers
+	// spent writing: zero while that share is one half or less, so a
+	// server that keeps up writes at once; growing linearly to
+	// MaxWriteDelay as the workers approach being busy all the time, each
+	// window moving it half way to that target. Under a heavy fan-out the
+	// CPU it saves keeps the server below saturation, which shortens the
+	// latency tail (see BENCHMARKS.md). Replies (phx_reply, so also join
+	// and heartbeat replies) are never delayed: a connection with one
+	// queued is written as soon as a worker is free, with everything
+	// queued before it. Defaults to 40 ms; negative turns the delay off.
+	// WriteDelay, when set, replaces it.
+	MaxWriteDelay time.Duration
+	// WriteDelay, if positive, fixes the write delay: every connection's
+	// broadcasts and pushes wait this long before they are written,
+	// whatever the load, in exchange for up to WriteDelay of added latency
+	// on each. Replies are not delayed. Defaults to 0: the adaptive delay
+	// of MaxWriteDelay applies.
 	WriteDelay time.Duration
 	// DisableIOUring makes the WebSocket write pool write each connection
 	// with its own write(2) system call. By default, on Linux, the pool
@@ -268,6 +281,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
+	}
+	if c.MaxWriteDelay == 0 {
+		c.MaxWriteDelay = 40 * time.Millisecond
 	}
 	if c.MailboxSize <= 0 {
 		c.MailboxSize = 1024
@@ -398,6 +414,7 @@ func NewServer(opts *Options) *Server {
 		MaxInflateRate:  o.MaxInflateRate,
 		MaxQueueBytes:   o.MaxQueueBytes,
 		WriteDelay:      o.WriteDelay,
+		MaxWriteDelay:   o.MaxWriteDelay,
 		NoRing:          o.DisableIOUring,
 		IdleTimeout:     o.IdleTimeout,
 		Compression:     o.Compression,

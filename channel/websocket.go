@@ -119,7 +119,7 @@ func (t *wsTransport) Send(f *Frame) {
 		t.conn.log.LogAttrs(t.conn.ctx, slog.LevelError, "frame not sent", slog.String("topic", f.f.topic), slog.Any("error", err))
 		return
 	}
-	t.ws.Queue(b)
+	t.ws.Queue(b, f.f.kind == kindReply) // replies skip the write delay
 }
 
 // Close implements Transport.

@@ -68,19 +68,27 @@ type Conn struct {
 	burstMu sync.Mutex // held by readLoop's worker while it reads (portable path)
 	burstOK bool       // the worker's verdict: the connection goes on
 
-	mu         sync.Mutex
-	up         bool // the upgrade completed: nc is set
-	queue      []outMsg
-	spare      []outMsg
-	bytes      int
-	writing    bool
-	closing    bool
-	closeCode  int // a close requested before the upgrade completed
-	closeWhy   string
-	closeTimer *time.Timer    // ends a close handshake the client does not answer
-	closeMu    sync.Once      // one close frame per connection: the server's, or the answer to the client's
-	closeWrite sync.Mutex     // held while the server's close frame is written (startCloseHandshake)
-	wg         sync.WaitGroup // writer and closer goroutines
+	mu      sync.Mutex
+	up      bool // the upgrade completed: nc is set
+	queue   []outMsg
+	spare   []outMsg
+	bytes   int
+	writing bool
+	// The write pool's view (writepool.go): gen counts the connection's
+	// schedulings (a list entry of an older one is stale); listed is set
+	// while an entry of generation gen waits on a list, urgentListed when
+	// that list is the urgent one; urgent while a reply is queued.
+	gen          atomic.Uint32 // written with mu held; the pool reads it without
+	listed       bool
+	urgentListed bool
+	urgent       bool
+	closing      bool
+	closeCode    int // a close requested before the upgrade completed
+	closeWhy     string
+	closeTimer   *time.Timer    // ends a close handshake the client does not answer
+	closeMu      sync.Once      // one close frame per connection: the server's, or the answer to the client's
+	closeWrite   sync.Mutex     // held while the server's close frame is written (startCloseHandshake)
+	wg           sync.WaitGroup // writer and closer goroutines
 }
 
 // outMsg is one queued, complete WebSocket frame (see frame.go).
@@ -246,8 +254,10 @@ func (c *Conn) attach(s *sock) {
 // Queue queues one complete frame (FinishFrame, Compress), in order. It
 // does not block: past Config.MaxQueueBytes it tells the peer
 // (Peer.SlowConsumer) instead of queueing. b is not modified and may be
-// shared between connections.
-func (c *Conn) Queue(b []byte) {
+// shared between connections. An urgent frame (a reply) is never held
+// back by the write delay: the connection is written as soon as a worker
+// is free, with everything queued before it.
+func (c *Conn) Queue(b []byte, urgent bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -263,10 +273,27 @@ func (c *Conn) Queue(b []byte) {
 	}
 	c.queue = append(c.queue, outMsg{b: b})
 	c.bytes += len(b)
-	if !c.writing && c.up {
-		c.startWriting()
+	c.urgent = c.urgent || urgent
+	switch {
+	case !c.writing:
+		if c.up {
+			c.startWriting()
+		}
+	case urgent:
+		c.hurry()
 	}
 	c.mu.Unlock()
+}
+
+// hurry moves a connection waiting on the write pool's delayed list to
+// the urgent one: a reply is queued, or the connection is closing (its
+// writer's turn then ends at once instead of after the delay). The entry
+// left on the delayed list is stale. Called with mu held.
+func (c *Conn) hurry() {
+	if !c.writing || !c.listed || c.urgentListed {
+		return
+	}
+	c.srv.writers.schedule(c, c.nextGenUrgent(), true)
 }
 
 // QueuedBytes returns the bytes queued and not yet written.
@@ -285,10 +312,23 @@ func (c *Conn) startWriting() {
 	c.writing = true
 	c.wg.Add(1)
 	if c.nc.canWriteNoBlock() {
-		c.srv.writers.schedule(c)
+		c.srv.writers.schedule(c, c.nextGen(), c.urgent)
 		return
 	}
 	go c.writeLoop()
+}
+
+// nextGen starts a new scheduling of the connection on the write pool's
+// lists and returns its generation. Called with mu held.
+func (c *Conn) nextGen() uint32 {
+	c.listed, c.urgentListed = true, c.urgent
+	return c.gen.Add(1)
+}
+
+// nextGenUrgent is nextGen for the urgent list. Called with mu held.
+func (c *Conn) nextGenUrgent() uint32 {
+	c.listed, c.urgentListed = true, true
+	return c.gen.Add(1)
 }
 
 // flush is the write pool's turn of the connection: everything queued goes
@@ -296,11 +336,11 @@ func (c *Conn) startWriting() {
 // goes back on the ready list; if the socket could not take the whole
 // write, a goroutine finishes it (see finishFlush).
 //
-// buf is the worker's gather buffer.
-func (c *Conn) flush(buf *[]byte) {
-	batch, n, ok := c.takeBatch()
+// gen is the generation of the list entry; buf is the worker's gather
+// buffer.
+func (c *Conn) flush(gen uint32, buf *[]byte) {
+	batch, n, ok := c.takeBatch(gen)
 	if !ok {
-		c.wg.Done()
 		return
 	}
 	done, rest, held, err := c.nc.tryWriteFrames(batch, buf)
@@ -333,8 +373,9 @@ func (c *Conn) flushed(batch []outMsg, n int, err error) {
 	c.mu.Lock()
 	c.release(batch, n)
 	if err == nil && len(c.queue) > 0 && !c.closing {
+		gen, urgent := c.nextGen(), c.urgent
 		c.mu.Unlock()
-		c.srv.writers.schedule(c)
+		c.srv.writers.schedule(c, gen, urgent)
 		return
 	}
 	c.writing = false
@@ -345,18 +386,26 @@ func (c *Conn) flushed(batch []outMsg, n int, err error) {
 	c.wg.Done()
 }
 
-// takeBatch takes everything queued, n bytes in all, for one write. When
-// nothing is queued or the connection is closing it ends the writer's turn
-// (writing false) and returns ok false.
-func (c *Conn) takeBatch() (batch []outMsg, n int, ok bool) {
+// takeBatch takes everything queued, n bytes in all, for one write by the
+// write pool's entry of generation gen. It returns ok false when the entry
+// is stale (the connection was scheduled again since), and when nothing is
+// queued or the connection is closing: then it ends the writer's turn
+// (writing false, wg done).
+func (c *Conn) takeBatch(gen uint32) (batch []outMsg, n int, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen.Load() {
+		return nil, 0, false
+	}
+	c.listed, c.urgentListed = false, false
 	if len(c.queue) == 0 || c.closing {
 		c.writing = false
+		c.wg.Done()
 		return nil, 0, false
 	}
 	batch = c.queue
 	c.queue, c.spare = c.spare[:0], nil
+	c.urgent = false
 	for i := range batch {
 		n += len(batch[i].b)
 	}
@@ -378,14 +427,17 @@ func (c *Conn) release(batch []outMsg, n int) {
 // writer of a connection the pool cannot write without blocking (TLS). A
 // write blocked on a full socket is ended by closing the socket.
 func (c *Conn) writeLoop() {
-	defer c.wg.Done()
-	if d := c.srv.cfg.WriteDelay; d > 0 {
+	// Not on the pool's lists, the connection keeps its generation.
+	c.mu.Lock()
+	gen, urgent := c.gen.Load(), c.urgent
+	c.mu.Unlock()
+	if d := c.srv.cfg.WriteDelay; d > 0 && !urgent {
 		time.Sleep(d) // let more frames join this write (Config.WriteDelay)
 	}
 	for {
-		batch, n, ok := c.takeBatch()
+		batch, n, ok := c.takeBatch(gen)
 		if !ok {
-			return
+			return // takeBatch ended the turn
 		}
 		err := c.nc.writeFrames(batch)
 		clear(batch)
@@ -397,6 +449,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Lock()
 			c.writing = false
 			c.mu.Unlock()
+			c.wg.Done()
 			return
 		}
 	}
@@ -412,6 +465,7 @@ func (c *Conn) Close(code int, reason string) {
 		c.mu.Lock()
 		c.closing = true
 		c.queue = nil
+		c.hurry()
 		up := c.up
 		if !up {
 			c.closeCode, c.closeWhy = code, reason
@@ -447,6 +501,7 @@ func (c *Conn) stopQueue() {
 	c.mu.Lock()
 	c.closing = true
 	c.queue = nil
+	c.hurry()
 	c.mu.Unlock()
 }
 
@@ -455,6 +510,7 @@ func (c *Conn) CloseNow() {
 	c.mu.Lock()
 	c.closing = true
 	c.queue = nil
+	c.hurry()
 	nc := c.nc
 	c.mu.Unlock()
 	if nc != nil {

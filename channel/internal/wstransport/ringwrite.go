@@ -45,11 +45,10 @@ func (w *ringWriter) flush(entries []readyConn) bool {
 	w.arena = w.arena[:0]
 	w.slots = w.slots[:0]
 	for i := range entries {
-		c := entries[i].c
+		c, gen := entries[i].c, entries[i].gen
 		entries[i] = readyConn{}
-		batch, n, ok := c.takeBatch()
+		batch, n, ok := c.takeBatch(gen)
 		if !ok {
-			c.wg.Done()
 			continue
 		}
 		s := ringSlot{c: c, batch: batch, n: n, start: -1}

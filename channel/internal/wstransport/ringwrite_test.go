@@ -55,7 +55,7 @@ func TestWritePoolUsesRingsUnlessDisabled(t *testing.T) {
 			for i := 0; i < 3 || (expect && ts.srv.writers.ringBatches.Load() == 0); i++ {
 				require.Less(t, i, 200, "no batch of several connections in 200 rounds")
 				for _, p := range peers {
-					p.c.Queue(serverFrame(fmt.Sprintf("m%d", i)))
+					p.c.Queue(serverFrame(fmt.Sprintf("m%d", i)), false)
 				}
 				for _, c := range clients {
 					op, payload := readFrame(t, c.br)

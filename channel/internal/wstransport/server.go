@@ -30,8 +30,11 @@ type Config struct {
 	// is told (Peer.SlowConsumer).
 	MaxQueueBytes int
 	// WriteDelay holds outbound frames this long before writing them
-	// (Options.WriteDelay).
+	// (Options.WriteDelay); replies are not held.
 	WriteDelay time.Duration
+	// MaxWriteDelay bounds the write pool's adaptive delay, used when
+	// WriteDelay is 0 (Options.MaxWriteDelay; 0: no delay).
+	MaxWriteDelay time.Duration
 	// IdleTimeout: a connection that sent no frame for this long is closed
 	// with 1002 through its peer (Peer.Disconnect).
 	IdleTimeout time.Duration
@@ -85,9 +88,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg *Config) *Server {
 	s := &Server{cfg: *cfg}
-	s.writers.wg = cfg.Group
-	s.writers.delay = cfg.WriteDelay
-	s.writers.ringOff = cfg.NoRing
+	s.writers.init(cfg)
 	s.clock = func() int64 { return time.Now().UnixNano() }
 	s.pause = sleepCtx
 	return s

@@ -12,7 +12,7 @@ import (
 // writePool writes the queued frames of WebSocket connections on a few
 // shared goroutines instead of a goroutine per connection.
 //
-// A connection with frames to write is put on the ready list once (its
+// A connection with frames to write is put on a ready list once (its
 // transport's writing flag); a worker takes it, writes everything queued
 // with one non-blocking socket write, and puts it back at the end of the
 // list if more frames arrived meanwhile. Frames that arrive while a
@@ -20,13 +20,24 @@ import (
 // fewer writes per delivery. A socket that cannot take a whole write (its
 // peer reads slowly) leaves the pool: a goroutine of the connection's own
 // writes the rest, blocking, and hands the connection back (see
-// Conn.flush). No worker ever waits on a socket. With
-// Config.WriteDelay a worker waits until the connection at the head of
-// the list has been there that long; the list is in arrival order, so no
-// due connection waits behind one that is not.
+// Conn.flush). No worker ever waits on a socket.
 //
-// Workers exist only while the list is not empty: the first connection put
-// on an empty list starts one, and up to GOMAXPROCS run when the list is
+// Write delay. A connection may wait on the list before it is written, so
+// that more frames share its write: Config.WriteDelay fixes that wait;
+// otherwise it adapts to the pool's load (Config.MaxWriteDelay, see
+// adaptDelay): zero while the workers are idle half the time or more,
+// growing to MaxWriteDelay as they approach being busy all the time. On
+// loopback and in virtual machines a socket write costs several times the
+// rest of a delivery, so under a heavy fan-out each frame saved is CPU
+// returned to the server, and the slack it leaves keeps the latency tail
+// short. The list is in arrival order, so no due connection waits behind
+// one that is not. A connection with a reply queued (Conn.Queue's urgent)
+// is never delayed: it goes on a second list that workers serve first,
+// and an entry it left on the delayed list is skipped (entries carry the
+// connection's scheduling generation).
+//
+// Workers exist only while a list is not empty: the first connection put
+// on empty lists starts one, and up to GOMAXPROCS run when the list is
 // long. Each is owned by the Config.Group.
 //
 // On Linux a worker sends the connections it takes (up to writePoolTake)
@@ -37,12 +48,27 @@ import (
 type writePool struct {
 	wg *sync.WaitGroup
 
-	delay time.Duration // Config.WriteDelay
+	fixed    time.Duration // Config.WriteDelay: the delay, when positive
+	maxDelay time.Duration // Config.MaxWriteDelay: the adaptive delay's bound (0: off)
+	// now is the pool's clock (monotonic nanoseconds; tests replace it)
+	// and procs the workers' share of the process (GOMAXPROCS).
+	now   func() int64
+	procs int
+	delay atomic.Int64 // the current delay, nanoseconds
 
 	mu      sync.Mutex
-	ready   []readyConn
-	head    int // ready[head:] waits
+	ready   []readyConn // the delayed list, in arrival order
+	head    int         // ready[head:] waits
+	urgent  []readyConn // connections with a reply queued: written first, never delayed
 	running int
+	// wake is signalled when a connection goes on the urgent list, so a
+	// worker waiting for the delayed list's head to be due writes it now.
+	wake chan struct{}
+
+	// The load the adaptive delay follows: the time workers spent writing
+	// since winStart.
+	winStart int64
+	busy     int64
 
 	// Rings of idle workers (at most GOMAXPROCS are ever made), and
 	// whether rings are off: by Config.NoRing, because the kernel refused
@@ -53,11 +79,14 @@ type writePool struct {
 	ringBatches atomic.Uint64
 }
 
-// readyConn is an entry of the ready list: a connection and when it got
-// there (unix nanos; only kept with a write delay).
+// readyConn is an entry of a ready list: a connection, its scheduling
+// generation (an entry whose connection was scheduled again since is
+// stale) and when it got there (pool clock; only kept while there is a
+// delay).
 type readyConn struct {
-	c  *Conn
-	at int64
+	c   *Conn
+	gen uint32
+	at  int64
 }
 
 // writePoolTake is how many connections a worker takes from the list at
@@ -68,16 +97,95 @@ const writePoolTake = 32
 // worker starts (up to GOMAXPROCS).
 const writePoolSpread = 256
 
-// schedule puts t on the ready list. t must not be on it already.
-func (p *writePool) schedule(c *Conn) {
+// The adaptive delay's law (adaptDelay): the pool's load is measured over
+// windows of at least delayWindow; at a load (the share of the window the
+// workers spent writing) of delayLoadLow or less the target delay is zero,
+// at 1 it is MaxWriteDelay, linear in between; each window moves the
+// delay half way to the target, so a steady load settles where the delay
+// and the load it leaves agree instead of swinging between the two ends.
+const (
+	delayWindow  = 50 * time.Millisecond
+	delayLoadLow = 0.5
+)
+
+// monoEpoch anchors the pool's default clock.
+var monoEpoch = time.Now()
+
+// monoNow is the pool's default clock: monotonic nanoseconds (one clock
+// read, where time.Now makes two).
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// init sets the pool up from cfg.
+func (p *writePool) init(cfg *Config) {
+	p.wg = cfg.Group
+	p.fixed = cfg.WriteDelay
+	p.maxDelay = max(cfg.MaxWriteDelay, 0)
+	p.ringOff = cfg.NoRing
+	p.now = monoNow
+	p.procs = runtime.GOMAXPROCS(0)
+	p.wake = make(chan struct{}, 1)
+	if p.fixed > 0 {
+		p.delay.Store(int64(p.fixed))
+	}
+}
+
+// currentDelay returns how long a connection waits on the delayed list.
+func (p *writePool) currentDelay() time.Duration { return time.Duration(p.delay.Load()) }
+
+// adaptDelay is the adaptive delay's law: the next delay, given the
+// current one and the workers' busy time over the elapsed time of a window
+// (with procs workers at most).
+func adaptDelay(cur, busy, elapsed time.Duration, procs int, maxDelay time.Duration) time.Duration {
+	if maxDelay <= 0 || elapsed <= 0 {
+		return 0
+	}
+	load := float64(busy) / (float64(elapsed) * float64(max(procs, 1)))
+	target := time.Duration(0)
+	if load > delayLoadLow {
+		target = time.Duration(float64(maxDelay) * min((load-delayLoadLow)/(1-delayLoadLow), 1))
+	}
+	if elapsed >= 4*delayWindow {
+		return target // a long idle spell: the past is forgotten
+	}
+	return (cur + target) / 2
+}
+
+// account adds a worker's writing time and, once a window has passed,
+// moves the adaptive delay. Called with mu held.
+func (p *writePool) account(now, busy int64) {
+	p.busy += busy
+	if p.fixed > 0 || p.maxDelay == 0 {
+		return
+	}
+	if p.winStart == 0 {
+		p.winStart = now
+		return
+	}
+	elapsed := now - p.winStart
+	if elapsed < int64(delayWindow) {
+		return
+	}
+	d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, p.maxDelay)
+	p.delay.Store(int64(d))
+	p.winStart, p.busy = now, 0
+}
+
+// schedule puts c on the urgent list or the delayed one, as generation
+// gen of its scheduling. The caller holds c.mu (or has just set c's
+// generation under it).
+func (p *writePool) schedule(c *Conn, gen uint32, urgent bool) {
 	var at int64
-	if p.delay > 0 {
-		at = time.Now().UnixNano()
+	if !urgent && p.delay.Load() > 0 {
+		at = p.now()
 	}
 	p.mu.Lock()
-	p.ready = append(p.ready, readyConn{c, at})
+	if urgent {
+		p.urgent = append(p.urgent, readyConn{c, gen, 0})
+	} else {
+		p.ready = append(p.ready, readyConn{c, gen, at})
+	}
 	start := p.running == 0 ||
-		(len(p.ready)-p.head > writePoolSpread*p.running && p.running < runtime.GOMAXPROCS(0))
+		(len(p.ready)-p.head > writePoolSpread*p.running && p.running < p.procs)
 	if start {
 		p.running++
 	}
@@ -85,23 +193,81 @@ func (p *writePool) schedule(c *Conn) {
 	if start {
 		p.wg.Add(1)
 		go p.work()
+		return
+	}
+	if urgent {
+		select {
+		case p.wake <- struct{}{}: // a worker may be waiting for a delayed entry
+		default:
+		}
 	}
 }
 
-// work flushes ready connections until the list is empty.
+// take moves up to len(batch) entries into batch: urgent ones first, then
+// the delayed list's entries that are due. It returns how many, or 0 and
+// how long until the list's head is due (0: both lists are empty). Called
+// with mu held.
+func (p *writePool) take(batch []readyConn, now int64) (n int, wait time.Duration) {
+	if len(p.urgent) > 0 {
+		n = copy(batch, p.urgent)
+		m := copy(p.urgent, p.urgent[n:])
+		clear(p.urgent[m:])
+		p.urgent = p.urgent[:m]
+		return n, 0
+	}
+	// Stale entries at the head (their connection went on the urgent list
+	// since) are dropped, so that none keeps a worker waiting.
+	for p.head < len(p.ready) && p.ready[p.head].gen != p.ready[p.head].c.gen.Load() {
+		p.ready[p.head] = readyConn{}
+		p.head++
+	}
+	waiting := p.ready[p.head:]
+	n = min(len(waiting), len(batch))
+	if d := p.currentDelay(); d > 0 {
+		// In arrival order: the due entries are a prefix.
+		due := 0
+		for due < n && waiting[due].at+int64(d) <= now {
+			due++
+		}
+		if due == 0 && n > 0 {
+			return 0, time.Duration(waiting[0].at + int64(d) - now)
+		}
+		n = due
+	}
+	copy(batch, waiting[:n])
+	clear(waiting[:n])
+	p.head += n
+	if p.head == len(p.ready) {
+		p.ready, p.head = p.ready[:0], 0
+	} else if p.head >= 4096 && p.head*2 >= len(p.ready) {
+		m := copy(p.ready, p.ready[p.head:])
+		clear(p.ready[m:])
+		p.ready, p.head = p.ready[:m], 0
+	}
+	return n, 0
+}
+
+// work flushes ready connections until both lists are empty.
 func (p *writePool) work() {
 	defer p.wg.Done()
 	var batch [writePoolTake]readyConn
 	buf := make([]byte, 0, 16<<10) // gathers a connection's frames
-	var rw *ringWriter
-	if p.delay == 0 {
-		rw = p.takeRing()
-	}
+	rw := p.takeRing()
 	defer func() { p.putRing(rw) }()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var busy int64
 	for {
+		now := p.now()
 		p.mu.Lock()
-		n := copy(batch[:], p.ready[p.head:])
-		if n == 0 {
+		p.account(now, busy)
+		busy = 0
+		n, wait := p.take(batch[:], now)
+		if n == 0 && wait == 0 {
 			p.running--
 			p.ready, p.head = p.ready[:0], 0
 			if cap(p.ready) > 64<<10 {
@@ -110,16 +276,22 @@ func (p *writePool) work() {
 			p.mu.Unlock()
 			return
 		}
-		clear(p.ready[p.head : p.head+n])
-		p.head += n
-		if p.head == len(p.ready) {
-			p.ready, p.head = p.ready[:0], 0
-		} else if p.head >= 4096 && p.head*2 >= len(p.ready) {
-			m := copy(p.ready, p.ready[p.head:])
-			clear(p.ready[m:])
-			p.ready, p.head = p.ready[:m], 0
-		}
 		p.mu.Unlock()
+		if n == 0 {
+			// The head of the delayed list is not due: wait for it, or
+			// for an urgent connection.
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-p.wake:
+				timer.Stop()
+			}
+			continue
+		}
 		if rw != nil && n > 1 { // one connection: one system call either way
 			p.ringBatches.Add(1)
 			if !rw.flush(batch[:n]) {
@@ -129,22 +301,16 @@ func (p *writePool) work() {
 				p.ringOff = true // the kernel refused once: write(2) from now on
 				p.mu.Unlock()
 			}
-			continue
-		}
-		if cap(buf) > 256<<10 {
-			buf = make([]byte, 0, 16<<10) // one huge batch does not pin memory
-		}
-		for i := range batch[:n] {
-			if p.delay > 0 {
-				// The list is in arrival order: waiting for this entry's
-				// time never holds back one that is due.
-				if wait := time.Duration(batch[i].at + int64(p.delay) - time.Now().UnixNano()); wait > 0 {
-					time.Sleep(wait)
-				}
+		} else {
+			if cap(buf) > 256<<10 {
+				buf = make([]byte, 0, 16<<10) // one huge batch does not pin memory
 			}
-			batch[i].c.flush(&buf)
-			batch[i] = readyConn{}
+			for i := range batch[:n] {
+				batch[i].c.flush(batch[i].gen, &buf)
+				batch[i] = readyConn{}
+			}
 		}
+		busy = p.now() - now
 	}
 }
 
