@@ -49,6 +49,7 @@ type options struct {
 	compression                    bool
 	clientDeflate                  bool
 	writeDelay                     time.Duration
+	maxWriteDelay                  time.Duration
 	serverNoRing                   bool
 	profileDir, jsonOut, logDir    string
 	waitIdle                       float64
@@ -118,7 +119,8 @@ func parseOptions(mode string, args []string) (*options, error) {
 	fs.Float64Var(&o.filterPct, "filter-pct", 0, `fanout: subscribers, in percent of -n, that join with the filter {"events":["msg"]} while the server sends every other broadcast as event "odd": they get half of the broadcasts, and the run expects that many (0: no filters, every broadcast is "msg"; pyre only; a -url server must run with -odd-event odd)`)
 	fs.IntVar(&o.stallRcvBuf, "stall-rcvbuf", 8192, "slow: SO_RCVBUF of the stalled clients' sockets (0: kernel default)")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 0, "server's channel.Options.MaxQueueBytes (0: pyre's default, 1 MiB)")
-	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: write at once)")
+	fs.DurationVar(&o.writeDelay, "write-delay", 0, "server's channel.Options.WriteDelay (0: the adaptive delay)")
+	fs.DurationVar(&o.maxWriteDelay, "max-write-delay", 0, "server's channel.Options.MaxWriteDelay (0: pyre's default, 40ms; negative: no adaptive delay)")
 	fs.BoolVar(&o.serverNoRing, "server-disable-iouring", false, "server's channel.Options.DisableIOUring: one write(2) per connection instead of io_uring batches")
 	fs.BoolVar(&o.compression, "compression", false, "server's channel.Options.Compression (with -client-deflate the clients negotiate it)")
 	fs.BoolVar(&o.clientDeflate, "client-deflate", false, "clients offer permessage-deflate; they cannot inflate, so with -compression fanout and slow need -size below 512 (pyre compresses from 512 bytes)")
@@ -361,6 +363,9 @@ func (o *options) startTarget(tag string) (*target, error) {
 	}
 	if o.writeDelay > 0 {
 		args = append(args, "-write-delay", o.writeDelay.String())
+	}
+	if o.maxWriteDelay != 0 {
+		args = append(args, "-max-write-delay", o.maxWriteDelay.String())
 	}
 	if o.filterPct > 0 {
 		args = append(args, "-odd-event", oddEvent)

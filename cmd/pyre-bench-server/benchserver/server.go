@@ -64,8 +64,11 @@ type Config struct {
 	MailboxSize int
 	// IdleTimeout is channel.Options.IdleTimeout (0: pyre's default, 60 s).
 	IdleTimeout time.Duration
-	// WriteDelay is channel.Options.WriteDelay (0: write at once).
+	// WriteDelay is channel.Options.WriteDelay (0: the adaptive delay).
 	WriteDelay time.Duration
+	// MaxWriteDelay is channel.Options.MaxWriteDelay (0: pyre's default,
+	// 40 ms; negative: no adaptive delay).
+	MaxWriteDelay time.Duration
 	// DisableIOUring is channel.Options.DisableIOUring.
 	DisableIOUring bool
 	// Compression is channel.Options.Compression. Defaults to off.
@@ -101,7 +104,8 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 0, "channel.Options.MaxQueueBytes: outbound bytes queued per connection before it is closed with 3008 (0 = pyre default, 1 MiB)")
 	fs.IntVar(&c.MailboxSize, "mailbox-size", 0, "channel.Options.MailboxSize (0 = pyre default)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "channel.Options.IdleTimeout (0 = pyre default, 60s)")
-	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold outbound frames this long so that more share one write (0 = write at once)")
+	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "channel.Options.WriteDelay: hold pushes and broadcasts this long so that more share one write (0 = the adaptive delay of -max-write-delay)")
+	fs.DurationVar(&c.MaxWriteDelay, "max-write-delay", 0, "channel.Options.MaxWriteDelay: bound of the adaptive write delay (0 = pyre default, 40ms; negative = off: write at once)")
 	fs.BoolVar(&c.DisableIOUring, "disable-iouring", false, "channel.Options.DisableIOUring: the write pool makes one write(2) per connection instead of batching sends through io_uring")
 	fs.BoolVar(&c.Compression, "compression", false, "channel.Options.Compression: permessage-deflate when the client offers it")
 	fs.BoolVar(&c.Pprof, "pprof", true, "mount net/http/pprof at /debug/pprof/")
@@ -155,6 +159,7 @@ func New(c Config) *Server {
 		Logger:         c.Logger,
 		MaxQueueBytes:  c.MaxQueueBytes,
 		WriteDelay:     c.WriteDelay,
+		MaxWriteDelay:  c.MaxWriteDelay,
 		DisableIOUring: c.DisableIOUring,
 		MailboxSize:    c.MailboxSize,
 		IdleTimeout:    c.IdleTimeout,
