@@ -367,6 +367,14 @@ type Stats struct {
 	// client's socket buffer was full (a sign of slow clients) or a control
 	// frame was being written.
 	BlockedWrites uint64
+	// WriteDelay is the WebSocket write pool's current write delay (see
+	// Options.MaxWriteDelay; Options.WriteDelay when that is set).
+	// WriteDelayTotal is that delay integrated over time, a counter that
+	// grows by the delay in effect each second: its increase between two
+	// snapshots divided by the seconds between them is the mean delay
+	// (Prometheus: rate). Time the pool spends idle adds nothing.
+	WriteDelay      time.Duration
+	WriteDelayTotal time.Duration
 	// WebSocketConnections and LongPollConnections split Connections by
 	// transport; connections of other transports (Server.Attach, as
 	// package channeltest uses it) count in neither.
@@ -458,6 +466,9 @@ func (s *Server) Stats() Stats {
 		FramesWritten: ws.FramesWritten,
 		Writes:        ws.Writes,
 		BlockedWrites: ws.BlockedWrites,
+		WriteDelay:    ws.WriteDelay,
+
+		WriteDelayTotal: ws.WriteDelayTotal,
 
 		WebSocketConnections: s.stats.wsConns.Load(),
 		LongPollConnections:  s.stats.lpConns.Load(),

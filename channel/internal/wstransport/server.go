@@ -116,6 +116,12 @@ type Stats struct {
 	FramesWritten uint64 // frames written to connections
 	Writes        uint64 // socket writes that carried them
 	BlockedWrites uint64 // writes handed to a goroutine of their own (socket full, or a control frame being written)
+	// WriteDelay is the write pool's current delay, and WriteDelayTotal
+	// that delay integrated over time (delay per second, summed): its
+	// difference between two snapshots over the seconds between them is
+	// the mean delay.
+	WriteDelay      time.Duration
+	WriteDelayTotal time.Duration
 }
 
 // Stats returns a snapshot of the counters.
@@ -124,6 +130,9 @@ func (s *Server) Stats() Stats {
 		FramesWritten: s.framesWritten.Load(),
 		Writes:        s.writes.Load(),
 		BlockedWrites: s.blockedWrites.Load(),
+
+		WriteDelay:      s.writers.currentDelay(),
+		WriteDelayTotal: time.Duration(s.writers.delayTotal.Load()),
 	}
 }
 

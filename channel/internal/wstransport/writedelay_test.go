@@ -149,3 +149,79 @@ func TestAdaptiveDelayIsZeroAtLowLoad(t *testing.T) {
 	}
 	assert.Zero(t, ts.srv.writers.currentDelay())
 }
+
+// WriteDelayTotal integrates the delay over the windows the pool was
+// busy: a fixed delay over a second of busy windows adds that delay, an
+// adaptive one adds what it was in each window, and a long idle spell
+// adds nothing.
+func TestWriteDelayTotal(t *testing.T) {
+	clock := int64(1)
+	w := int64(delayWindow)
+	perSecond := int(time.Second / delayWindow)
+
+	fixed := &writePool{}
+	fixed.init(&Config{WriteDelay: 5 * time.Millisecond})
+	fixed.account(clock, 0) // opens the first window
+	for range perSecond {
+		clock += w
+		fixed.account(clock, w)
+	}
+	assert.Equal(t, 5*time.Millisecond, time.Duration(fixed.delayTotal.Load()), "a second at 5 ms")
+	clock += 20 * w // idle, then one more window
+	fixed.account(clock, 0)
+	assert.Equal(t, 5*time.Millisecond, time.Duration(fixed.delayTotal.Load()), "the idle spell adds nothing")
+
+	adaptive := &writePool{}
+	adaptive.init(&Config{MaxWriteDelay: 40 * time.Millisecond})
+	adaptive.procs = 1
+	adaptive.account(clock, 0)
+	var want time.Duration
+	for range perSecond {
+		cur := adaptive.currentDelay()
+		clock += w
+		adaptive.account(clock, w)
+		want += cur * time.Duration(w) / time.Second
+	}
+	assert.Positive(t, want)
+	assert.InDelta(t, float64(want), float64(adaptive.delayTotal.Load()), float64(time.Microsecond))
+
+	none := &writePool{}
+	none.init(&Config{})
+	for range perSecond {
+		clock += w
+		none.account(clock, w)
+	}
+	assert.Zero(t, none.delayTotal.Load())
+}
+
+// A delay left over from a busy spell does not hold the first frame
+// after the pool has been idle: the pool starts again from no delay.
+func TestAdaptiveDelayResetsAfterIdle(t *testing.T) {
+	ts := newTestServer(t, Config{MaxWriteDelay: time.Hour})
+	c, p := ts.dial(t, "")
+	w := &ts.srv.writers
+	t.Cleanup(func() {
+		w.delay.Store(0)
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	})
+	idle := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.running == 0
+	}
+	require.Eventually(t, idle, testTimeout, time.Millisecond)
+
+	// The end of a saturated spell, long enough ago.
+	w.mu.Lock()
+	w.delay.Store(int64(time.Hour))
+	w.winStart = w.now() - int64(5*delayWindow)
+	w.mu.Unlock()
+
+	p.c.Queue(serverFrame("push"), false)
+	_, payload := readFrame(t, c.br) // the client's read deadline is testTimeout
+	assert.Equal(t, "push", string(payload))
+	assert.Zero(t, w.currentDelay())
+}

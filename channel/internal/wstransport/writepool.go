@@ -69,6 +69,9 @@ type writePool struct {
 	// since winStart.
 	winStart int64
 	busy     int64
+	// delayTotal is the delay integrated over time: nanoseconds of delay
+	// per second, summed (Stats.WriteDelayTotal).
+	delayTotal atomic.Int64
 
 	// Rings of idle workers (at most GOMAXPROCS are ever made), and
 	// whether rings are off: by Config.NoRing, because the kernel refused
@@ -151,12 +154,13 @@ func adaptDelay(cur, busy, elapsed time.Duration, procs int, maxDelay time.Durat
 }
 
 // account adds a worker's writing time and, once a window has passed,
-// moves the adaptive delay. Called with mu held.
+// adds the window's delay to delayTotal and moves the adaptive delay.
+// Called with mu held.
 func (p *writePool) account(now, busy int64) {
-	p.busy += busy
-	if p.fixed > 0 || p.maxDelay == 0 {
-		return
+	if p.fixed <= 0 && p.maxDelay == 0 {
+		return // no delay at all
 	}
+	p.busy += busy
 	if p.winStart == 0 {
 		p.winStart = now
 		return
@@ -165,8 +169,15 @@ func (p *writePool) account(now, busy int64) {
 	if elapsed < int64(delayWindow) {
 		return
 	}
-	d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, p.maxDelay)
-	p.delay.Store(int64(d))
+	if cur := p.delay.Load(); cur > 0 && elapsed < int64(4*delayWindow) {
+		// A window as long as four or more was mostly idle: it adds
+		// nothing to the total.
+		p.delayTotal.Add(int64(float64(cur) * float64(elapsed) / float64(time.Second)))
+	}
+	if p.fixed <= 0 {
+		d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, p.maxDelay)
+		p.delay.Store(int64(d))
+	}
 	p.winStart, p.busy = now, 0
 }
 
