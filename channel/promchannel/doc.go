@@ -32,30 +32,32 @@
 //
 // Names are prefixed with Options.Namespace ("pyre" by default):
 //
-//	Name                                  Type       Labels              Meaning
-//	pyre_connections                      gauge      transport           open connections: websocket, longpoll, other (Server.Attach)
-//	pyre_connections_accepted_total       counter                        connections accepted
-//	pyre_connections_refused_total        counter                        refused: origin, vsn, subprotocol, Connect
-//	pyre_slow_consumer_closes_total       counter                        closed with 3008: outbound queue over MaxQueueBytes
-//	pyre_malformed_closes_total           counter                        closed for a malformed frame (1011) or invalid UTF-8 (1007)
-//	pyre_mailbox_drops_total              counter                        broadcasts/infos dropped at a full channel mailbox
-//	pyre_websocket_frames_written_total   counter                        frames written to WebSocket connections
-//	pyre_websocket_writes_total           counter                        socket writes carrying them
-//	pyre_websocket_blocked_writes_total   counter                        writes that found the socket full
-//	pyre_longpoll_sessions                gauge                          open LongPoll sessions
-//	pyre_broadcasts_total                 counter                        broadcasts fanned out to subscribers on this node
-//	pyre_broadcast_deliveries_total       counter                        subscribers they were handed to
-//	pyre_broadcast_filtered_total         counter                        deliveries dropped by clients' broadcast filters
-//	pyre_outbound_queued_bytes            gauge                          bytes queued for clients, not yet written or polled
-//	pyre_channel_joins_total              counter    pattern             successful joins
-//	pyre_channel_join_refusals_total      counter    pattern, reason     refused joins (reasons below)
-//	pyre_channel_leaves_total             counter    pattern, reason     channels ended (reasons below)
-//	pyre_channel_events_total             counter    pattern, event, status  client events handled
-//	pyre_channel_handler_duration_seconds histogram  pattern, event      time in Join (event phx_join) and in event handlers
-//	pyre_pubsub_publish_errors_total      counter                        broadcasts whose publish to the broker failed
-//	pyre_pubsub_reconnects_total          counter                        broker connections re-established after a loss
-//	pyre_pubsub_connected                 gauge                          1 while the broker connection is up
-//	pyre_breaker_state                    gauge      service, state      1 for the breaker's current state, 0 for the others
+//	Name                                     Type       Labels              Meaning
+//	pyre_connections                         gauge      transport           open connections: websocket, longpoll, other (Server.Attach)
+//	pyre_connections_accepted_total          counter                        connections accepted
+//	pyre_connections_refused_total           counter                        refused: origin, vsn, subprotocol, Connect
+//	pyre_slow_consumer_closes_total          counter                        closed with 3008: outbound queue over MaxQueueBytes
+//	pyre_malformed_closes_total              counter                        closed for a malformed frame (1011) or invalid UTF-8 (1007)
+//	pyre_mailbox_drops_total                 counter                        broadcasts/infos dropped at a full channel mailbox
+//	pyre_websocket_frames_written_total      counter                        frames written to WebSocket connections
+//	pyre_websocket_writes_total              counter                        socket writes carrying them
+//	pyre_websocket_blocked_writes_total      counter                        writes that found the socket full
+//	pyre_websocket_write_delay_seconds       gauge                          the write pool's current write delay
+//	pyre_websocket_write_delay_seconds_total counter                        that delay integrated over busy time: rate() is the mean delay
+//	pyre_longpoll_sessions                   gauge                          open LongPoll sessions
+//	pyre_broadcasts_total                    counter                        broadcasts fanned out to subscribers on this node
+//	pyre_broadcast_deliveries_total          counter                        subscribers they were handed to
+//	pyre_broadcast_filtered_total            counter                        deliveries dropped by clients' broadcast filters
+//	pyre_outbound_queued_bytes               gauge                          bytes queued for clients, not yet written or polled
+//	pyre_channel_joins_total                 counter    pattern             successful joins
+//	pyre_channel_join_refusals_total         counter    pattern, reason     refused joins (reasons below)
+//	pyre_channel_leaves_total                counter    pattern, reason     channels ended (reasons below)
+//	pyre_channel_events_total                counter    pattern, event, status  client events handled
+//	pyre_channel_handler_duration_seconds    histogram  pattern, event      time in Join (event phx_join) and in event handlers
+//	pyre_pubsub_publish_errors_total         counter                        broadcasts whose publish to the broker failed
+//	pyre_pubsub_reconnects_total             counter                        broker connections re-established after a loss
+//	pyre_pubsub_connected                    gauge                          1 while the broker connection is up
+//	pyre_breaker_state                       gauge      service, state      1 for the breaker's current state, 0 for the others
 //
 // The pubsub metrics are exported only for a PubSub with a BrokerStats
 // method (pubsub/redis, pubsub/nats); pyre_breaker_state has one series per

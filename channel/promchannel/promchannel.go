@@ -90,6 +90,7 @@ type Metrics struct {
 	// Read from the Server at scrape time.
 	connections, accepted, refused, slowClosed, malformed, mailboxDrops *prometheus.Desc
 	framesWritten, writes, blockedWrites, lpSessions                    *prometheus.Desc
+	writeDelay, writeDelayTotal                                         *prometheus.Desc
 	broadcasts, deliveries, filtered, queuedBytes                       *prometheus.Desc
 	publishErrors, reconnects, psConnected, breakerState                *prometheus.Desc
 
@@ -168,6 +169,8 @@ func New(srv *channel.Server, opts *Options) (*Metrics, error) {
 	m.framesWritten = desc("websocket_frames_written_total", "Frames written to WebSocket connections.")
 	m.writes = desc("websocket_writes_total", "Socket writes that carried the WebSocket frames.")
 	m.blockedWrites = desc("websocket_blocked_writes_total", "WebSocket writes handed to a goroutine of their own because the socket was full.")
+	m.writeDelay = desc("websocket_write_delay_seconds", "The WebSocket write pool's current write delay (channel.Options.MaxWriteDelay, or WriteDelay when set).")
+	m.writeDelayTotal = desc("websocket_write_delay_seconds_total", "The write delay integrated over the time the write pool was busy: its rate is the mean delay.")
 	m.lpSessions = desc("longpoll_sessions", "Open LongPoll sessions.")
 	m.broadcasts = desc("broadcasts_total", "Broadcasts fanned out to subscribers on this node.")
 	m.deliveries = desc("broadcast_deliveries_total", "Subscribers the broadcasts were handed to.")
@@ -214,7 +217,7 @@ func (m *Metrics) Close() {
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.connections, m.accepted, m.refused, m.slowClosed, m.malformed,
-		m.mailboxDrops, m.framesWritten, m.writes, m.blockedWrites, m.lpSessions, m.broadcasts, m.deliveries,
+		m.mailboxDrops, m.framesWritten, m.writes, m.blockedWrites, m.writeDelay, m.writeDelayTotal, m.lpSessions, m.broadcasts, m.deliveries,
 		m.filtered, m.queuedBytes, m.publishErrors, m.reconnects, m.psConnected, m.breakerState} {
 		ch <- d
 	}
@@ -246,6 +249,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.framesWritten, st.FramesWritten)
 	counter(m.writes, st.Writes)
 	counter(m.blockedWrites, st.BlockedWrites)
+	gauge(m.writeDelay, st.WriteDelay.Seconds())
+	ch <- prometheus.MustNewConstMetric(m.writeDelayTotal, prometheus.CounterValue, st.WriteDelayTotal.Seconds())
 	gauge(m.lpSessions, float64(st.LongPollSessions))
 	counter(m.broadcasts, st.Broadcasts)
 	counter(m.deliveries, st.Deliveries)

@@ -402,3 +402,17 @@ func TestChannelDoesNotDependOnPrometheus(t *testing.T) {
 	assert.Contains(t, string(out), "github.com/pyre-go/pyre/channel\n")
 	assert.NotContains(t, string(out), "prometheus")
 }
+
+// The write pool's delay is exported: a fixed WriteDelay shows in the
+// gauge, and the counter integrating it starts at zero.
+func TestWriteDelayIsExported(t *testing.T) {
+	e, _ := newEndpoint(t, &channel.Options{WriteDelay: 20 * time.Millisecond}, nil)
+	e.compare(t, `
+# HELP pyre_websocket_write_delay_seconds The WebSocket write pool's current write delay (channel.Options.MaxWriteDelay, or WriteDelay when set).
+# TYPE pyre_websocket_write_delay_seconds gauge
+pyre_websocket_write_delay_seconds 0.02
+# HELP pyre_websocket_write_delay_seconds_total The write delay integrated over the time the write pool was busy: its rate is the mean delay.
+# TYPE pyre_websocket_write_delay_seconds_total counter
+pyre_websocket_write_delay_seconds_total 0
+`, "pyre_websocket_write_delay_seconds", "pyre_websocket_write_delay_seconds_total")
+}
