@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -68,4 +69,14 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 	_, err := parseOptions("fanout", []string{"-url", "ws://192.168.1.2:8003/socket"})
 	assert.ErrorIs(t, err, errNotLoopback)
+}
+
+// The mean write delay is the increase of the delay integral over the
+// seconds between the snapshots, and NaN for a server without it.
+func TestMeanDelayMs(t *testing.T) {
+	c0 := map[string]float64{"write_delay_total_ns": 1e6}
+	c1 := map[string]float64{"write_delay_total_ns": 1e6 + 2*5e6} // 5 ms for 2 s
+	assert.InDelta(t, 5.0, meanDelayMs(c0, c1, 2*time.Second), 1e-9)
+	assert.True(t, math.IsNaN(meanDelayMs(map[string]float64{}, c1, 2*time.Second)))
+	assert.True(t, math.IsNaN(meanDelayMs(c0, c1, 0)))
 }

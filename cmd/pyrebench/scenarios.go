@@ -34,6 +34,7 @@ var tables = map[string]table{
 		{"client_cpu_pct", "client CPU %", 0}, {"machine_cpu_pct", "machine CPU % (all cores)", 0},
 		{"others_cpu_pct", "other processes CPU %", 0},
 		{"server_cpu_s_per_m", "**server CPU s/M deliv**", 2}, {"frames_per_write", "frames/write", 2},
+		{"write_delay_ms", "mean write delay ms", 1},
 		{"server_rss_mb", "server RSS MB", 0},
 		{"stop", "stop", -1},
 	},
@@ -351,7 +352,7 @@ func (o *options) fanoutOnce(ctx context.Context, rep, stalled int) (map[string]
 	}
 	watchMem := o.mode == "slow"
 	brokerPID := brokerPID(o.pubsub)
-	ctr0 := memAll(ts)
+	ctr0, ctrT0 := memAll(ts), time.Now()
 	scpu0 := cpuAll(ts)
 	bu0, bs0 := serverCPU(brokerPID)
 	cc0 := cs.cpu()
@@ -454,7 +455,7 @@ loop:
 	cc1 := cs.cpu()
 	mb1, mt1 := machineCPU()
 	pollMem()
-	ctr1 := memAll(ts)
+	ctr1, ctrT1 := memAll(ts), time.Now()
 	rssAfter := rssKB(t.pid)
 	if t.pid != "" && watchMem {
 		rssPeak = max(rssPeak, num(procStatusKB(t.pid, "VmHWM")))
@@ -519,10 +520,12 @@ loop:
 		"server_cpu_s_per_m": div(srvCPU, float64(fin.Delivered)/1e6),
 		// Frames per socket write (pyre's Stats; NaN for other servers).
 		"frames_per_write": div(ctr1[0]["frames_written"]-ctr0[0]["frames_written"], ctr1[0]["writes"]-ctr0[0]["writes"]),
-		"server_rss_mb":    rssAfter / 1024,
-		"stop":             stop,
-		"stalled":          float64(stalled),
-		"hb_missed":        float64(fin.HBMissed),
+		// The write pool's mean delay (pyre's Stats; NaN for other servers).
+		"write_delay_ms": meanDelayMs(ctr0[0], ctr1[0], ctrT1.Sub(ctrT0)),
+		"server_rss_mb":  rssAfter / 1024,
+		"stop":           stop,
+		"stalled":        float64(stalled),
+		"hb_missed":      float64(fin.HBMissed),
 	}
 	if a := fin.LatArr; a != nil {
 		r["p50_arrival_ms"] = a.Quantile(0.5) / 1e6
@@ -622,6 +625,19 @@ func cpuAll(ts []*target) [][2]float64 {
 		out[i][0], out[i][1] = serverCPU(t.pid)
 	}
 	return out
+}
+
+// meanDelayMs is the mean write delay, in milliseconds, between two of a
+// pyre server's counter snapshots taken d apart: the increase of its
+// delay integral (nanoseconds of delay per second) over the seconds
+// between them. NaN when the server reports no such counter.
+func meanDelayMs(c0, c1 map[string]float64, d time.Duration) float64 {
+	a, ok0 := c0["write_delay_total_ns"]
+	b, ok1 := c1["write_delay_total_ns"]
+	if !ok0 || !ok1 {
+		return math.NaN()
+	}
+	return div(b-a, d.Seconds()) / 1e6
 }
 
 func zeroNaN(v float64) float64 {

@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 	var mem map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&mem))
 	resp.Body.Close()
-	for _, k := range []string{"heap_alloc", "stack_inuse", "goroutines", "connections", "slow_closed", "rss_kb"} {
+	for _, k := range []string{"heap_alloc", "stack_inuse", "goroutines", "connections", "slow_closed", "rss_kb", "write_delay_total_ns"} {
 		assert.Contains(t, mem, k)
 	}
 	assert.Equal(t, 1.0, mem["connections"])

@@ -208,6 +208,7 @@ func (s *Server) handleMem(w http.ResponseWriter, r *http.Request) {
 	out["mailbox_drops"] = st.MailboxDrops
 	out["frames_written"] = st.FramesWritten
 	out["writes"] = st.Writes
+	out["write_delay_total_ns"] = int64(st.WriteDelayTotal)
 	out["filtered"] = st.Filtered
 	out["subscribers"] = s.pyre.Subscribers(s.cfg.Topic)
 	if s.cfg.Bus != nil {
