@@ -145,8 +145,9 @@ type Options struct {
 	// latency tail (see BENCHMARKS.md). Replies (phx_reply, so also join
 	// and heartbeat replies) are never delayed: a connection with one
 	// queued is written as soon as a worker is free, with everything
-	// queued before it. Defaults to 40 ms; negative turns the delay off.
-	// WriteDelay, when set, replaces it.
+	// queued before it. Stats.WriteDelay reports the delay in effect and
+	// Stats.WriteDelayTotal its mean over time. Defaults to 40 ms;
+	// negative turns the delay off. WriteDelay, when set, replaces it.
 	MaxWriteDelay time.Duration
 	// WriteDelay, if positive, fixes the write delay: every connection's
 	// broadcasts and pushes wait this long before they are written,
