@@ -140,7 +140,11 @@ type Options struct {
 	// spent writing: zero while that share is one half or less, so a
 	// server that keeps up writes at once; growing linearly to
 	// MaxWriteDelay as the workers approach being busy all the time, each
-	// window moving it half way to that target. Under a heavy fan-out the
+	// window moving it half way to that target. It grows only as far as
+	// frames actually share writes (full when one frame in four goes out
+	// in another's write): a burst that gives each connection a single
+	// frame, however heavy, is written without delay, since waiting would
+	// merge nothing. Under a heavy fan-out the
 	// CPU it saves keeps the server below saturation, which shortens the
 	// latency tail (see BENCHMARKS.md). Replies (phx_reply, so also join
 	// and heartbeat replies) are never delayed: a connection with one

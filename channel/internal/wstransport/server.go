@@ -88,7 +88,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg *Config) *Server {
 	s := &Server{cfg: *cfg}
-	s.writers.init(cfg)
+	s.writers.init(cfg, &s.framesWritten, &s.writes)
 	s.clock = func() int64 { return time.Now().UnixNano() }
 	s.pause = sleepCtx
 	return s

@@ -1,6 +1,7 @@
 package wstransport
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,8 +10,9 @@ import (
 )
 
 // The adaptive delay's law: zero up to half load, MaxWriteDelay at full
-// load, linear between; each window moves half way to that target; a
-// long idle spell resets it; no bound, no delay.
+// load, linear between, scaled by how much frames share writes (none: no
+// delay); each window moves half way to that target; a long idle spell
+// resets it; no bound, no delay.
 func TestAdaptDelay(t *testing.T) {
 	const maxD = 40 * time.Millisecond
 	w := delayWindow
@@ -18,62 +20,89 @@ func TestAdaptDelay(t *testing.T) {
 		name          string
 		cur, busy, el time.Duration
 		procs         int
+		merged        float64
 		maxDelay      time.Duration
 		want          time.Duration
 	}{
-		{"idle stays zero", 0, 0, w, 1, maxD, 0},
-		{"half load stays zero", 0, w / 2, w, 1, maxD, 0},
-		{"half load on two workers stays zero", 0, w, w, 2, maxD, 0},
-		{"full load moves half way to max", 0, w, w, 1, maxD, maxD / 2},
-		{"full load from max stays max", maxD, w, w, 1, maxD, maxD},
-		{"overload is capped at max", maxD, 3 * w, w, 1, maxD, maxD},
-		{"three quarters targets half of max", 0, 3 * w / 4, w, 1, maxD, maxD / 4},
-		{"full load on two workers", 0, 2 * w, w, 2, maxD, maxD / 2},
-		{"low load halves the delay", maxD, 0, w, 1, maxD, maxD / 2},
-		{"a long idle spell resets", maxD, 0, 4 * w, 1, maxD, 0},
-		{"a long busy spell jumps to the target", 0, 4 * w, 4 * w, 1, maxD, maxD},
-		{"no bound, no delay", 0, w, w, 1, 0, 0},
-		{"no time elapsed", maxD, w, 0, 1, maxD, 0},
+		{"idle stays zero", 0, 0, w, 1, 0.5, maxD, 0},
+		{"half load stays zero", 0, w / 2, w, 1, 0.5, maxD, 0},
+		{"half load on two workers stays zero", 0, w, w, 2, 0.5, maxD, 0},
+		{"full load moves half way to max", 0, w, w, 1, 0.5, maxD, maxD / 2},
+		{"full load from max stays max", maxD, w, w, 1, 0.5, maxD, maxD},
+		{"overload is capped at max", maxD, 3 * w, w, 1, 0.5, maxD, maxD},
+		{"three quarters targets half of max", 0, 3 * w / 4, w, 1, 0.5, maxD, maxD / 4},
+		{"full load on two workers", 0, 2 * w, w, 2, 0.5, maxD, maxD / 2},
+		{"low load halves the delay", maxD, 0, w, 1, 0.5, maxD, maxD / 2},
+		{"full load, nothing merged, stays zero", 0, w, w, 1, 0, maxD, 0},
+		{"full load, nothing merged, halves the delay", maxD, w, w, 1, 0, maxD, maxD / 2},
+		{"full load, half the full merge, targets half", 0, w, w, 1, delayMergeFull / 2, maxD, maxD / 4},
+		{"a long idle spell resets", maxD, 0, 4 * w, 1, 0.5, maxD, 0},
+		{"a long busy spell jumps to the target", 0, 4 * w, 4 * w, 1, 0.5, maxD, maxD},
+		{"no bound, no delay", 0, w, w, 1, 0.5, 0, 0},
+		{"no time elapsed", maxD, w, 0, 1, 0.5, maxD, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, adaptDelay(tc.cur, tc.busy, tc.el, tc.procs, tc.maxDelay))
+			assert.Equal(t, tc.want, adaptDelay(tc.cur, tc.busy, tc.el, tc.procs, tc.merged, tc.maxDelay))
 		})
 	}
 }
 
-// The pool's delay follows what account is told: a busy window raises
-// it, idle windows bring it back to zero, and a fixed WriteDelay is never
-// changed.
-func TestWritePoolDelayFollowsLoad(t *testing.T) {
-	clock := int64(1) // the pool's clock starts above zero
-	p := &writePool{}
-	p.init(&Config{MaxWriteDelay: 40 * time.Millisecond})
-	p.now = func() int64 { return clock }
-	p.procs = 1
-	w := int64(delayWindow)
+// testPool is a write pool on an injected clock, with its own frame and
+// write counters, and one worker.
+type testPool struct {
+	writePool
+	clock          int64
+	frames, writes atomic.Uint64
+}
 
-	p.account(clock, 0) // opens the first window
+func newTestPool(cfg Config) *testPool {
+	p := &testPool{clock: 1} // the pool's clock starts above zero
+	p.init(&cfg, &p.frames, &p.writes)
+	p.now = func() int64 { return p.clock }
+	p.procs = 1
+	p.account(p.clock, 0) // opens the first window
+	return p
+}
+
+// window passes one delayWindow in which the workers were busy for busy
+// and wrote frames in writes.
+func (p *testPool) window(busy time.Duration, frames, writes uint64) {
+	p.frames.Add(frames)
+	p.writes.Add(writes)
+	p.clock += int64(delayWindow)
+	p.account(p.clock, int64(busy))
+}
+
+// The pool's delay follows what account is told: busy windows whose
+// frames share writes raise it, idle windows bring it back to zero, busy
+// windows where every frame needs a write of its own keep it at zero, and
+// a fixed WriteDelay is never changed.
+func TestWritePoolDelayFollowsLoad(t *testing.T) {
+	w := delayWindow
+	p := newTestPool(Config{MaxWriteDelay: 40 * time.Millisecond})
 	assert.Zero(t, p.currentDelay())
-	for range 8 { // workers busy all the time
-		clock += w
-		p.account(clock, w)
+	for range 8 { // workers busy all the time, 1.5 frames per write
+		p.window(w, 3000, 2000)
 	}
 	assert.Greater(t, p.currentDelay(), 39*time.Millisecond, "a saturated pool approaches the bound")
 	for range 8 { // a quarter busy
-		clock += w
-		p.account(clock, w/4)
+		p.window(w/4, 300, 200)
 	}
 	assert.Less(t, p.currentDelay(), time.Millisecond, "a pool that keeps up stops delaying")
-	clock += 10 * w
-	p.account(clock, 0)
+	p.clock += 10 * int64(w)
+	p.account(p.clock, 0)
 	assert.Zero(t, p.currentDelay())
 
-	fixed := &writePool{}
-	fixed.init(&Config{WriteDelay: 5 * time.Millisecond, MaxWriteDelay: 40 * time.Millisecond})
-	fixed.now = func() int64 { return clock }
+	// Saturating bursts of one frame per connection: nothing to merge,
+	// so no delay, however busy the workers.
 	for range 8 {
-		clock += w
-		fixed.account(clock, w)
+		p.window(w, 2000, 2000)
+	}
+	assert.Zero(t, p.currentDelay(), "frames that do not merge are not delayed")
+
+	fixed := newTestPool(Config{WriteDelay: 5 * time.Millisecond, MaxWriteDelay: 40 * time.Millisecond})
+	for range 8 {
+		fixed.window(w, 3000, 2000)
 	}
 	assert.Equal(t, 5*time.Millisecond, fixed.currentDelay())
 }
@@ -155,41 +184,31 @@ func TestAdaptiveDelayIsZeroAtLowLoad(t *testing.T) {
 // adaptive one adds what it was in each window, and a long idle spell
 // adds nothing.
 func TestWriteDelayTotal(t *testing.T) {
-	clock := int64(1)
-	w := int64(delayWindow)
+	w := delayWindow
 	perSecond := int(time.Second / delayWindow)
 
-	fixed := &writePool{}
-	fixed.init(&Config{WriteDelay: 5 * time.Millisecond})
-	fixed.account(clock, 0) // opens the first window
+	fixed := newTestPool(Config{WriteDelay: 5 * time.Millisecond})
 	for range perSecond {
-		clock += w
-		fixed.account(clock, w)
+		fixed.window(w, 100, 100)
 	}
 	assert.Equal(t, 5*time.Millisecond, time.Duration(fixed.delayTotal.Load()), "a second at 5 ms")
-	clock += 20 * w // idle, then one more window
-	fixed.account(clock, 0)
+	fixed.clock += 20 * int64(w) // idle, then one more window
+	fixed.account(fixed.clock, 0)
 	assert.Equal(t, 5*time.Millisecond, time.Duration(fixed.delayTotal.Load()), "the idle spell adds nothing")
 
-	adaptive := &writePool{}
-	adaptive.init(&Config{MaxWriteDelay: 40 * time.Millisecond})
-	adaptive.procs = 1
-	adaptive.account(clock, 0)
+	adaptive := newTestPool(Config{MaxWriteDelay: 40 * time.Millisecond})
 	var want time.Duration
 	for range perSecond {
 		cur := adaptive.currentDelay()
-		clock += w
-		adaptive.account(clock, w)
-		want += cur * time.Duration(w) / time.Second
+		adaptive.window(w, 3000, 2000)
+		want += cur * w / time.Second
 	}
 	assert.Positive(t, want)
 	assert.InDelta(t, float64(want), float64(adaptive.delayTotal.Load()), float64(time.Microsecond))
 
-	none := &writePool{}
-	none.init(&Config{})
+	none := newTestPool(Config{})
 	for range perSecond {
-		clock += w
-		none.account(clock, w)
+		none.window(w, 3000, 2000)
 	}
 	assert.Zero(t, none.delayTotal.Load())
 }

@@ -26,7 +26,9 @@ import (
 // that more frames share its write: Config.WriteDelay fixes that wait;
 // otherwise it adapts to the pool's load (Config.MaxWriteDelay, see
 // adaptDelay): zero while the workers are idle half the time or more,
-// growing to MaxWriteDelay as they approach being busy all the time. On
+// growing to MaxWriteDelay as they approach being busy all the time, and
+// only as far as frames actually share writes (a fan-out whose every
+// connection gets one frame per burst gains nothing from waiting). On
 // loopback and in virtual machines a socket write costs several times the
 // rest of a delivery, so under a heavy fan-out each frame saved is CPU
 // returned to the server, and the slack it leaves keeps the latency tail
@@ -66,9 +68,12 @@ type writePool struct {
 	wake chan struct{}
 
 	// The load the adaptive delay follows: the time workers spent writing
-	// since winStart.
-	winStart int64
-	busy     int64
+	// since winStart, and the server's frame and write counters
+	// (Stats.FramesWritten, Stats.Writes) then.
+	winStart         int64
+	busy             int64
+	frames, writes   *atomic.Uint64
+	frames0, writes0 uint64
 	// delayTotal is the delay integrated over time: nanoseconds of delay
 	// per second, summed (Stats.WriteDelayTotal).
 	delayTotal atomic.Int64
@@ -103,12 +108,18 @@ const writePoolSpread = 256
 // The adaptive delay's law (adaptDelay): the pool's load is measured over
 // windows of at least delayWindow; at a load (the share of the window the
 // workers spent writing) of delayLoadLow or less the target delay is zero,
-// at 1 it is MaxWriteDelay, linear in between; each window moves the
-// delay half way to the target, so a steady load settles where the delay
-// and the load it leaves agree instead of swinging between the two ends.
+// at 1 it is MaxWriteDelay, linear in between. That target is scaled by
+// how much frames share writes: by the window's merged share (frames that
+// went out in another frame's write, (frames-writes)/frames) over
+// delayMergeFull, at most 1. A burst that gives each connection one frame
+// loads the pool without any frame to merge, and waiting would only add
+// latency: there the target is zero. Each window moves the delay half way
+// to the target, so a steady load settles where the delay and the load it
+// leaves agree instead of swinging between the two ends.
 const (
-	delayWindow  = 50 * time.Millisecond
-	delayLoadLow = 0.5
+	delayWindow    = 50 * time.Millisecond
+	delayLoadLow   = 0.5
+	delayMergeFull = 0.25
 )
 
 // monoEpoch anchors the pool's default clock.
@@ -118,8 +129,10 @@ var monoEpoch = time.Now()
 // read, where time.Now makes two).
 func monoNow() int64 { return int64(time.Since(monoEpoch)) }
 
-// init sets the pool up from cfg.
-func (p *writePool) init(cfg *Config) {
+// init sets the pool up from cfg; frames and writes are the server's
+// counters of frames written and of the writes that carried them.
+func (p *writePool) init(cfg *Config, frames, writes *atomic.Uint64) {
+	p.frames, p.writes = frames, writes
 	p.wg = cfg.Group
 	p.fixed = cfg.WriteDelay
 	p.maxDelay = max(cfg.MaxWriteDelay, 0)
@@ -136,16 +149,18 @@ func (p *writePool) init(cfg *Config) {
 func (p *writePool) currentDelay() time.Duration { return time.Duration(p.delay.Load()) }
 
 // adaptDelay is the adaptive delay's law: the next delay, given the
-// current one and the workers' busy time over the elapsed time of a window
-// (with procs workers at most).
-func adaptDelay(cur, busy, elapsed time.Duration, procs int, maxDelay time.Duration) time.Duration {
+// current one, the workers' busy time over the elapsed time of a window
+// (with procs workers at most) and the share of the window's frames that
+// were merged into another frame's write.
+func adaptDelay(cur, busy, elapsed time.Duration, procs int, merged float64, maxDelay time.Duration) time.Duration {
 	if maxDelay <= 0 || elapsed <= 0 {
 		return 0
 	}
 	load := float64(busy) / (float64(elapsed) * float64(max(procs, 1)))
 	target := time.Duration(0)
-	if load > delayLoadLow {
-		target = time.Duration(float64(maxDelay) * min((load-delayLoadLow)/(1-delayLoadLow), 1))
+	if load > delayLoadLow && merged > 0 {
+		f := min((load-delayLoadLow)/(1-delayLoadLow), 1) * min(merged/delayMergeFull, 1)
+		target = time.Duration(float64(maxDelay) * f)
 	}
 	if elapsed >= 4*delayWindow {
 		return target // a long idle spell: the past is forgotten
@@ -162,7 +177,7 @@ func (p *writePool) account(now, busy int64) {
 	}
 	p.busy += busy
 	if p.winStart == 0 {
-		p.winStart = now
+		p.startWindow(now)
 		return
 	}
 	elapsed := now - p.winStart
@@ -175,10 +190,20 @@ func (p *writePool) account(now, busy int64) {
 		p.delayTotal.Add(int64(float64(cur) * float64(elapsed) / float64(time.Second)))
 	}
 	if p.fixed <= 0 {
-		d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, p.maxDelay)
+		var merged float64
+		if frames := p.frames.Load() - p.frames0; frames > 0 {
+			merged = float64(frames-min(p.writes.Load()-p.writes0, frames)) / float64(frames)
+		}
+		d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, merged, p.maxDelay)
 		p.delay.Store(int64(d))
 	}
+	p.startWindow(now)
+}
+
+// startWindow starts the load's next window at now. Called with mu held.
+func (p *writePool) startWindow(now int64) {
 	p.winStart, p.busy = now, 0
+	p.frames0, p.writes0 = p.frames.Load(), p.writes.Load()
 }
 
 // schedule puts c on the urgent list or the delayed one, as generation
