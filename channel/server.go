@@ -142,7 +142,8 @@ type Options struct {
 	// MaxWriteDelay as the workers approach being busy all the time, each
 	// window moving it half way to that target. It grows only as far as
 	// frames actually share writes (full when one frame in four goes out
-	// in another's write): a burst that gives each connection a single
+	// in another's write, judged over the last ~400 ms so that one burst
+	// does not swing it): a burst that gives each connection a single
 	// frame, however heavy, is written without delay, since waiting would
 	// merge nothing. Under a heavy fan-out the
 	// CPU it saves keeps the server below saturation, which shortens the

@@ -100,6 +100,16 @@ func TestWritePoolDelayFollowsLoad(t *testing.T) {
 	}
 	assert.Zero(t, p.currentDelay(), "frames that do not merge are not delayed")
 
+	// How much frames merge is judged over several windows: one window
+	// that merged nothing does not take a saturated pool's delay away.
+	for range 16 {
+		p.window(w, 3000, 2000)
+	}
+	before := p.currentDelay()
+	require.Greater(t, before, 39*time.Millisecond)
+	p.window(w, 2000, 2000)
+	assert.Greater(t, p.currentDelay(), 39*time.Millisecond, "one window without merges (from %v)", before)
+
 	fixed := newTestPool(Config{WriteDelay: 5 * time.Millisecond, MaxWriteDelay: 40 * time.Millisecond})
 	for range 8 {
 		fixed.window(w, 3000, 2000)

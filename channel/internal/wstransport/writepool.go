@@ -74,6 +74,11 @@ type writePool struct {
 	busy             int64
 	frames, writes   *atomic.Uint64
 	frames0, writes0 uint64
+	// framesEW and writesEW are the frames and writes of recent windows,
+	// each window weighing delayMergeDecay of the one after it: how much
+	// frames share writes is judged over about eight windows, so that one
+	// window that happened to merge little does not swing the delay.
+	framesEW, writesEW float64
 	// delayTotal is the delay integrated over time: nanoseconds of delay
 	// per second, summed (Stats.WriteDelayTotal).
 	delayTotal atomic.Int64
@@ -109,17 +114,18 @@ const writePoolSpread = 256
 // windows of at least delayWindow; at a load (the share of the window the
 // workers spent writing) of delayLoadLow or less the target delay is zero,
 // at 1 it is MaxWriteDelay, linear in between. That target is scaled by
-// how much frames share writes: by the window's merged share (frames that
-// went out in another frame's write, (frames-writes)/frames) over
-// delayMergeFull, at most 1. A burst that gives each connection one frame
+// how much frames share writes: by the merged share of recent windows
+// (frames that went out in another frame's write, (frames-writes)/frames,
+// over about eight windows, see framesEW) over delayMergeFull, at most 1. A burst that gives each connection one frame
 // loads the pool without any frame to merge, and waiting would only add
 // latency: there the target is zero. Each window moves the delay half way
 // to the target, so a steady load settles where the delay and the load it
 // leaves agree instead of swinging between the two ends.
 const (
-	delayWindow    = 50 * time.Millisecond
-	delayLoadLow   = 0.5
-	delayMergeFull = 0.25
+	delayWindow     = 50 * time.Millisecond
+	delayLoadLow    = 0.5
+	delayMergeFull  = 0.25
+	delayMergeDecay = 7.0 / 8
 )
 
 // monoEpoch anchors the pool's default clock.
@@ -190,9 +196,17 @@ func (p *writePool) account(now, busy int64) {
 		p.delayTotal.Add(int64(float64(cur) * float64(elapsed) / float64(time.Second)))
 	}
 	if p.fixed <= 0 {
+		frames := float64(p.frames.Load() - p.frames0)
+		writes := min(float64(p.writes.Load()-p.writes0), frames)
+		if elapsed >= int64(4*delayWindow) {
+			p.framesEW, p.writesEW = frames, writes // a long idle spell: the past is forgotten
+		} else {
+			p.framesEW = p.framesEW*delayMergeDecay + frames
+			p.writesEW = p.writesEW*delayMergeDecay + writes
+		}
 		var merged float64
-		if frames := p.frames.Load() - p.frames0; frames > 0 {
-			merged = float64(frames-min(p.writes.Load()-p.writes0, frames)) / float64(frames)
+		if p.framesEW > 0 {
+			merged = (p.framesEW - p.writesEW) / p.framesEW
 		}
 		d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, merged, p.maxDelay)
 		p.delay.Store(int64(d))
