@@ -38,6 +38,7 @@ func TestAdaptDelay(t *testing.T) {
 		{"full load, half the full merge, targets half", 0, w, w, 1, delayMergeFull / 2, maxD, maxD / 4},
 		{"a long idle spell resets", maxD, 0, 4 * w, 1, 0.5, maxD, 0},
 		{"a long busy spell jumps to the target", 0, 4 * w, 4 * w, 1, 0.5, maxD, maxD},
+		{"a delay under a millisecond is zero", 1500 * time.Microsecond, 0, w, 1, 0.5, maxD, 0},
 		{"no bound, no delay", 0, w, w, 1, 0.5, 0, 0},
 		{"no time elapsed", maxD, w, 0, 1, 0.5, maxD, 0},
 	} {
@@ -253,4 +254,33 @@ func TestAdaptiveDelayResetsAfterIdle(t *testing.T) {
 	_, payload := readFrame(t, c.br) // the client's read deadline is testTimeout
 	assert.Equal(t, "push", string(payload))
 	assert.Zero(t, w.currentDelay())
+}
+
+// A worker takes the entries that are due and those due within an eighth
+// of the delay with them, so that a delay does not split its batches
+// into one wake-up per entry; it waits for the rest.
+func TestTakeBatchesEntriesDueTogether(t *testing.T) {
+	p := newTestPool(Config{WriteDelay: 8 * time.Millisecond})
+	conns := make([]*Conn, 4)
+	for i := range conns {
+		conns[i] = &Conn{}
+	}
+	at := p.clock
+	ms := int64(time.Millisecond)
+	p.ready = []readyConn{
+		{conns[0], 0, at},
+		{conns[1], 0, at + ms/2}, // due half a millisecond after the first: taken with it
+		{conns[2], 0, at + ms},   // due with the first's wake-up plus an eighth of the delay: taken too
+		{conns[3], 0, at + 3*ms}, // not yet
+	}
+	var batch [writePoolTake]readyConn
+	n, wait := p.take(batch[:], at+8*ms)
+	require.Equal(t, 3, n)
+	assert.Zero(t, wait)
+	for i := range n {
+		assert.Same(t, conns[i], batch[i].c)
+	}
+	n, wait = p.take(batch[:], at+8*ms)
+	assert.Zero(t, n)
+	assert.Equal(t, 3*time.Millisecond, wait, "the last entry is due at 11 ms")
 }

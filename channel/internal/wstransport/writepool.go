@@ -120,12 +120,14 @@ const writePoolSpread = 256
 // loads the pool without any frame to merge, and waiting would only add
 // latency: there the target is zero. Each window moves the delay half way
 // to the target, so a steady load settles where the delay and the load it
-// leaves agree instead of swinging between the two ends.
+// leaves agree instead of swinging between the two ends; a delay below
+// delayMin is zero.
 const (
 	delayWindow     = 50 * time.Millisecond
 	delayLoadLow    = 0.5
 	delayMergeFull  = 0.25
 	delayMergeDecay = 7.0 / 8
+	delayMin        = time.Millisecond
 )
 
 // monoEpoch anchors the pool's default clock.
@@ -168,10 +170,14 @@ func adaptDelay(cur, busy, elapsed time.Duration, procs int, merged float64, max
 		f := min((load-delayLoadLow)/(1-delayLoadLow), 1) * min(merged/delayMergeFull, 1)
 		target = time.Duration(float64(maxDelay) * f)
 	}
+	next := (cur + target) / 2
 	if elapsed >= 4*delayWindow {
-		return target // a long idle spell: the past is forgotten
+		next = target // a long idle spell: the past is forgotten
 	}
-	return (cur + target) / 2
+	if next < delayMin {
+		return 0 // too short to merge anything; it would only split the workers' batches
+	}
+	return next
 }
 
 // account adds a worker's writing time and, once a window has passed,
@@ -274,9 +280,11 @@ func (p *writePool) take(batch []readyConn, now int64) (n int, wait time.Duratio
 	waiting := p.ready[p.head:]
 	n = min(len(waiting), len(batch))
 	if d := p.currentDelay(); d > 0 {
-		// In arrival order: the due entries are a prefix.
-		due := 0
-		for due < n && waiting[due].at+int64(d) <= now {
+		// In arrival order: the due entries are a prefix. Entries due
+		// within an eighth of the delay join them, so that a worker
+		// takes full batches rather than waking for each entry.
+		due, until := 0, now+int64(d/8)
+		for due < n && waiting[due].at+int64(d) <= until {
 			due++
 		}
 		if due == 0 && n > 0 {
