@@ -145,9 +145,9 @@ type Options struct {
 	// in another's write, judged over the last ~400 ms so that one burst
 	// does not swing it): a burst that gives each connection a single
 	// frame, however heavy, is written without delay, since waiting would
-	// merge nothing. Under a heavy fan-out the
-	// CPU it saves keeps the server below saturation, which shortens the
-	// latency tail (see BENCHMARKS.md). Replies (phx_reply, so also join
+	// merge nothing. Under a heavy fan-out the CPU it saves keeps the
+	// server below saturation, which shortens the latency tail (see
+	// BENCHMARKS.md). Replies (phx_reply, so also join
 	// and heartbeat replies) are never delayed: a connection with one
 	// queued is written as soon as a worker is free, with everything
 	// queued before it. Stats.WriteDelay reports the delay in effect and
@@ -472,8 +472,8 @@ func (s *Server) Stats() Stats {
 		FramesWritten: ws.FramesWritten,
 		Writes:        ws.Writes,
 		BlockedWrites: ws.BlockedWrites,
-		WriteDelay:    ws.WriteDelay,
 
+		WriteDelay:      ws.WriteDelay,
 		WriteDelayTotal: ws.WriteDelayTotal,
 
 		WebSocketConnections: s.stats.wsConns.Load(),

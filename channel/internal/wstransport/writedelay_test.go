@@ -118,6 +118,32 @@ func TestWritePoolDelayFollowsLoad(t *testing.T) {
 	assert.Equal(t, 5*time.Millisecond, fixed.currentDelay())
 }
 
+// delayedPool is a test server's write pool, set up for delays longer
+// than the test.
+type delayedPool struct{ *writePool }
+
+// longDelayPool returns ts's write pool and makes sure that, should an
+// assertion fail, the server's cleanup does not wait out the delay: the
+// test's cleanup ends the delay and wakes a waiting worker.
+func longDelayPool(t *testing.T, ts *testServer) delayedPool {
+	w := &ts.srv.writers
+	t.Cleanup(func() {
+		w.delay.Store(0)
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	})
+	return delayedPool{w}
+}
+
+// idle reports whether no worker runs.
+func (w delayedPool) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running == 0
+}
+
 // A reply is never held back by the write delay: with a delay far longer
 // than the test, a frame queued without urgency waits on the delayed
 // list, and a reply queued after it takes the connection to the urgent
@@ -127,16 +153,7 @@ func TestWritePoolDelayFollowsLoad(t *testing.T) {
 func TestRepliesSkipTheWriteDelay(t *testing.T) {
 	ts := newTestServer(t, Config{WriteDelay: time.Hour})
 	c, p := ts.dial(t, "")
-	w := &ts.srv.writers
-	t.Cleanup(func() {
-		// Should an assertion fail, the server's cleanup must not wait
-		// out the hour: end the delay and wake the waiting worker.
-		w.delay.Store(0)
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	})
+	w := longDelayPool(t, ts)
 
 	p.c.Queue(serverFrame("push"), false)
 	waiting := func() bool {
@@ -157,12 +174,7 @@ func TestRepliesSkipTheWriteDelay(t *testing.T) {
 	}
 
 	// The stale entry the push left on the delayed list keeps no worker.
-	idle := func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.running == 0
-	}
-	require.Eventually(t, idle, testTimeout, time.Millisecond, "the pool's worker exits")
+	require.Eventually(t, w.idle, testTimeout, time.Millisecond, "the pool's worker exits")
 
 	// A push waiting for the delay, then the connection closes: its turn
 	// ends without waiting for the delay.
@@ -170,7 +182,7 @@ func TestRepliesSkipTheWriteDelay(t *testing.T) {
 	require.Eventually(t, waiting, testTimeout, time.Millisecond)
 	p.c.CloseNow()
 	p.waitFinished(t)
-	require.Eventually(t, idle, testTimeout, time.Millisecond, "the closed connection's turn ended")
+	require.Eventually(t, w.idle, testTimeout, time.Millisecond, "the closed connection's turn ended")
 	p.c.mu.Lock()
 	writing := p.c.writing
 	p.c.mu.Unlock()
@@ -229,20 +241,8 @@ func TestWriteDelayTotal(t *testing.T) {
 func TestAdaptiveDelayResetsAfterIdle(t *testing.T) {
 	ts := newTestServer(t, Config{MaxWriteDelay: time.Hour})
 	c, p := ts.dial(t, "")
-	w := &ts.srv.writers
-	t.Cleanup(func() {
-		w.delay.Store(0)
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	})
-	idle := func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.running == 0
-	}
-	require.Eventually(t, idle, testTimeout, time.Millisecond)
+	w := longDelayPool(t, ts)
+	require.Eventually(t, w.idle, testTimeout, time.Millisecond)
 
 	// The end of a saturated spell, long enough ago.
 	w.mu.Lock()

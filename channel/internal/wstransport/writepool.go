@@ -116,9 +116,10 @@ const writePoolSpread = 256
 // at 1 it is MaxWriteDelay, linear in between. That target is scaled by
 // how much frames share writes: by the merged share of recent windows
 // (frames that went out in another frame's write, (frames-writes)/frames,
-// over about eight windows, see framesEW) over delayMergeFull, at most 1. A burst that gives each connection one frame
-// loads the pool without any frame to merge, and waiting would only add
-// latency: there the target is zero. Each window moves the delay half way
+// over about eight windows, see framesEW) over delayMergeFull, at most 1.
+// A burst that gives each connection one frame loads the pool without any
+// frame to merge, and waiting would only add latency: there the target is
+// zero. Each window moves the delay half way
 // to the target, so a steady load settles where the delay and the load it
 // leaves agree instead of swinging between the two ends; a delay below
 // delayMin is zero.
@@ -196,28 +197,39 @@ func (p *writePool) account(now, busy int64) {
 	if elapsed < int64(delayWindow) {
 		return
 	}
-	if cur := p.delay.Load(); cur > 0 && elapsed < int64(4*delayWindow) {
-		// A window as long as four or more was mostly idle: it adds
-		// nothing to the total.
+	// A window as long as four or more was mostly idle: it adds nothing
+	// to the total, and the merges before it are forgotten.
+	idle := elapsed >= int64(4*delayWindow)
+	if cur := p.delay.Load(); cur > 0 && !idle {
 		p.delayTotal.Add(int64(float64(cur) * float64(elapsed) / float64(time.Second)))
 	}
 	if p.fixed <= 0 {
-		frames := float64(p.frames.Load() - p.frames0)
-		writes := min(float64(p.writes.Load()-p.writes0), frames)
-		if elapsed >= int64(4*delayWindow) {
-			p.framesEW, p.writesEW = frames, writes // a long idle spell: the past is forgotten
-		} else {
-			p.framesEW = p.framesEW*delayMergeDecay + frames
-			p.writesEW = p.writesEW*delayMergeDecay + writes
-		}
-		var merged float64
-		if p.framesEW > 0 {
-			merged = (p.framesEW - p.writesEW) / p.framesEW
-		}
+		merged := p.mergedShare(idle)
 		d := adaptDelay(p.currentDelay(), time.Duration(p.busy), time.Duration(elapsed), p.procs, merged, p.maxDelay)
 		p.delay.Store(int64(d))
 	}
 	p.startWindow(now)
+}
+
+// mergedShare adds the ending window's frames and writes to the recent
+// windows' (after an idle window, they replace them) and returns the share
+// of those frames that went out in another frame's write. Called with mu
+// held.
+func (p *writePool) mergedShare(idle bool) float64 {
+	frames := float64(p.frames.Load() - p.frames0)
+	// A write is counted just before its frames: a write read here
+	// without its frames must not make the share negative.
+	writes := min(float64(p.writes.Load()-p.writes0), frames)
+	if idle {
+		p.framesEW, p.writesEW = frames, writes
+	} else {
+		p.framesEW = p.framesEW*delayMergeDecay + frames
+		p.writesEW = p.writesEW*delayMergeDecay + writes
+	}
+	if p.framesEW == 0 {
+		return 0
+	}
+	return (p.framesEW - p.writesEW) / p.framesEW
 }
 
 // startWindow starts the load's next window at now. Called with mu held.
